@@ -1,0 +1,1 @@
+"""jssl: self-supervised pretraining of image encoders in JAX."""

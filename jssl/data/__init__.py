@@ -1,0 +1,1 @@
+"""Data sources, host augmentation and the per-process input pipeline."""
