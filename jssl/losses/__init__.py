@@ -1,1 +1,5 @@
 """Pure loss functions."""
+
+from jssl.losses.ntxent import ntxent
+
+__all__ = ["ntxent"]

@@ -1,0 +1,40 @@
+# make setup | make test | make demo   (Debian/Ubuntu, Python 3.11)
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+DEMO_WORKDIR ?= runs/demo
+
+.PHONY: setup data test demo clean
+
+setup: $(VENV)/.installed
+
+# Re-installs only when the dependency list changes.
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+data:
+	@if ls $(FASHION_MNIST_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST found in $(FASHION_MNIST_DIR)"; \
+	else \
+	  echo "Fashion-MNIST not in $(FASHION_MNIST_DIR); installing the Debian package dataset-fashion-mnist"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; } || { \
+	    echo "Could not install dataset-fashion-mnist. Install it yourself (sudo apt-get install dataset-fashion-mnist)"; \
+	    echo "or put the four IDX files in a folder and run: make demo FASHION_MNIST_DIR=/that/folder"; exit 1; }; \
+	fi
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup data
+	$(VENV)/bin/jssl pretrain --config configs/simclr_fashion_mnist_cpu.py --workdir $(DEMO_WORKDIR) \
+	  --config.data.dir=$(FASHION_MNIST_DIR)
+	$(VENV)/bin/jssl eval --workdir $(DEMO_WORKDIR)
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,178 @@
+"""Python config files (``get_config()`` returning an ``ml_collections.ConfigDict``) and typed overrides.
+
+A recipe is a file in ``configs/``; the command line changes single fields with
+``--config.section.key=value``. An override is parsed to the type of the field it
+replaces, and a key that does not exist is an error that lists the valid keys.
+"""
+
+import ast
+import importlib.util
+import json
+import pathlib
+
+import ml_collections
+
+
+def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"Config file {path} not found; pass one of the files in configs/, "
+                            "e.g. --config configs/smoke.py.")
+  spec = importlib.util.spec_from_file_location(f"jssl_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"Config file {path} has no get_config() function.")
+  config = module.get_config()
+  config.lock()
+  return config
+
+
+def _parse_value(text: str, current, key: str):
+  """``text`` converted to the type of ``current`` (the field's present value)."""
+  try:
+    if isinstance(current, bool):
+      lowered = text.lower()
+      if lowered in ("true", "1", "yes"):
+        return True
+      if lowered in ("false", "0", "no"):
+        return False
+      raise ValueError(text)
+    if isinstance(current, int):
+      return int(text)
+    if isinstance(current, float):
+      return float(text)
+    if isinstance(current, str):
+      return text
+    if isinstance(current, (tuple, list)):
+      value = ast.literal_eval(text)
+      if not isinstance(value, (tuple, list)):
+        value = (value,)
+      return type(current)(value)
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    raise ValueError(f"--config.{key}={text!r}: expected a value of type "
+                     f"{type(current).__name__} (current value {current!r}).") from None
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+  """Sets ``config.<key>`` (dotted) from the command-line string ``text``."""
+  node = config
+  parts = key.split(".")
+  for depth, part in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      where = ".".join(parts[:depth]) or "config"
+      valid = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "(none)"
+      raise KeyError(f"Unknown config key {key!r}: {where} has no field {part!r}. Valid keys there: {valid}.")
+    if depth == len(parts) - 1:
+      current = node[part]
+      if isinstance(current, ml_collections.ConfigDict):
+        raise KeyError(f"--config.{key} is a section; set one of its fields: {', '.join(sorted(current.keys()))}.")
+      with node.unlocked():
+        node[part] = _parse_value(text, current, key)
+    else:
+      node = node[part]
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
+  """Applies ``["--config.a.b=1", "--config.c", "x", ...]`` in order and returns ``config``."""
+  i = 0
+  while i < len(overrides):
+    arg = overrides[i]
+    if not arg.startswith("--config."):
+      raise ValueError(f"Unexpected argument {arg!r}; overrides look like --config.train.batch_size=256.")
+    body = arg[len("--config."):]
+    if "=" in body:
+      key, text = body.split("=", 1)
+    else:
+      if i + 1 >= len(overrides):
+        raise ValueError(f"{arg} needs a value.")
+      key, text = body, overrides[i + 1]
+      i += 1
+    apply_override(config, key, text)
+    i += 1
+  return config
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  """A config written by ``to_json`` (tuples come back as lists, which the code accepts)."""
+  config = ml_collections.ConfigDict(json.loads(text))
+  config.lock()
+  return config
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field a recipe can set, with defaults; recipes in ``configs/`` start from this."""
+  c = ml_collections.ConfigDict()
+  c.task = "simclr"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "fashion_mnist"   # fashion_mnist | tfds:NAME | image_folder:PATH | synthetic
+  c.data.dir = ""                   # data directory ("" = the source's default; JSSL_DATA_DIR also works)
+  c.data.train_split = "train"
+  c.data.eval_split = "test"
+  c.data.image_size = 32            # side of the square images the model sees
+  c.data.grayscale_to_rgb = True    # repeat single-channel images to 3 channels
+  c.data.shuffle_buffer = 10_000
+  c.data.synthetic_shape = (32, 32, 3)
+  c.data.synthetic_examples = 1024
+
+  # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
+  c.augment = ml_collections.ConfigDict()
+  c.augment.crop_area = (0.08, 1.0)
+  c.augment.crop_aspect = (3 / 4, 4 / 3)
+  c.augment.flip_prob = 0.5
+  c.augment.jitter_strength = 0.5
+  c.augment.jitter_prob = 0.8
+  c.augment.grayscale_prob = 0.2
+  c.augment.blur_prob = 0.0         # SimCLR turns blur off for CIFAR-sized images
+  c.augment.blur_sigma = (0.1, 2.0)
+  c.augment.blur_kernel_fraction = 0.1
+
+  c.model = ml_collections.ConfigDict()
+  c.model.encoder = "resnet18"      # resnet_tiny | resnet18 | resnet34 | resnet50
+  c.model.width_multiplier = 1.0
+  c.model.stem = "cifar"            # cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
+  c.model.head_hidden_dim = 2048
+  c.model.head_out_dim = 128
+  c.model.head_layers = 2
+  c.model.dtype = "float32"
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.temperature = 0.5
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "lars"             # lars | sgd | adamw
+  c.optim.base_lr = 1.0             # scaled by lr_scaling with the global batch
+  c.optim.lr_scaling = "linear"     # linear (lr*B/256) | sqrt (lr*sqrt(B)) | none
+  c.optim.warmup_epochs = 10.0
+  c.optim.weight_decay = 1e-6
+  c.optim.momentum = 0.9
+  c.optim.trust_coefficient = 1e-3
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 512          # global, over all devices and processes
+  c.train.epochs = 100.0
+  c.train.steps = 0                 # > 0 overrides epochs
+  c.train.log_every = 50
+  c.train.checkpoint_every_steps = 1000
+  c.train.keep_checkpoints = 3
+  c.train.probe_lr = 1e-3           # online linear probe (Adam) on detached features
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 512
+  c.eval.linear_epochs = 10
+  c.eval.linear_lr = 1e-3
+  c.eval.linear_weight_decay = 1e-4
+  c.eval.knn_k = 200
+  c.eval.knn_temperature = 0.1
+  c.eval.max_train_examples = 0     # > 0 caps the train features used by the probes
+  return c

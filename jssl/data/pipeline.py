@@ -1,0 +1,62 @@
+"""The per-process tf.data input pipeline.
+
+Each process reads only its shard of the source (element i goes to process
+i % process_count), repeats it, shuffles with a fixed seed, and hands every element
+a seed of its own, ``[seed, process, i]`` folded into two integers, from which the
+task's stateless augmentations draw. The batches are therefore a pure function of
+(config seed, process layout): the same every run.
+"""
+
+import tensorflow as tf
+
+from jssl.data import augment
+from jssl.data.sources import Source
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  options.experimental_optimization.map_parallelization = True
+  return options
+
+
+def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_example, seed: int,
+                     grayscale_to_rgb: bool = True, shuffle_buffer: int = 10_000, process_index: int = 0,
+                     process_count: int = 1) -> tf.data.Dataset:
+  """Endless batches ``{**host_example(image, seed), "label": int32 [b]}`` for this process.
+
+  Args:
+    source: where images come from.
+    batch_size: this process's share ``b`` of the global batch (drop_remainder).
+    host_example: the task's ``(float32 [H, W, C] in [0, 1], int64 [2] seed) -> dict``.
+    seed: the run's seed.
+    grayscale_to_rgb: repeat single-channel images to 3 channels.
+  """
+  ds = source.dataset(split, process_index=process_index, process_count=process_count)
+  ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+  base = seed * 1_000_003 + process_index
+
+  def make(index, example):
+    image = augment.to_float_rgb(example["image"], grayscale_to_rgb=grayscale_to_rgb)
+    out = host_example(image, tf.stack([tf.constant(base, tf.int64), index]))
+    out["label"] = tf.cast(example["label"], tf.int32)
+    return out
+
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def eval_dataset(source: Source, *, split: str, batch_size: int, image_size: int,
+                 grayscale_to_rgb: bool = True, process_index: int = 0,
+                 process_count: int = 1) -> tf.data.Dataset:
+  """One pass of ``{"image": float32 [b, S, S, C] in [0, 1], "label": int32 [b]}``, no
+  augmentation (whole image resized), the last batch possibly smaller."""
+  ds = source.dataset(split, process_index=process_index, process_count=process_count)
+
+  def make(example):
+    image = augment.to_float_rgb(example["image"], grayscale_to_rgb=grayscale_to_rgb)
+    return {"image": augment.center_resize(image, image_size=image_size),
+            "label": tf.cast(example["label"], tf.int32)}
+
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())

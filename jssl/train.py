@@ -1,0 +1,261 @@
+"""Training state, the jit-compiled train step, and the pretraining loop.
+
+One step is written for the whole global batch; ``jax.jit`` with the batch sharded
+along the mesh's ``data`` axis and the state replicated partitions it over every
+device of every process. The task (``jssl.tasks``) supplies the model and loss; this
+module owns the optimizer update, the online linear probe and the loop.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import pathlib
+import time
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jssl import config as config_lib
+from jssl import optim, parallel
+from jssl.checkpoint import Checkpointer, abstract_like
+from jssl.data import pipeline
+from jssl.data.sources import Source, make_source
+from jssl.tasks import make_task
+
+log = logging.getLogger("jssl")
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step reads and writes; a pytree, saved whole by the checkpointer."""
+
+  step: jax.Array          # int32 [], steps completed
+  params: Any              # task model parameters
+  batch_stats: Any         # batch-norm running statistics
+  opt_state: Any
+  probe: Any               # online linear probe {"kernel": [F, K], "bias": [K]}, or None
+  probe_opt_state: Any
+  rng: jax.Array           # uint32 [2] raw key data (plain arrays checkpoint anywhere)
+
+
+@dataclasses.dataclass
+class Setup:
+  """The parts of a run that depend on the config and data, but not on the state."""
+
+  config: ml_collections.ConfigDict
+  source: Source
+  task: Any
+  mesh: jax.sharding.Mesh
+  tx: optax.GradientTransformation
+  probe_tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  total_steps: int
+  steps_per_epoch: int
+  local_batch_size: int
+
+
+def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
+  """Validates the config against the data and devices before anything compiles."""
+  source = make_source(config.data.source, data_dir=config.data.dir or None,
+                       synthetic_shape=tuple(config.data.synthetic_shape),
+                       synthetic_examples=config.data.synthetic_examples, seed=config.seed)
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  batch = config.train.batch_size
+  local_batch_size = parallel.check_global_batch(batch, mesh)
+  num_examples = source.num_examples(config.data.train_split)
+  steps_per_epoch = max(1, num_examples // batch)
+  total_steps = config.train.steps if config.train.steps > 0 else round(config.train.epochs * steps_per_epoch)
+  if total_steps < 1:
+    raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
+  tx, schedule = optim.make_optimizer(config.optim, batch_size=batch, total_steps=total_steps,
+                                      steps_per_epoch=steps_per_epoch)
+  return Setup(config=config, source=source, task=make_task(config), mesh=mesh, tx=tx,
+               probe_tx=optax.adam(config.train.probe_lr), schedule=schedule, total_steps=total_steps,
+               steps_per_epoch=steps_per_epoch, local_batch_size=local_batch_size)
+
+
+def example_batch(setup: Setup) -> dict:
+  """A zero batch with the global shapes of a real one (for init and abstract evaluation)."""
+  size, channels = setup.config.data.image_size, 3 if setup.config.data.grayscale_to_rgb else setup.source.channels
+  image = jnp.zeros((setup.config.train.batch_size, size, size, channels), jnp.float32)
+  return {"view1": image, "view2": image, "label": jnp.zeros((setup.config.train.batch_size,), jnp.int32)}
+
+
+def init_state(setup: Setup, rng: jax.Array) -> TrainState:
+  """Fresh state (not jitted; wrap with ``jax.jit`` to place it)."""
+  init_rng, probe_rng, run_rng = jax.random.split(rng, 3)
+  variables = setup.task.init(init_rng, example_batch(setup))
+  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  probe = None
+  if setup.source.num_classes:
+    num_features = setup.task.model.encoder.num_features
+    probe = {"kernel": jax.random.normal(probe_rng, (num_features, setup.source.num_classes)) * 0.01,
+             "bias": jnp.zeros((setup.source.num_classes,))}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                    opt_state=setup.tx.init(params), probe=probe,
+                    probe_opt_state=setup.probe_tx.init(probe) if probe is not None else None,
+                    rng=jax.random.key_data(run_rng))
+
+
+def create_state(setup: Setup, seed: int) -> TrainState:
+  """The initial state, replicated over the mesh."""
+  return jax.jit(lambda: init_state(setup, jax.random.key(seed)),
+                 out_shardings=parallel.replicated(setup.mesh))()
+
+
+def abstract_state(setup: Setup) -> TrainState:
+  """Shapes, dtypes and (replicated) shardings of the state, without computing it."""
+  shapes = jax.eval_shape(lambda: init_state(setup, jax.random.key(0)))
+  return abstract_like(shapes, parallel.replicated(setup.mesh))
+
+
+def _probe_loss(probe, features, labels):
+  logits = features @ probe["kernel"] + probe["bias"]
+  valid = labels >= 0
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
+  count = jnp.maximum(valid.sum(), 1)
+  loss = jnp.sum(jnp.where(valid, losses, 0.0)) / count
+  accuracy = jnp.sum(jnp.where(valid, jnp.argmax(logits, -1) == labels, False)) / count
+  return loss, accuracy
+
+
+def make_train_step(setup: Setup):
+  """``step(state, batch) -> (state, metrics)``, jitted over the mesh with the state donated."""
+  task, tx, probe_tx, schedule = setup.task, setup.tx, setup.probe_tx, setup.schedule
+
+  def step(state: TrainState, batch: dict):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    (loss, (batch_stats, metrics, features)), grads = jax.value_and_grad(task.loss, has_aux=True)(
+        state.params, state.batch_stats, batch, rng)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, loss=loss, lr=schedule(state.step), grad_norm=optax.tree.norm(grads))
+    probe, probe_opt_state = state.probe, state.probe_opt_state
+    if probe is not None:
+      # The probe sees detached features: labels must never shape the encoder.
+      (probe_loss, probe_acc), probe_grads = jax.value_and_grad(_probe_loss, has_aux=True)(
+          probe, jax.lax.stop_gradient(features), batch["label"])
+      probe_updates, probe_opt_state = probe_tx.update(probe_grads, probe_opt_state, probe)
+      probe = optax.apply_updates(probe, probe_updates)
+      metrics.update(probe_loss=probe_loss, probe_top1=probe_acc)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state, probe=probe, probe_opt_state=probe_opt_state)
+    return new_state, metrics
+
+  replicated, batched = parallel.replicated(setup.mesh), parallel.batch_sharding(setup.mesh)
+  return jax.jit(step, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
+                 donate_argnums=0)
+
+
+class MetricsWriter:
+  """The one logging path: ``metrics.jsonl`` (one object per logged step) and TensorBoard."""
+
+  def __init__(self, workdir: pathlib.Path, *, resume_step: int, enabled: bool):
+    self.enabled = enabled
+    self.path = workdir / "metrics.jsonl"
+    self._tb = None
+    if not enabled:
+      return
+    # A resumed run rewrites history after its checkpoint, so drop lines past it.
+    if self.path.exists():
+      kept = [line for line in self.path.read_text().splitlines()
+              if line.strip() and json.loads(line)["step"] <= resume_step]
+      self.path.write_text("".join(line + "\n" for line in kept))
+    import tensorflow as tf  # noqa: PLC0415  (only process 0 writes TensorBoard)
+    self._tb = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+    self._tf = tf
+
+  def write(self, step: int, scalars: dict) -> None:
+    if not self.enabled:
+      return
+    record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+    with self.path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+    with self._tb.as_default(step=int(step)):
+      for key, value in scalars.items():
+        self._tf.summary.scalar(key, float(value))
+    self._tb.flush()
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(workdir) -> list[dict]:
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TrainState:
+  """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one."""
+  from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+  from tqdm.auto import tqdm  # noqa: PLC0415
+
+  workdir = pathlib.Path(workdir).resolve()
+  is_main = jax.process_index() == 0
+  setup = make_setup(config)
+  if is_main:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config_lib.to_json(config))
+  log.info("%d devices (%s), global batch %d, %d steps (%d per epoch)", setup.mesh.devices.size,
+           jax.default_backend(), config.train.batch_size, setup.total_steps, setup.steps_per_epoch)
+
+  checkpointer = Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints,
+                              save_every=config.train.checkpoint_every_steps)
+  start = checkpointer.latest_step()
+  if start is not None:
+    state = checkpointer.restore(abstract_state(setup), step=start)
+    log.info("Resuming from the checkpoint at step %d in %s", start, checkpointer.directory)
+  else:
+    start = 0
+    state = create_state(setup, config.seed)
+  writer = MetricsWriter(workdir, resume_step=start, enabled=is_main)
+
+  dataset = pipeline.pretrain_dataset(
+      setup.source, split=config.data.train_split, batch_size=setup.local_batch_size,
+      host_example=setup.task.host_example, seed=config.seed, grayscale_to_rgb=config.data.grayscale_to_rgb,
+      shuffle_buffer=config.data.shuffle_buffer, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  if is_main and start == 0:
+    plots.save_augmentations(workdir / "augmentations.png", setup, seed=config.seed)
+
+  train_step = make_train_step(setup)
+  batches = dataset.as_numpy_iterator()
+  log_every = max(1, config.train.log_every)
+  window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
+  progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
+                  dynamic_ncols=True, desc="pretrain")
+  for step in range(start + 1, setup.total_steps + 1):
+    wait_start = time.perf_counter()
+    batch = parallel.global_batch(next(batches), setup.mesh)
+    window_wait += time.perf_counter() - wait_start
+    state, metrics = train_step(state, batch)
+    window_steps += 1
+    if step % log_every == 0 or step == setup.total_steps:
+      metrics = jax.device_get(metrics)  # Blocks: the window's time is now real.
+      elapsed = time.perf_counter() - window_start
+      if not all(math.isfinite(float(v)) for v in metrics.values()):
+        log.warning("Non-finite metrics at step %d: %s", step, metrics)
+      scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
+                     input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)
+      writer.write(step, scalars)
+      progress.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.3g}",
+                           img_s=f"{scalars['images_per_s']:.0f}",
+                           **({"probe": f"{scalars['probe_top1']:.3f}"} if "probe_top1" in scalars else {}))
+      window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
+    progress.update(1)
+    checkpointer.save(step, state)
+  progress.close()
+  checkpointer.save(setup.total_steps, state, force=setup.total_steps not in checkpointer.all_steps())
+  checkpointer.wait()
+  checkpointer.close()
+  writer.close()
+  if is_main:
+    plots.save_curves(workdir / "curves.png", read_metrics(workdir))
+  return state

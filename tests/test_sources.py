@@ -1,0 +1,283 @@
+"""Tests for jssl.data.sources: IDX parsing, TFDS, image folders, synthetic data, sharding."""
+
+import gzip
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from jssl.data import sources
+from jssl.data.sources import make_source
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _idx_bytes(array: np.ndarray, magic: int) -> bytes:
+  return magic.to_bytes(4, "big") + np.asarray(array.shape, ">u4").tobytes() + array.tobytes()
+
+
+def _write_fashion_mnist(folder, *, n_train=6, n_test=3, gz=True, seed=0):
+  """Writes the four IDX files; returns {split: (images [N,28,28], labels [N])}."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(folder, exist_ok=True)
+  arrays = {}
+  for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    for kind, array, magic in (("images-idx3", images, 2051), ("labels-idx1", labels, 2049)):
+      path = os.path.join(folder, f"{prefix}-{kind}-ubyte" + (".gz" if gz else ""))
+      with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(_idx_bytes(array, magic))
+    arrays[split] = (images, labels)
+  return arrays
+
+
+def _elements(ds):
+  return [(e["image"], int(e["label"])) for e in ds.as_numpy_iterator()]
+
+
+def _save(path, array, mode=None, **kwargs):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(array, mode).save(path, **kwargs)
+
+
+# ----------------------------------------------------------------------------- fashion_mnist
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files(tmp_path, gz):
+  expected = _write_fashion_mnist(tmp_path, gz=gz)
+  source = make_source("fashion_mnist", data_dir=str(tmp_path))
+  assert (source.num_classes, source.channels, source.image_shape) == (10, 1, (28, 28, 1))
+  assert source.splits == ("train", "test")
+  assert source.num_examples("train") == 6 and source.num_examples("test") == 3
+  for split, (images, labels) in expected.items():
+    got = _elements(source.dataset(split))
+    assert all(img.dtype == np.uint8 and img.shape == (28, 28, 1) for img, _ in got)
+    np.testing.assert_array_equal(np.stack([img[..., 0] for img, _ in got]), images)
+    assert [label for _, label in got] == labels.tolist()
+  spec = source.dataset("train").element_spec
+  assert spec["label"].dtype.name == "int32" and spec["image"].dtype.name == "uint8"
+
+
+def test_idx_bad_magic_number_is_a_clear_error(tmp_path):
+  _write_fashion_mnist(tmp_path, gz=False)
+  # A labels file where the images file should be.
+  (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros(4, np.uint8), 2049))
+  source = make_source("fashion_mnist", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match=r"magic number 2049, expected 2051"):
+    source.dataset("train")
+
+
+def test_idx_truncated_file_is_a_clear_error(tmp_path):
+  _write_fashion_mnist(tmp_path, gz=False)
+  path = tmp_path / "t10k-images-idx3-ubyte"
+  path.write_bytes(path.read_bytes()[:-10])
+  with pytest.raises(ValueError, match="truncated"):
+    make_source("fashion_mnist", data_dir=str(tmp_path)).dataset("test")
+
+
+def test_fashion_mnist_env_var_overrides_default_dir(tmp_path, monkeypatch):
+  _write_fashion_mnist(tmp_path, n_train=5, n_test=2)
+  monkeypatch.setenv("JSSL_DATA_DIR", str(tmp_path))
+  source = make_source("fashion_mnist")
+  assert source.num_examples("train") == 5 and source.num_examples("test") == 2
+
+
+def test_fashion_mnist_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
+  monkeypatch.delenv("JSSL_DATA_DIR", raising=False)
+  # The TFDS fallback looks in the same empty folder, so it must fail too.
+  assert not tfds.builder("fashion_mnist", data_dir=str(tmp_path)).is_prepared()
+  with pytest.raises(FileNotFoundError) as info:
+    make_source("fashion_mnist", data_dir=str(tmp_path))
+  message = str(info.value)
+  assert "sudo apt-get install dataset-fashion-mnist" in message
+  assert "--config.data.dir" in message and "JSSL_DATA_DIR" in message
+  assert "tfds build fashion_mnist" in message
+
+
+@pytest.mark.skipif(not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
+                    reason="dataset-fashion-mnist not installed")
+def test_real_fashion_mnist(monkeypatch):
+  monkeypatch.delenv("JSSL_DATA_DIR", raising=False)
+  source = make_source("fashion_mnist")
+  # Counts come from the IDX headers; only the small test split is decoded.
+  assert source.num_examples("train") == 60000 and source.num_examples("test") == 10000
+  images, labels = source.arrays("test")
+  assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
+  assert labels.dtype == np.int32 and set(np.unique(labels)) == set(range(10))
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+def test_synthetic_is_deterministic_by_seed():
+  kwargs = dict(synthetic_shape=(4, 5, 3), synthetic_examples=8, synthetic_classes=3)
+  a = _elements(make_source("synthetic", seed=1, **kwargs).dataset("train"))
+  b = _elements(make_source("synthetic", seed=1, **kwargs).dataset("train"))
+  c = _elements(make_source("synthetic", seed=2, **kwargs).dataset("train"))
+  assert len(a) == 8 and a[0][0].shape == (4, 5, 3) and a[0][0].dtype == np.uint8
+  assert all(np.array_equal(x, y) and lx == ly for (x, lx), (y, ly) in zip(a, b))
+  assert not np.array_equal(np.stack([x for x, _ in a]), np.stack([x for x, _ in c]))
+  assert {label for _, label in a} <= {0, 1, 2}
+  source = make_source("synthetic", seed=1, **kwargs)
+  assert source.num_examples("test") == 2 and source.num_classes == 3 and source.channels == 3
+  test = _elements(source.dataset("test"))
+  assert not np.array_equal(test[0][0], a[0][0])  # "test" is its own stream, not a prefix
+
+
+def test_unknown_spec_names_the_valid_forms():
+  with pytest.raises(ValueError, match=r"tfds:NAME.*image_folder:PATH.*synthetic"):
+    make_source("cifar10")
+  with pytest.raises(ValueError, match="no split 'validation'"):
+    make_source("synthetic").dataset("validation")
+
+
+# ----------------------------------------------------------------------------- tfds
+
+
+class JsslTinyImages(tfds.core.GeneratorBasedBuilder):
+  """10 train + 4 test 8x8 RGB images; image i is filled with value i, label i % 3."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(8, 8, 3)),
+        "label": tfds.features.ClassLabel(num_classes=3),
+    }))
+
+  def _split_generators(self, dl_manager):
+    return {"train": self._generate_examples(10), "test": self._generate_examples(4)}
+
+  def _generate_examples(self, n):
+    for i in range(n):
+      yield i, {"image": np.full((8, 8, 3), i, np.uint8), "label": i % 3}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  JsslTinyImages(data_dir=data_dir).download_and_prepare()  # Local generator: no network.
+  return data_dir
+
+
+def test_tfds_source_on_locally_built_data(tfds_dir):
+  source = make_source("tfds:jssl_tiny_images", data_dir=tfds_dir)
+  assert source.name == "tfds:jssl_tiny_images"
+  assert (source.num_classes, source.channels, source.image_shape) == (3, 3, (8, 8, 3))
+  assert set(source.splits) == {"train", "test"}
+  assert source.num_examples("train") == 10 and source.num_examples("test") == 4
+  got = _elements(source.dataset("train"))
+  assert sorted(int(img[0, 0, 0]) for img, _ in got) == list(range(10))
+  assert all(label == int(img[0, 0, 0]) % 3 for img, label in got)
+  spec = source.dataset("test").element_spec
+  assert spec["label"].dtype.name == "int32" and spec["image"].dtype.name == "uint8"
+
+
+def test_tfds_unprepared_says_how_to_build(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"tfds build jssl_tiny_images --data_dir"):
+    make_source("tfds:jssl_tiny_images", data_dir=str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- image_folder
+
+
+def _labelled_folder(root):
+  """cat/: RGB png, grayscale JPG, RGBA png (nested); dog/: CMYK jpg, corrupt png, a txt."""
+  _save(f"{root}/cat/a.png", np.full((6, 7, 3), 10, np.uint8))
+  _save(f"{root}/cat/b.JPG", np.full((5, 5), 200, np.uint8), "L")
+  _save(f"{root}/cat/nested/c.png", np.full((4, 4, 4), 50, np.uint8), "RGBA")
+  cmyk = Image.new("CMYK", (8, 8), (0, 0, 0, 0))  # no ink: white
+  os.makedirs(f"{root}/dog", exist_ok=True)
+  cmyk.save(f"{root}/dog/d.jpg")
+  with open(f"{root}/dog/e.png", "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n not really a png")
+  with open(f"{root}/dog/notes.txt", "w") as f:
+    f.write("ignored")
+
+
+def test_image_folder_labelled_by_subfolder(tmp_path, caplog):
+  _labelled_folder(tmp_path)
+  source = make_source(f"image_folder:{tmp_path}")
+  assert (source.num_classes, source.channels, source.image_shape) == (2, 3, None)
+  assert source.splits == ("train",) and source.num_examples("train") == 5  # .txt not counted
+  with caplog.at_level(logging.WARNING, logger="jssl"):
+    got = _elements(source.dataset("train"))
+    again = _elements(source.dataset("train"))
+  assert [label for _, label in got] == [0, 0, 0, 1]  # a, b, nested/c, d; e.png skipped
+  assert all(img.dtype == np.uint8 and img.ndim == 3 and img.shape[-1] == 3 for img, _ in got)
+  assert [img.shape[:2] for img, _ in got] == [(6, 7), (5, 5), (4, 4), (8, 8)]
+  np.testing.assert_allclose(got[1][0], 200, atol=2)  # grayscale replicated to RGB
+  np.testing.assert_array_equal(got[2][0], 50)  # RGBA: alpha dropped
+  np.testing.assert_allclose(got[3][0], 255, atol=3)  # CMYK without ink is white
+  assert len(again) == 4
+  corrupt = os.path.join(str(tmp_path), "dog", "e.png")
+  assert source.skipped_files() == (corrupt,)  # counted once, not once per pass
+  warnings = [r.getMessage() for r in caplog.records if r.name == "jssl"]
+  assert len(warnings) == 1 and corrupt in warnings[0] and "1 file(s) skipped" in warnings[0]
+
+
+def test_image_folder_unlabelled(tmp_path):
+  _save(f"{tmp_path}/x.png", np.full((3, 3, 3), 1, np.uint8))
+  _save(f"{tmp_path}/y.webp", np.full((3, 3, 3), 2, np.uint8), lossless=True)
+  _save(f"{tmp_path}/z.gif", np.full((3, 3), 3, np.uint8), "L")
+  source = make_source("image_folder", data_dir=str(tmp_path))
+  assert source.num_classes is None and source.splits == ("train",)
+  got = _elements(source.dataset("train"))
+  assert [label for _, label in got] == [-1, -1, -1]
+  assert [int(img[0, 0, 0]) for img, _ in got] == [1, 2, 3]
+
+
+def test_image_folder_train_test_splits_share_class_indices(tmp_path):
+  for split, classes in (("train", ["a", "b", "c"]), ("test", ["b", "c"])):
+    for c in classes:
+      _save(f"{tmp_path}/{split}/{c}/0.png", np.zeros((2, 2, 3), np.uint8))
+  source = make_source(f"image_folder:{tmp_path}")
+  assert source.splits == ("train", "test") and source.num_classes == 3
+  assert [label for _, label in _elements(source.dataset("test"))] == [1, 2]
+
+
+def test_image_folder_empty_or_missing(tmp_path):
+  (tmp_path / "readme.txt").write_text("no images here")
+  with pytest.raises(ValueError, match=r"No images found in .*\.jpg.*\.png"):
+    make_source(f"image_folder:{tmp_path}")
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    make_source(f"image_folder:{tmp_path}/nope")
+
+
+# ----------------------------------------------------------------------------- sharding
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "fashion_mnist", "tfds", "image_folder"])
+def test_process_shards_are_disjoint_cover_and_deterministic(kind, tmp_path, tfds_dir):
+  if kind == "synthetic":
+    source = make_source("synthetic", synthetic_shape=(2, 2, 1), synthetic_examples=7)
+  elif kind == "fashion_mnist":
+    _write_fashion_mnist(tmp_path, n_train=7)
+    source = make_source("fashion_mnist", data_dir=str(tmp_path))
+  elif kind == "tfds":
+    source = make_source("tfds:jssl_tiny_images", data_dir=tfds_dir)
+  else:
+    for i in range(7):
+      _save(f"{tmp_path}/{i}.png", np.full((2, 2, 3), i, np.uint8))
+    source = make_source(f"image_folder:{tmp_path}")
+
+  def key(element):
+    return element[0].tobytes(), element[1]
+
+  full = [key(e) for e in _elements(source.dataset("train"))]
+  shards = [[key(e) for e in _elements(source.dataset("train", process_index=p, process_count=2))]
+            for p in range(2)]
+  assert len(full) == source.num_examples("train") and len(set(full)) == len(full)
+  for p in range(2):
+    assert shards[p] == full[p::2]  # element i goes to process i % 2, in order
+  assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == sorted(full)
+  assert [key(e) for e in _elements(source.dataset("train", process_index=1, process_count=2))] \
+      == shards[1]
+  with pytest.raises(ValueError, match="process_index"):
+    source.dataset("train", process_index=2, process_count=2)
