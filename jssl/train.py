@@ -229,6 +229,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   batches = dataset.as_numpy_iterator()
   log_every = max(1, config.train.log_every)
   window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
+  previous_metrics = None
   progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
                   dynamic_ncols=True, desc="pretrain")
   for step in range(start + 1, setup.total_steps + 1):
@@ -236,6 +237,11 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
     batch = parallel.global_batch(next(batches), setup.mesh)
     window_wait += time.perf_counter() - wait_start
     state, metrics = train_step(state, batch)
+    # Wait for the previous step, not this one: the host prepares the next batch while the
+    # device works, and the progress bar still shows real (not merely dispatched) steps.
+    if previous_metrics is not None:
+      jax.block_until_ready(previous_metrics)
+    previous_metrics = metrics
     window_steps += 1
     if step % log_every == 0 or step == setup.total_steps:
       metrics = jax.device_get(metrics)  # Blocks: the window's time is now real.

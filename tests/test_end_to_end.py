@@ -1,0 +1,69 @@
+"""`jssl pretrain` then `jssl eval` on the smoke config, through the command line entry point."""
+
+import json
+
+import pytest
+
+from jssl import cli
+from jssl.train import read_metrics
+
+from conftest import REPO
+
+SMOKE = str(REPO / "configs" / "smoke.py")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("smoke")
+  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(workdir)]) == 0
+  return workdir
+
+
+def test_pretrain_writes_metrics_plots_and_checkpoints(smoke_run):
+  metrics = read_metrics(smoke_run)
+  assert [m["step"] for m in metrics] == list(range(1, 25)), "one line per step, no gaps or duplicates"
+  for key in ("loss", "lr", "images_per_s", "probe_top1", "input_wait_fraction"):
+    assert all(key in m for m in metrics), key
+  for name in ("augmentations.png", "curves.png", "config.json"):
+    assert (smoke_run / name).stat().st_size > 1000, name
+  assert list((smoke_run / "tensorboard").iterdir()), "TensorBoard events written"
+  assert 24 in [int(p.name) for p in (smoke_run / "checkpoints").iterdir() if p.name.isdigit()]
+
+
+def test_pretraining_lowers_the_loss(smoke_run):
+  losses = [m["loss"] for m in read_metrics(smoke_run)]
+  first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+  assert last < first - 0.1, losses
+
+
+def test_eval_writes_probe_results(smoke_run, capsys):
+  assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
+  results = json.loads((smoke_run / "eval.json").read_text())
+  for key in ("linear_top1", "knn_top1", "random_init_linear_top1", "random_init_knn_top1",
+              "raw_pixels_linear_top1", "raw_pixels_knn_top1"):
+    assert 0.0 <= results[key] <= 1.0, key
+  assert results["step"] == 24 and results["num_test"] == 64
+  assert "random init" in capsys.readouterr().out
+
+
+def test_rerun_on_finished_workdir_resumes_without_duplicating(smoke_run):
+  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(smoke_run)]) == 0
+  assert [m["step"] for m in read_metrics(smoke_run)] == list(range(1, 25))
+
+
+def test_rerun_with_more_steps_continues_from_the_checkpoint(tmp_path):
+  args = ["pretrain", "--config", SMOKE, "--workdir", str(tmp_path)]
+  assert cli.main(args + ["--config.train.steps=4"]) == 0
+  assert cli.main(args + ["--config.train.steps=6"]) == 0
+  assert [m["step"] for m in read_metrics(tmp_path)] == list(range(1, 7))
+
+
+def test_config_typo_is_reported_with_valid_keys(tmp_path, capsys):
+  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(tmp_path), "--config.train.setps=3"]) == 2
+  err = capsys.readouterr().err
+  assert "setps" in err and "steps" in err and "batch_size" in err
+
+
+def test_unknown_dataset_is_reported(tmp_path, capsys):
+  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(tmp_path), "--config.data.source=mnist3d"]) == 2
+  assert "mnist3d" in capsys.readouterr().err
