@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     message = error.args[0] if isinstance(error, KeyError) and error.args else error
     print(f"jssl {args.command}: error: {message}", file=sys.stderr)
     return 2
+  except RuntimeError as error:
+    if type(error).__name__ != "NonFiniteError":
+      raise
+    print(f"jssl {args.command}: error: {error}", file=sys.stderr)
+    return 3
   return 0
 
 

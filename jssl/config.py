@@ -166,6 +166,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3
   c.train.probe_lr = 1e-3           # online linear probe (Adam) on detached features
+  c.train.max_consecutive_nonfinite = 10  # stop (with a checkpoint) after this many NaN/inf steps in a row
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 512

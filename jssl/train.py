@@ -9,7 +9,6 @@ module owns the optimizer update, the online linear probe and the loop.
 import dataclasses
 import json
 import logging
-import math
 import pathlib
 import time
 from typing import Any
@@ -42,6 +41,7 @@ class TrainState:
   probe: Any               # online linear probe {"kernel": [F, K], "bias": [K]}, or None
   probe_opt_state: Any
   rng: jax.Array           # uint32 [2] raw key data (plain arrays checkpoint anywhere)
+  skipped_steps: jax.Array  # int32 [], steps whose loss or gradients were not finite
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                     opt_state=setup.tx.init(params), probe=probe,
                     probe_opt_state=setup.probe_tx.init(probe) if probe is not None else None,
-                    rng=jax.random.key_data(run_rng))
+                    rng=jax.random.key_data(run_rng), skipped_steps=jnp.zeros((), jnp.int32))
 
 
 def create_state(setup: Setup, seed: int) -> TrainState:
@@ -135,7 +135,8 @@ def make_train_step(setup: Setup):
         state.params, state.batch_stats, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, loss=loss, lr=schedule(state.step), grad_norm=optax.tree.norm(grads))
+    grad_norm = optax.tree.norm(grads)
+    metrics = dict(metrics, loss=loss, lr=schedule(state.step), grad_norm=grad_norm)
     probe, probe_opt_state = state.probe, state.probe_opt_state
     if probe is not None:
       # The probe sees detached features: labels must never shape the encoder.
@@ -144,8 +145,20 @@ def make_train_step(setup: Setup):
       probe_updates, probe_opt_state = probe_tx.update(probe_grads, probe_opt_state, probe)
       probe = optax.apply_updates(probe, probe_updates)
       metrics.update(probe_loss=probe_loss, probe_top1=probe_acc)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, probe=probe, probe_opt_state=probe_opt_state)
+    # A step with a non-finite loss or gradient changes nothing but the step counter (so the
+    # next step reads the next batch); the loop stops after too many of them in a row.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def keep_if_finite(new, old):
+      return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+    new_state = state.replace(
+        step=state.step + 1, params=keep_if_finite(params, state.params),
+        batch_stats=keep_if_finite(batch_stats, state.batch_stats),
+        opt_state=keep_if_finite(opt_state, state.opt_state), probe=keep_if_finite(probe, state.probe),
+        probe_opt_state=keep_if_finite(probe_opt_state, state.probe_opt_state),
+        skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32))
+    metrics.update(finite=finite, skipped_steps=new_state.skipped_steps)
     return new_state, metrics
 
   replicated, batched = parallel.replicated(setup.mesh), parallel.batch_sharding(setup.mesh)
@@ -164,8 +177,7 @@ class MetricsWriter:
       return
     # A resumed run rewrites history after its checkpoint, so drop lines past it.
     if self.path.exists():
-      kept = [line for line in self.path.read_text().splitlines()
-              if line.strip() and json.loads(line)["step"] <= resume_step]
+      kept = [json.dumps(m) for m in read_metrics(workdir) if m["step"] <= resume_step]
       self.path.write_text("".join(line + "\n" for line in kept))
     import tensorflow as tf  # noqa: PLC0415  (only process 0 writes TensorBoard)
     self._tb = tf.summary.create_file_writer(str(workdir / "tensorboard"))
@@ -188,18 +200,40 @@ class MetricsWriter:
 
 
 def read_metrics(workdir) -> list[dict]:
+  """The records of ``workdir/metrics.jsonl``; a line torn by a killed process is ignored."""
   path = pathlib.Path(workdir) / "metrics.jsonl"
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+  records = []
+  for line in path.read_text().splitlines() if path.exists() else []:
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return records
 
 
-def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> TrainState:
-  """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one."""
+class NonFiniteError(RuntimeError):
+  """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, mesh=None) -> TrainState:
+  """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one.
+
+  Resuming is exact: the input pipeline is a pure function of the seed and the step
+  (see ``jssl.data.pipeline``), the RNG of step s is ``fold_in(rng, s)``, and the
+  checkpoint holds everything else. SIGTERM/SIGINT stop after the current step with a
+  checkpoint. ``mesh`` defaults to all devices; a checkpoint restores onto any mesh.
+
+  Raises:
+    NonFiniteError: after ``train.max_consecutive_nonfinite`` non-finite steps in a row
+      (a checkpoint of the last good state is written first).
+  """
   from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+  from jssl.preemption import PreemptionGuard  # noqa: PLC0415
   from tqdm.auto import tqdm  # noqa: PLC0415
 
   workdir = pathlib.Path(workdir).resolve()
   is_main = jax.process_index() == 0
-  setup = make_setup(config)
+  setup = make_setup(config, mesh=mesh)
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config_lib.to_json(config))
@@ -221,7 +255,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
       setup.source, split=config.data.train_split, batch_size=setup.local_batch_size,
       host_example=setup.task.host_example, seed=config.seed, grayscale_to_rgb=config.data.grayscale_to_rgb,
       shuffle_buffer=config.data.shuffle_buffer, process_index=jax.process_index(),
-      process_count=jax.process_count())
+      process_count=jax.process_count(), start_step=start)
   if is_main and start == 0:
     plots.save_augmentations(workdir / "augmentations.png", setup, seed=config.seed)
 
@@ -229,39 +263,65 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   batches = dataset.as_numpy_iterator()
   log_every = max(1, config.train.log_every)
   window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
-  previous_metrics = None
+  pending, consecutive_nonfinite, last_saved, step = None, 0, start, start
   progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
                   dynamic_ncols=True, desc="pretrain")
-  for step in range(start + 1, setup.total_steps + 1):
-    wait_start = time.perf_counter()
-    batch = parallel.global_batch(next(batches), setup.mesh)
-    window_wait += time.perf_counter() - wait_start
-    state, metrics = train_step(state, batch)
-    # Wait for the previous step, not this one: the host prepares the next batch while the
-    # device works, and the progress bar still shows real (not merely dispatched) steps.
-    if previous_metrics is not None:
-      jax.block_until_ready(previous_metrics)
-    previous_metrics = metrics
-    window_steps += 1
-    if step % log_every == 0 or step == setup.total_steps:
-      metrics = jax.device_get(metrics)  # Blocks: the window's time is now real.
-      elapsed = time.perf_counter() - window_start
-      if not all(math.isfinite(float(v)) for v in metrics.values()):
-        log.warning("Non-finite metrics at step %d: %s", step, metrics)
-      scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
-                     input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)
-      writer.write(step, scalars)
-      progress.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.3g}",
-                           img_s=f"{scalars['images_per_s']:.0f}",
-                           **({"probe": f"{scalars['probe_top1']:.3f}"} if "probe_top1" in scalars else {}))
-      window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
-    progress.update(1)
-    checkpointer.save(step, state)
+
+  def settle(step_metrics) -> None:
+    """Waits for a step and counts it if it was not finite."""
+    nonlocal consecutive_nonfinite
+    if bool(jax.device_get(step_metrics["finite"])):
+      consecutive_nonfinite = 0
+      return
+    consecutive_nonfinite += 1
+    if consecutive_nonfinite >= config.train.max_consecutive_nonfinite:
+      checkpointer.save(int(state.step), state, force=int(state.step) != last_saved)
+      checkpointer.wait()
+      raise NonFiniteError(
+          f"{consecutive_nonfinite} consecutive steps up to step {int(state.step)} had a non-finite loss or "
+          f"gradient (train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}). The last good "
+          f"state is saved at step {int(state.step)} in {checkpointer.directory}. Lower optim.base_lr, raise "
+          "loss.temperature, or check the data.")
+
+  with PreemptionGuard() as guard:
+    for step in range(start + 1, setup.total_steps + 1):
+      wait_start = time.perf_counter()
+      batch = parallel.global_batch(next(batches), setup.mesh)
+      window_wait += time.perf_counter() - wait_start
+      state, metrics = train_step(state, batch)
+      # Settle the previous step, not this one: the host prepares the next batch while the
+      # device works, and the progress bar still shows finished (not merely dispatched) steps.
+      if pending is not None:
+        settle(pending)
+      pending = metrics
+      window_steps += 1
+      if step % log_every == 0 or step == setup.total_steps:
+        metrics = jax.device_get(metrics)  # Blocks: the window's time is now real.
+        elapsed = time.perf_counter() - window_start
+        scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
+                       input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)
+        del scalars["finite"]
+        writer.write(step, scalars)
+        progress.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.3g}",
+                             img_s=f"{scalars['images_per_s']:.0f}",
+                             **({"probe": f"{scalars['probe_top1']:.3f}"} if "probe_top1" in scalars else {}))
+        window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
+      progress.update(1)
+      if checkpointer.save(step, state):
+        last_saved = step
+      if guard.stop_requested():
+        break
+    if pending is not None:
+      settle(pending)
   progress.close()
-  checkpointer.save(setup.total_steps, state, force=setup.total_steps not in checkpointer.all_steps())
+  if step != last_saved:
+    checkpointer.save(step, state, force=True)
   checkpointer.wait()
   checkpointer.close()
   writer.close()
-  if is_main:
+  if step < setup.total_steps:
+    log.warning("Stopped at step %d of %d with a checkpoint; run the same command to resume.", step,
+                setup.total_steps)
+  elif is_main:
     plots.save_curves(workdir / "curves.png", read_metrics(workdir))
   return state

@@ -4,7 +4,16 @@ Each process reads only its shard of the source (element i goes to process
 i % process_count), repeats it, shuffles with a fixed seed, and hands every element
 a seed of its own, ``[seed, process, i]`` folded into two integers, from which the
 task's stateless augmentations draw. The batches are therefore a pure function of
-(config seed, process layout): the same every run.
+(config seed, process layout, step): the same every run.
+
+That is also how a resumed run finds its place. We chose a deterministic pipeline
+that skips to a step over tf.data iterator checkpointing: the data position is then
+just the step already in the checkpoint, nothing else has to be saved or kept in
+sync, and it works for every source. ``start_step`` skips the elements of the first
+``start_step`` batches *before* augmentation, so the skip replays only reading and
+shuffle order: about a second per million in-memory examples (Fashion-MNIST, synthetic),
+and the decode time for image folders and TFDS. Iterator checkpointing would also
+have to store the shuffle buffer (``shuffle_buffer`` decoded images per process).
 """
 
 import tensorflow as tf
@@ -22,7 +31,7 @@ def _options() -> tf.data.Options:
 
 def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_example, seed: int,
                      grayscale_to_rgb: bool = True, shuffle_buffer: int = 10_000, process_index: int = 0,
-                     process_count: int = 1) -> tf.data.Dataset:
+                     process_count: int = 1, start_step: int = 0) -> tf.data.Dataset:
   """Endless batches ``{**host_example(image, seed), "label": int32 [b]}`` for this process.
 
   Args:
@@ -31,9 +40,11 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
     host_example: the task's ``(float32 [H, W, C] in [0, 1], int64 [2] seed) -> dict``.
     seed: the run's seed.
     grayscale_to_rgb: repeat single-channel images to 3 channels.
+    start_step: the first batch is the one a fresh run would produce at this step.
   """
   ds = source.dataset(split, process_index=process_index, process_count=process_count)
   ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+  ds = ds.skip(start_step * batch_size)
   base = seed * 1_000_003 + process_index
 
   def make(index, example):

@@ -15,7 +15,8 @@ Specs accepted by :func:`make_source`:
 * ``"tfds:NAME"``: an already prepared TensorFlow Datasets dataset.
 * ``"image_folder:PATH"`` (or ``"image_folder"`` with ``data_dir=PATH``): image
   files under a folder, labelled by top-level sub-folder when there are any.
-* ``"synthetic"``: seeded random images, for benchmarks and tests.
+* ``"synthetic"``: seeded random blocky colour images with learnable classes, for
+  benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -299,9 +300,15 @@ def _synthetic(shape: Sequence[int], examples: int, classes: int, seed: int) -> 
   def load(split):
     # Each split has its own stream so "test" isn't a prefix of "train".
     rng = np.random.default_rng([seed, ("train", "test").index(split)])
-    images = rng.integers(0, 256, size=(counts[split], *shape), dtype=np.uint8)
     labels = rng.integers(0, classes, size=counts[split]).astype(np.int32)
-    return images, labels
+    # Blocky 4x4 colour layouts, a class template plus an image's own variation: unlike
+    # white noise, two crops of one image share colours, so a contrastive model can learn
+    # (tests need a loss that falls), and the classes are separable by a probe.
+    templates = np.random.default_rng([seed, 2]).random((classes, 4, 4, shape[-1]))
+    low = 0.6 * templates[labels] + 0.4 * rng.random((counts[split], 4, 4, shape[-1]))
+    rows, cols = np.arange(shape[0]) * 4 // shape[0], np.arange(shape[1]) * 4 // shape[1]
+    images = low[:, rows][:, :, cols]
+    return np.round(images * 255).astype(np.uint8), labels
 
   return _ArraySource(
       name="synthetic", num_classes=classes, channels=shape[-1], image_shape=shape,
