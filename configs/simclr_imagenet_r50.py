@@ -11,7 +11,7 @@ from jssl.config import default_config
 
 
 def get_config():
-  config = default_config()
+  config = default_config()  # LARS, ResNet-18 CIFAR stem, head 2048-128, tau 0.5: see jssl/config.py
   config.data.source = "tfds:imagenet2012"
   config.data.eval_split = "validation"
   config.data.image_size = 224
@@ -20,15 +20,8 @@ def get_config():
   config.augment.blur_prob = 0.5
   config.model.encoder = "resnet50"
   config.model.stem = "imagenet"
-  config.model.head_hidden_dim = 2048
-  config.model.head_out_dim = 128
-  config.model.head_layers = 2
   config.loss.temperature = 0.1
-  config.optim.name = "lars"
   config.optim.base_lr = 0.3
-  config.optim.lr_scaling = "linear"
-  config.optim.weight_decay = 1e-6
-  config.optim.warmup_epochs = 10.0
   config.train.batch_size = 4096
   config.train.epochs = 100.0
   config.train.log_every = 100
