@@ -1,4 +1,4 @@
-"""``jssl pretrain | eval``: a thin shell over jssl.train and jssl.evaluate."""
+"""``jssl pretrain | eval | export | finetune``: a thin shell over the modules that do the work."""
 
 import argparse
 import logging
@@ -22,6 +22,18 @@ def main(argv: list[str] | None = None) -> int:
   evaluate = commands.add_parser("eval", help="linear probe and kNN of a pretrained encoder")
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  export = commands.add_parser("export", help="write the encoder alone, for transfer")
+  export.add_argument("--workdir", required=True)
+  export.add_argument("--out", required=True, help="directory to write (must be new or empty)")
+  export.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  export.add_argument("--format", choices=("orbax", "npz", "torch"), default="orbax",
+                      help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision names")
+  export.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+  finetune = commands.add_parser("finetune", help="train a classifier on an exported encoder",
+                                 epilog="Override any config field with --config.section.key=value.")
+  finetune.add_argument("--encoder", required=True, help="a `jssl export` directory")
+  finetune.add_argument("--config", required=True, help="e.g. configs/finetune_fashion_mnist.py")
+  finetune.add_argument("--workdir", default=None, help="default: ENCODER/finetune_<mode>")
   args, rest = parser.parse_known_args(argv)
   _setup_logging()
 
@@ -29,15 +41,24 @@ def main(argv: list[str] | None = None) -> int:
   from jssl import config as config_lib  # noqa: PLC0415
 
   try:
+    if args.command in ("pretrain", "finetune"):
+      config = config_lib.apply_overrides(config_lib.load_config(args.config), rest)
+    elif rest:
+      parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "pretrain":
       from jssl.train import pretrain as run_pretrain  # noqa: PLC0415
-      config = config_lib.apply_overrides(config_lib.load_config(args.config), rest)
       run_pretrain(config, args.workdir)
-    else:
-      if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    elif args.command == "eval":
       from jssl.evaluate import evaluate as run_eval  # noqa: PLC0415
       run_eval(args.workdir, step=args.step)
+    elif args.command == "export":
+      from jssl.export import export_main  # noqa: PLC0415
+      export_main(args.workdir, args.out, step=args.step, format=args.format, overwrite=args.overwrite)
+    else:
+      from jssl.finetune import finetune as run_finetune  # noqa: PLC0415
+      import pathlib  # noqa: PLC0415
+      workdir = args.workdir or pathlib.Path(args.encoder) / f"finetune_{config.finetune.mode}"
+      run_finetune(config, encoder_dir=args.encoder, workdir=workdir)
   except (ValueError, KeyError, FileNotFoundError) as error:
     message = error.args[0] if isinstance(error, KeyError) and error.args else error
     print(f"jssl {args.command}: error: {message}", file=sys.stderr)

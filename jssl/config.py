@@ -177,3 +177,23 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.knn_temperature = 0.1
   c.eval.max_train_examples = 0     # > 0 caps the train features used by the probes
   return c
+
+
+def finetune_config() -> ml_collections.ConfigDict:
+  """Fields of a ``jssl finetune`` recipe (the image size comes from the exported encoder)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  base = default_config().data
+  c.data = ml_collections.ConfigDict({k: base[k] for k in (
+      "source", "dir", "train_split", "eval_split", "shuffle_buffer", "synthetic_shape", "synthetic_examples")})
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.mode = "linear"              # linear (frozen encoder) | full
+  c.finetune.epochs = 10.0
+  c.finetune.batch_size = 256
+  c.finetune.lr = 1e-3                    # head; AdamW with cosine decay
+  c.finetune.encoder_lr_multiplier = 0.1  # full mode: encoder lr = lr * this
+  c.finetune.weight_decay = 1e-4
+  c.finetune.crop_area = (0.5, 1.0)       # training views: random resized crop + flip
+  c.finetune.log_every = 50
+  c.finetune.eval_batch_size = 512
+  return c

@@ -44,4 +44,5 @@ def test_every_shipped_config_loads():
     if path.name.startswith("_"):
       continue
     config = config_lib.load_config(path)
-    assert config.train.batch_size > 0, path
+    section = config.finetune if path.name.startswith("finetune_") else config.train
+    assert section.batch_size > 0, path

@@ -1,0 +1,139 @@
+"""Transfer: train a classifier on top of an exported encoder (``jssl export``).
+
+``mode="linear"``: the encoder is frozen (batch norm in inference mode) and only a
+linear layer on its features is trained: linear evaluation. ``mode="full"``: the
+encoder is trained too, with its learning rate scaled by ``encoder_lr_multiplier``
+(0.1 by default: the pretrained weights should move less than the fresh head), and
+batch norm in training mode. Training views are a random resized crop and a flip;
+the test split is resized whole. The result goes to ``WORKDIR/eval.json``.
+"""
+
+import json
+import logging
+import pathlib
+import time
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jssl import parallel
+from jssl.data import augment, pipeline
+from jssl.data.sources import make_source
+from jssl.export import load_encoder
+from jssl.train import MetricsWriter
+
+log = logging.getLogger("jssl")
+
+
+@flax.struct.dataclass
+class FinetuneState:
+  params: dict       # {"encoder": ..., "head": {"kernel": [F, K], "bias": [K]}}
+  batch_stats: dict  # the encoder's
+  opt_state: optax.OptState
+
+
+def _optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  schedule = optax.cosine_decay_schedule(config.lr, max(total_steps, 1))
+
+  def scaled(step):
+    return schedule(step) * config.encoder_lr_multiplier
+
+  encoder_tx = optax.set_to_zero() if config.mode == "linear" else optax.adamw(
+      scaled, weight_decay=config.weight_decay)
+  return optax.multi_transform({"encoder": encoder_tx, "head": optax.adamw(schedule, weight_decay=config.weight_decay)},
+                               {"encoder": "encoder", "head": "head"})
+
+
+def finetune(config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Path,
+             workdir: str | pathlib.Path) -> dict:
+  """Trains ``config.finetune.mode`` on ``config.data`` from the export in ``encoder_dir``."""
+  ft = config.finetune
+  if ft.mode not in ("linear", "full"):
+    raise ValueError(f"finetune.mode must be 'linear' or 'full', got {ft.mode!r}.")
+  encoder = load_encoder(encoder_dir)
+  workdir = pathlib.Path(workdir).resolve()
+  workdir.mkdir(parents=True, exist_ok=True)
+  size = int(encoder.metadata["input"]["image_size"])
+  grayscale_to_rgb = bool(encoder.metadata["input"]["grayscale_to_rgb"])
+  source = make_source(config.data.source, data_dir=config.data.dir or None,
+                       synthetic_shape=tuple(config.data.synthetic_shape),
+                       synthetic_examples=config.data.synthetic_examples, seed=config.seed)
+  if not source.num_classes:
+    raise ValueError(f"Source {config.data.source!r} has no labels; fine-tuning needs them.")
+  mesh = parallel.make_mesh()
+  local_batch = parallel.check_global_batch(ft.batch_size, mesh)
+  steps_per_epoch = max(1, source.num_examples(config.data.train_split) // ft.batch_size)
+  total_steps = max(1, round(ft.epochs * steps_per_epoch))
+  tx = _optimizer(ft, total_steps)
+  model, num_classes = encoder.model, source.num_classes
+
+  head = {"kernel": jnp.zeros((encoder.num_features, num_classes)), "bias": jnp.zeros((num_classes,))}
+  params = {"encoder": encoder.params, "head": head}
+  state = FinetuneState(params=params, batch_stats=encoder.batch_stats, opt_state=tx.init(params))
+  state = jax.device_put(state, parallel.replicated(mesh))
+
+  def logits_fn(params, batch_stats, images, *, train: bool):
+    variables = {"params": params["encoder"], "batch_stats": batch_stats}
+    if train:
+      features, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
+      batch_stats = updates["batch_stats"]
+    else:
+      features = model.apply(variables, images, train=False)
+    return features @ params["head"]["kernel"] + params["head"]["bias"], batch_stats
+
+  train_bn = ft.mode == "full"
+
+  def step(state: FinetuneState, batch):
+    def loss_fn(params):
+      logits, batch_stats = logits_fn(params, state.batch_stats, batch["image"], train=train_bn)
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+      return loss, (batch_stats, jnp.mean(jnp.argmax(logits, -1) == batch["label"]))
+
+    (loss, (batch_stats, accuracy)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return (FinetuneState(params=optax.apply_updates(state.params, updates), batch_stats=batch_stats,
+                          opt_state=opt_state), {"loss": loss, "train_top1": accuracy})
+
+  replicated, batched = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  step = jax.jit(step, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
+                 donate_argnums=0)
+  predict = jax.jit(lambda state, images: jnp.argmax(logits_fn(state.params, state.batch_stats, images,
+                                                                train=False)[0], -1))
+
+  views = augment.AugmentConfig(image_size=size, crop_area=tuple(ft.crop_area), jitter_prob=0.0,
+                                grayscale_prob=0.0, blur_prob=0.0)
+
+  def host_example(image, seed):
+    return {"image": augment.simclr_view(image, seed, config=views)}
+
+  dataset = pipeline.pretrain_dataset(source, split=config.data.train_split, batch_size=local_batch,
+                                      host_example=host_example, seed=config.seed,
+                                      grayscale_to_rgb=grayscale_to_rgb, shuffle_buffer=config.data.shuffle_buffer,
+                                      process_index=jax.process_index(), process_count=jax.process_count())
+  writer = MetricsWriter(workdir, resume_step=0, enabled=jax.process_index() == 0)
+  started = time.perf_counter()
+  batches = dataset.as_numpy_iterator()
+  for i in tqdm(range(1, total_steps + 1), desc=f"finetune ({ft.mode})", unit="step"):
+    state, metrics = step(state, parallel.global_batch(next(batches), mesh))
+    if i % ft.log_every == 0 or i == total_steps:
+      writer.write(i, jax.device_get(metrics))
+  writer.close()
+
+  correct = total = 0
+  test = pipeline.eval_dataset(source, split=config.data.eval_split, batch_size=ft.eval_batch_size,
+                               image_size=size, grayscale_to_rgb=grayscale_to_rgb)
+  for batch in test.as_numpy_iterator():
+    correct += int(np.sum(np.asarray(predict(state, batch["image"])) == batch["label"]))
+    total += len(batch["label"])
+  results = {"mode": ft.mode, "top1": correct / total, "num_test": total, "steps": total_steps,
+             "encoder": str(pathlib.Path(encoder_dir).resolve()), "source_run_step": encoder.metadata["source_run"]["step"],
+             "seconds": round(time.perf_counter() - started, 1)}
+  (workdir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+  print(f"{ft.mode} fine-tuning of {encoder_dir}: top-1 {results['top1']:.4f} on {total} test examples "
+        f"after {total_steps} steps")
+  return results

@@ -1,0 +1,308 @@
+"""`jssl.export`: encoder export (orbax, npz, torch/safetensors) and `load_encoder`.
+
+One smoke pretraining run per module, cut to 12 steps (checkpoints at steps 4, 8, 12), and one
+ResNet-18 workdir holding a checkpoint of random values for the torchvision layout.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jssl
+from jssl import cli, export
+from jssl import config as config_lib
+from jssl.checkpoint import Checkpointer
+from jssl.tasks import build_encoder
+from jssl.train import abstract_state, make_setup
+
+from conftest import REPO
+
+SMOKE = str(REPO / "configs" / "smoke.py")
+# Features compared across two jitted forward passes of the same weights on the same
+# device: only float32 round-off differs, far below this.
+ATOL = RTOL = 1e-5
+LATEST, OLDER = 12, 4
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run")
+  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.train.steps=12"]) == 0
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def images():
+  rng = np.random.default_rng(0)
+  return rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+
+
+def _reference_features(workdir, step, images):
+  """Features straight from the training state's encoder variables."""
+  config = config_lib.from_json((workdir / "config.json").read_text())
+  setup = make_setup(config)
+  checkpointer = Checkpointer(workdir, async_save=False)
+  state = checkpointer.restore(abstract_state(setup), step=step)
+  checkpointer.close()
+  variables = setup.task.encoder_variables(state.params, state.batch_stats)
+  forward = jax.jit(lambda v, x: build_encoder(config).apply(v, x, train=False))
+  return np.asarray(forward(variables, jnp.asarray(images, jnp.float32) / 255)), jax.device_get(variables)
+
+
+@pytest.fixture(scope="module")
+def reference(run, images):
+  return _reference_features(run, LATEST, images)
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+  root = tmp_path_factory.mktemp("exports")
+  return {fmt: export.export_encoder(run, root / fmt, format=fmt) for fmt in ("orbax", "npz")}
+
+
+@pytest.mark.parametrize("fmt", ["orbax", "npz"])
+def test_loaded_encoder_reproduces_the_training_state_features(exported, reference, images, fmt):
+  encoder = jssl.load_encoder(exported[fmt])
+  features = encoder(images)
+  expected, variables = reference
+  assert features.shape == (12, 128) and features.dtype == np.float32
+  assert np.std(expected, axis=0).max() > 1e-3, "features vary between images (the comparison means something)"
+  np.testing.assert_allclose(features, expected, atol=ATOL, rtol=RTOL)
+  # Exactly the training state's encoder variables, BN statistics included.
+  np.testing.assert_array_equal(encoder.batch_stats["layer1_0"]["bn1"]["var"],
+                                variables["batch_stats"]["layer1_0"]["bn1"]["var"])
+  np.testing.assert_array_equal(encoder.params["conv1"]["kernel"], variables["params"]["conv1"]["kernel"])
+
+
+def test_input_kinds_give_the_same_features(exported, images):
+  encoder = export.load_encoder(exported["npz"])
+  as_uint8 = encoder(images)
+  np.testing.assert_allclose(encoder(images.astype(np.float32) / 255), as_uint8, atol=ATOL, rtol=RTOL)
+  np.testing.assert_allclose(encoder(images, batch_size=5), as_uint8, atol=ATOL, rtol=RTOL)  # chunked, padded
+  gray = images[..., :1]
+  np.testing.assert_allclose(encoder(gray), encoder(np.repeat(gray, 3, axis=-1)), atol=ATOL, rtol=RTOL)
+  big = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # 32 px, resized back to 16
+  resized = np.asarray(jax.image.resize(big.astype(np.float32) / 255, (12, 16, 16, 3), "bilinear"))
+  np.testing.assert_allclose(encoder(big), encoder(resized), atol=1e-4, rtol=1e-4)
+  with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    encoder(images.astype(np.float32))  # 0..255 floats: not what the encoder was trained on
+  with pytest.raises(ValueError, match="channels"):
+    encoder(images[..., :2])
+
+
+def test_metadata_describes_architecture_input_and_source(run, exported):
+  metadata = json.loads((exported["orbax"] / "jssl_encoder.json").read_text())
+  assert metadata["format_version"] == 1 and metadata["format"] == "orbax"
+  assert metadata["architecture"] == {"name": "resnet_tiny",
+                                      "kwargs": {"width_multiplier": 1.0, "stem": "cifar", "dtype": "float32"}}
+  assert metadata["num_features"] == 128
+  assert metadata["input"] == {"image_size": 16, "channels": 3, "value_range": [0, 1], "normalization": "none",
+                               "grayscale_to_rgb": True}
+  assert metadata["source_run"]["step"] == LATEST
+  assert metadata["source_run"]["workdir"] == str(run.resolve())
+  assert metadata["source_run"]["config"] == json.loads((run / "config.json").read_text())
+  assert sorted(p.name for p in exported["orbax"].iterdir()) == ["jssl_encoder.json", "variables"]
+  assert sorted(p.name for p in exported["npz"].iterdir()) == ["encoder.npz", "jssl_encoder.json"]
+  assert jssl.load_encoder is export.load_encoder
+  assert jssl.load_encoder(exported["orbax"] / "jssl_encoder.json").metadata == metadata
+
+
+def test_step_exports_an_older_checkpoint(run, exported, images, tmp_path):
+  out = export.export_encoder(run, tmp_path / "old", step=OLDER, format="npz")
+  assert json.loads((out / "jssl_encoder.json").read_text())["source_run"]["step"] == OLDER
+  old = export.load_encoder(out)(images)
+  np.testing.assert_allclose(old, _reference_features(run, OLDER, images)[0], atol=ATOL, rtol=RTOL)
+  assert np.abs(old - export.load_encoder(exported["npz"])(images)).max() > 1e-3
+  with pytest.raises(ValueError, match="available steps: 4, 8, 12"):
+    export.export_encoder(run, tmp_path / "missing", step=5)
+
+
+def _copy_export(src, dst):
+  dst.mkdir()
+  for path in src.iterdir():
+    (dst / path.name).write_bytes(path.read_bytes())
+  return dst
+
+
+def test_unreadable_metadata_fails_before_loading(exported, tmp_path):
+  edited = _copy_export(exported["npz"], tmp_path / "edited")
+  (edited / "encoder.npz").write_bytes(b"not an npz")  # Reading it would fail differently.
+  metadata = json.loads((edited / "jssl_encoder.json").read_text())
+  for change, message in (({"architecture": {"name": "vit_giant", "kwargs": {}}}, "unknown architecture 'vit_giant'"),
+                          ({"format": "torch"}, "export-only"), ({"format": "onnx"}, "unknown format"),
+                          ({"format_version": 2}, "format_version 2")):
+    (edited / "jssl_encoder.json").write_text(json.dumps({**metadata, **change}))
+    with pytest.raises(ValueError, match=message):
+      export.load_encoder(edited)
+  with pytest.raises(FileNotFoundError, match="not a `jssl export` directory"):
+    export.load_encoder(tmp_path)
+
+
+def test_npz_is_plain_arrays_and_shape_mismatch_names_the_key(exported, tmp_path):
+  with np.load(exported["npz"] / "encoder.npz", allow_pickle=False) as npz:
+    arrays = {key: npz[key] for key in npz.files}
+  assert {key.split("/")[0] for key in arrays} == {"params", "batch_stats"}
+  assert arrays["params/layer1_0/conv1/kernel"].shape == (3, 3, 16, 16)
+  assert arrays["batch_stats/layer2_0/downsample_bn/mean"].shape == (32,)
+  assert all(a.dtype == np.float32 for a in arrays.values())
+
+  edited = _copy_export(exported["npz"], tmp_path / "edited")
+  bad = dict(arrays)
+  bad["params/layer2_0/conv2/kernel"] = bad["params/layer2_0/conv2/kernel"][..., :-1]
+  np.savez(edited / "encoder.npz", **bad)
+  with pytest.raises(ValueError, match=r"'params/layer2_0/conv2/kernel' has shape \(3, 3, 32, 31\)"):
+    export.load_encoder(edited)
+  del bad["params/layer2_0/conv2/kernel"]
+  np.savez(edited / "encoder.npz", **bad)
+  with pytest.raises(ValueError, match="'params/layer2_0/conv2/kernel'.*missing"):
+    export.load_encoder(edited)
+
+
+def test_out_dir_is_checked_before_writing(run, tmp_path):
+  a_file = tmp_path / "file"
+  a_file.write_text("keep")
+  with pytest.raises(ValueError, match="is a file"):
+    export.export_encoder(run, a_file)
+  with pytest.raises(ValueError, match="workdir"):
+    export.export_encoder(run, run)
+  full = tmp_path / "full"
+  full.mkdir()
+  (full / "notes.txt").write_text("mine")
+  with pytest.raises(ValueError, match="not empty"):
+    export.export_encoder(run, full)
+  assert sorted(p.name for p in full.iterdir()) == ["notes.txt"]
+  # A path with `..` resolves where it says; overwrite keeps files that are not the export's.
+  out = export.export_encoder(run, tmp_path / "sub" / ".." / "full", format="npz", overwrite=True)
+  assert out == full.resolve() and (full / "notes.txt").read_text() == "mine"
+  assert sorted(p.name for p in full.iterdir()) == ["encoder.npz", "jssl_encoder.json", "notes.txt"]
+  # An export file that is a link (e.g. to outside the directory) is never written through.
+  outside = tmp_path / "outside.npz"
+  outside.write_text("untouched")
+  (full / "encoder.npz").unlink()
+  os.symlink(outside, full / "encoder.npz")
+  with pytest.raises(ValueError, match="link or resolves outside"):
+    export.export_encoder(run, full, format="npz", overwrite=True)
+  assert outside.read_text() == "untouched"
+
+
+# --------------------------------------------------------------------------- torch layout
+
+
+def _resnet18_keys() -> set[str]:
+  """torchvision.models.resnet18().state_dict() keys, without fc.weight / fc.bias."""
+  def bn(prefix):
+    return {f"{prefix}.{leaf}" for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+  keys = {"conv1.weight"} | bn("bn1")
+  for layer in range(1, 5):
+    for block in range(2):
+      prefix = f"layer{layer}.{block}"
+      keys |= {f"{prefix}.conv1.weight", f"{prefix}.conv2.weight"} | bn(f"{prefix}.bn1") | bn(f"{prefix}.bn2")
+      if layer > 1 and block == 0:
+        keys |= {f"{prefix}.downsample.0.weight"} | bn(f"{prefix}.downsample.1")
+  return keys
+
+
+@pytest.fixture(scope="module")
+def resnet18_run(tmp_path_factory):
+  """A ResNet-18 workdir with one checkpoint of random values (BN included, so every mapped
+  tensor matters), made from the state's shapes without compiling anything."""
+  workdir = tmp_path_factory.mktemp("resnet18")
+  config = config_lib.load_config(REPO / "configs" / "smoke.py")
+  with config.unlocked():
+    config.model.encoder, config.optim.name = "resnet18", "sgd"
+  rng = np.random.default_rng(1)
+
+  def fill(path, x):
+    name = jax.tree_util.keystr(path)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      return np.zeros(x.shape, x.dtype)
+    if name.endswith("['kernel']") and len(x.shape) == 4:  # He-scaled, so activations stay O(1)
+      return rng.standard_normal(x.shape, np.float32) * np.float32(np.sqrt(2 / np.prod(x.shape[:3])))
+    low, high = (0.5, 1.5) if ("scale" in name or "var" in name) else (-0.2, 0.2)
+    return rng.uniform(low, high, x.shape).astype(x.dtype)
+
+  state = jax.tree_util.tree_map_with_path(fill, abstract_state(make_setup(config)))
+  (workdir / "config.json").write_text(config_lib.to_json(config))
+  checkpointer = Checkpointer(workdir, async_save=False)
+  checkpointer.save(0, state, force=True)
+  checkpointer.close()
+  out = tmp_path_factory.mktemp("resnet18_exports")
+  return {"workdir": workdir, "state": state,
+          "torch": export.export_encoder(workdir, out / "torch", format="torch"),
+          "npz": export.export_encoder(workdir, out / "npz", format="npz")}
+
+
+def test_torch_export_has_torchvision_resnet18_keys_and_layouts(resnet18_run):
+  from safetensors.numpy import load_file  # noqa: PLC0415
+
+  tensors = load_file(str(resnet18_run["torch"] / "encoder.safetensors"))
+  assert set(tensors) == _resnet18_keys()  # all of resnet18().state_dict() except fc.*
+  shapes = {"conv1.weight": (64, 3, 3, 3), "layer1.0.conv1.weight": (64, 64, 3, 3),
+            "layer2.0.conv1.weight": (128, 64, 3, 3), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+            "layer4.1.conv2.weight": (512, 512, 3, 3), "layer4.1.bn2.running_var": (512,),
+            "bn1.num_batches_tracked": ()}
+  for key, shape in shapes.items():
+    assert tensors[key].shape == shape, key
+  assert tensors["bn1.num_batches_tracked"].dtype == np.int64
+  encoder = resnet18_run["state"].params["encoder"]
+  stats = resnet18_run["state"].batch_stats["encoder"]
+  np.testing.assert_array_equal(tensors["layer3.0.downsample.0.weight"],
+                                np.transpose(encoder["layer3_0"]["downsample_conv"]["kernel"], (3, 2, 0, 1)))
+  np.testing.assert_array_equal(tensors["layer2.1.bn2.weight"], encoder["layer2_1"]["bn2"]["scale"])
+  np.testing.assert_array_equal(tensors["layer4.0.downsample.1.running_mean"],
+                                stats["layer4_0"]["downsample_bn"]["mean"])
+  metadata = json.loads((resnet18_run["torch"] / "jssl_encoder.json").read_text())
+  recipe = metadata["torchvision"]
+  assert recipe["constructor"] == "torchvision.models.resnet18(weights=None)"
+  assert recipe["replace"]["maxpool"] == "torch.nn.Identity()" and "stride=1" in recipe["replace"]["conv1"]
+  with pytest.raises(ValueError, match="export-only"):
+    export.load_encoder(resnet18_run["torch"])
+
+
+_TORCH_FORWARD = """
+import sys
+import numpy as np, torch, torchvision
+from safetensors.torch import load_file
+weights, images, out = sys.argv[1:]
+model = torchvision.models.resnet18(weights=None)
+model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+model.maxpool = torch.nn.Identity()
+model.fc = torch.nn.Identity()
+model.load_state_dict(load_file(weights))  # strict: every key, no extras
+model.eval()
+with torch.no_grad():
+  x = torch.from_numpy(np.load(images).astype(np.float32) / 255).permute(0, 3, 1, 2)
+  np.save(out, model(x).numpy())
+"""
+
+
+def test_torchvision_resnet18_forward_matches(resnet18_run, images, tmp_path):
+  # Checked for, not imported: torch loaded after TensorFlow can crash the process, so the
+  # torch side runs in a child process of its own.
+  for module in ("torch", "torchvision"):
+    if importlib.util.find_spec(module) is None:
+      pytest.skip(f"{module} is not installed")
+  np.save(tmp_path / "images.npy", images)
+  subprocess.run([sys.executable, "-c", _TORCH_FORWARD, str(resnet18_run["torch"] / "encoder.safetensors"),
+                  str(tmp_path / "images.npy"), str(tmp_path / "torch.npy")], check=True, timeout=300)
+  ours = np.load(tmp_path / "torch.npy")
+  theirs = export.load_encoder(resnet18_run["npz"])(images)
+  assert ours.shape == theirs.shape == (12, 512)
+  # Different conv algorithms and summation orders through 18 layers: 1e-5 of the feature scale
+  # (measured: 1.2e-6 of it).
+  np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * np.abs(theirs).max())
+
+
+def test_export_main_prints_what_it_wrote(run, tmp_path, capsys):
+  out = export.export_main(run, tmp_path / "t", step=None, format="torch", overwrite=False)
+  printed = capsys.readouterr().out
+  assert "encoder.safetensors" in printed and "jssl_encoder.json" in printed and str(out) in printed
+  recipe = json.loads((out / "jssl_encoder.json").read_text())["torchvision"]
+  assert recipe["constructor"] is None and "width 16" in recipe["note"]  # resnet_tiny: no torchvision twin
