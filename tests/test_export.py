@@ -306,3 +306,22 @@ def test_export_main_prints_what_it_wrote(run, tmp_path, capsys):
   assert "encoder.safetensors" in printed and "jssl_encoder.json" in printed and str(out) in printed
   recipe = json.loads((out / "jssl_encoder.json").read_text())["torchvision"]
   assert recipe["constructor"] is None and "width 16" in recipe["note"]  # resnet_tiny: no torchvision twin
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+@pytest.mark.parametrize("mode", ["linear", "full"])
+def test_finetune_trains_a_classifier_on_an_exported_encoder(exported, tmp_path, mode):
+  from jssl.finetune import finetune  # noqa: PLC0415
+
+  config = config_lib.load_config(REPO / "configs" / "finetune_fashion_mnist.py")
+  config_lib.apply_overrides(config, ["--config.data.source=synthetic", "--config.data.synthetic_shape=(16,16,3)",
+                                      "--config.data.synthetic_examples=256", "--config.finetune.epochs=4",
+                                      "--config.finetune.batch_size=32", f"--config.finetune.mode={mode}",
+                                      "--config.finetune.lr=0.03"])
+  results = finetune(config, encoder_dir=exported["orbax"], workdir=tmp_path)
+  assert json.loads((tmp_path / "eval.json").read_text())["top1"] == results["top1"]
+  # 10 synthetic classes (chance 0.1) built from colour templates that the features keep.
+  assert results["top1"] > 0.3, results
+  assert results["steps"] == 32 and results["mode"] == mode
