@@ -115,6 +115,12 @@ def abstract_state(setup: Setup) -> TrainState:
   return abstract_like(shapes, parallel.replicated(setup.mesh))
 
 
+def to_host(tree):
+  """Replicated arrays -> numpy from this process's first shard (``jax.device_get`` would
+  fail on arrays that span other processes' devices)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+
+
 def _probe_loss(probe, features, labels):
   logits = features @ probe["kernel"] + probe["bias"]
   valid = labels >= 0
@@ -270,17 +276,18 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   def settle(step_metrics) -> None:
     """Waits for a step and counts it if it was not finite."""
     nonlocal consecutive_nonfinite
-    if bool(jax.device_get(step_metrics["finite"])):
+    if bool(to_host(step_metrics["finite"])):
       consecutive_nonfinite = 0
       return
     consecutive_nonfinite += 1
     if consecutive_nonfinite >= config.train.max_consecutive_nonfinite:
-      checkpointer.save(int(state.step), state, force=int(state.step) != last_saved)
+      at = int(to_host(state.step))
+      checkpointer.save(at, state, force=at != last_saved)
       checkpointer.wait()
       raise NonFiniteError(
-          f"{consecutive_nonfinite} consecutive steps up to step {int(state.step)} had a non-finite loss or "
+          f"{consecutive_nonfinite} consecutive steps up to step {at} had a non-finite loss or "
           f"gradient (train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}). The last good "
-          f"state is saved at step {int(state.step)} in {checkpointer.directory}. Lower optim.base_lr, raise "
+          f"state is saved at step {at} in {checkpointer.directory}. Lower optim.base_lr, raise "
           "loss.temperature, or check the data.")
 
   with PreemptionGuard() as guard:
@@ -296,7 +303,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
       pending = metrics
       window_steps += 1
       if step % log_every == 0 or step == setup.total_steps:
-        metrics = jax.device_get(metrics)  # Blocks: the window's time is now real.
+        metrics = to_host(metrics)  # Blocks: the window's time is now real.
         elapsed = time.perf_counter() - window_start
         scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
                        input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)

@@ -1,0 +1,50 @@
+"""Two local processes x 2 CPU devices (gloo collectives): preemption agreed on by all."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from jssl.checkpoint import Checkpointer
+from jssl.train import read_metrics
+
+from conftest import REPO
+
+DRIVER = str(REPO / "tests" / "multiprocess_driver.py")
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _start(workdir, *overrides):
+  coordinator = f"127.0.0.1:{_free_port()}"
+  return [subprocess.Popen([sys.executable, DRIVER, coordinator, "2", str(i), str(workdir), *overrides],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+          for i in range(2)]
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
+  processes = _start(tmp_path, "--config.train.steps=200", "--config.train.checkpoint_every_steps=1000")
+  deadline = time.time() + 300
+  while len(read_metrics(tmp_path)) < 5:
+    assert time.time() < deadline, "no progress"
+    for p in processes:
+      assert p.poll() is None, p.stderr.read()[-3000:]
+    time.sleep(0.1)
+  # Only process 1 is told; process 0 (which writes the metrics) must stop with it.
+  processes[1].send_signal(signal.SIGTERM)
+  codes = [p.wait(timeout=180) for p in processes]
+  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
+  reached = max(m["step"] for m in read_metrics(tmp_path))
+  assert 5 <= reached < 200
+  assert Checkpointer(tmp_path).latest_step() == reached
+
+  # Both processes resume from there and finish a shorter run.
+  processes = _start(tmp_path, f"--config.train.steps={reached + 3}", "--config.train.checkpoint_every_steps=1000")
+  codes = [p.wait(timeout=300) for p in processes]
+  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
+  assert [m["step"] for m in read_metrics(tmp_path)] == list(range(1, reached + 4))
