@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from jssl import parallel
 from jssl.data import augment, pipeline
-from jssl.data.sources import make_source
+from jssl.data.sources import source_from_config
 from jssl.export import load_encoder
 from jssl.train import MetricsWriter
 
@@ -60,9 +60,7 @@ def finetune(config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Pa
   workdir.mkdir(parents=True, exist_ok=True)
   size = int(encoder.metadata["input"]["image_size"])
   grayscale_to_rgb = bool(encoder.metadata["input"]["grayscale_to_rgb"])
-  source = make_source(config.data.source, data_dir=config.data.dir or None,
-                       synthetic_shape=tuple(config.data.synthetic_shape),
-                       synthetic_examples=config.data.synthetic_examples, seed=config.seed)
+  source = source_from_config(config.data, seed=config.seed)
   if not source.num_classes:
     raise ValueError(f"Source {config.data.source!r} has no labels; fine-tuning needs them.")
   mesh = parallel.make_mesh()

@@ -24,7 +24,7 @@ from jssl import config as config_lib
 from jssl import optim, parallel
 from jssl.checkpoint import Checkpointer, abstract_like
 from jssl.data import pipeline
-from jssl.data.sources import Source, make_source
+from jssl.data.sources import Source, source_from_config
 from jssl.tasks import make_task
 
 log = logging.getLogger("jssl")
@@ -62,9 +62,7 @@ class Setup:
 
 def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   """Validates the config against the data and devices before anything compiles."""
-  source = make_source(config.data.source, data_dir=config.data.dir or None,
-                       synthetic_shape=tuple(config.data.synthetic_shape),
-                       synthetic_examples=config.data.synthetic_examples, seed=config.seed)
+  source = source_from_config(config.data, seed=config.seed)
   mesh = parallel.make_mesh() if mesh is None else mesh
   batch = config.train.batch_size
   local_batch_size = parallel.check_global_batch(batch, mesh)

@@ -41,7 +41,7 @@ except RuntimeError:
 
 logger = logging.getLogger("jssl")
 
-__all__ = ["Source", "make_source", "DEFAULT_FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
+__all__ = ["Source", "make_source", "source_from_config", "DEFAULT_FASHION_MNIST_DIR", "IMAGE_EXTENSIONS"]
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 """Where ``apt-get install dataset-fashion-mnist`` puts the IDX files."""
@@ -573,3 +573,9 @@ def make_source(
   raise ValueError(
       f"Unknown data source {spec!r}. Valid forms: 'fashion_mnist', 'tfds:NAME' (e.g. "
       "'tfds:cifar10'), 'image_folder:PATH' (or 'image_folder' with data_dir=PATH), 'synthetic'.")
+
+
+def source_from_config(data, *, seed: int = 0) -> Source:
+  """The source a config's ``data`` section names (``source``, ``dir``, ``synthetic_*``)."""
+  return make_source(data.source, data_dir=data.dir or None, synthetic_shape=tuple(data.synthetic_shape),
+                     synthetic_examples=data.synthetic_examples, seed=seed)
