@@ -146,6 +146,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.5
+  c.loss.block_size = 0             # > 0: ntxent_chunked with key blocks of this size (bounded memory)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "lars"             # lars | sgd | adamw

@@ -73,7 +73,7 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
     raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
   tx, schedule = optim.make_optimizer(config.optim, batch_size=batch, total_steps=total_steps,
                                       steps_per_epoch=steps_per_epoch)
-  return Setup(config=config, source=source, task=make_task(config), mesh=mesh, tx=tx,
+  return Setup(config=config, source=source, task=make_task(config, mesh=mesh), mesh=mesh, tx=tx,
                probe_tx=optax.adam(config.train.probe_lr), schedule=schedule, total_steps=total_steps,
                steps_per_epoch=steps_per_epoch, local_batch_size=local_batch_size)
 

@@ -30,7 +30,8 @@ def _steps(config, devices, count):
   return jax.device_get(state), losses
 
 
-def test_eight_devices_match_one_device(smoke_config):
+@pytest.mark.parametrize("block_size", [0, 12], ids=["dense_loss", "chunked_loss"])
+def test_eight_devices_match_one_device(smoke_config, block_size):
   """Same global batch on 1 and 8 devices: same loss, same updated parameters and BN statistics.
 
   With per-device batch norm or per-device negatives the losses would differ at the first
@@ -41,6 +42,7 @@ def test_eight_devices_match_one_device(smoke_config):
   assert len(jax.devices()) == 8, "conftest forces 8 CPU devices"
   # SGD: updates are proportional to gradients, so parameter differences measure gradient differences.
   smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
+  smoke_config.loss.block_size = block_size
   one, _ = _steps(smoke_config, jax.devices()[:1], 1)
   eight, _ = _steps(smoke_config, jax.devices(), 1)
   # Same math, different reduction order across devices: float32 round-off only (seen: 4e-7).
@@ -68,3 +70,13 @@ def test_step_lowers_the_loss_on_a_fixed_batch(smoke_config):
     losses.append(float(metrics["loss"]))
   assert losses[-1] < losses[0] - 0.05, losses
   assert int(state.step) == 8
+
+
+def test_chunked_and_dense_losses_give_the_same_step(smoke_config):
+  smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
+  dense, dense_losses = _steps(smoke_config, jax.devices(), 1)
+  smoke_config.loss.block_size = 12  # does not divide 2B = 64
+  chunked, chunked_losses = _steps(smoke_config, jax.devices(), 1)
+  np.testing.assert_allclose(chunked_losses, dense_losses, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(dense.params), jax.tree.leaves(chunked.params)):
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

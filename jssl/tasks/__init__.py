@@ -10,11 +10,11 @@ from jssl.tasks.simclr import SimCLR, build_encoder
 TASKS = {"simclr": SimCLR}
 
 
-def make_task(config):
-  """The task named by ``config.task``."""
+def make_task(config, *, mesh=None):
+  """The task named by ``config.task``; ``mesh`` is for losses that shard explicitly."""
   if config.task not in TASKS:
     raise ValueError(f"Unknown task {config.task!r}; choose one of {', '.join(TASKS)}.")
-  return TASKS[config.task](config)
+  return TASKS[config.task](config, mesh=mesh)
 
 
 __all__ = ["TASKS", "build_encoder", "make_task"]

@@ -6,13 +6,15 @@ paper, and ``jax.jit`` over a batch sharded on every device makes both the BN st
 and the negatives global.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from jssl.data import augment
-from jssl.losses import ntxent
+from jssl.losses import ntxent, ntxent_chunked
 from jssl.models import ProjectionHead, make_encoder
 
 
@@ -40,8 +42,13 @@ class SimCLR:
   ``[B]`` int32 (-1 when the source has none; used only by the online probe).
   """
 
-  def __init__(self, config: ml_collections.ConfigDict):
-    self.temperature = config.loss.temperature
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
+    if config.loss.block_size > 0:
+      # Memory O(local x block) per device instead of O(global x global); same value and gradient.
+      self.contrastive_loss = functools.partial(ntxent_chunked, temperature=config.loss.temperature,
+                                                block_size=config.loss.block_size, mesh=mesh)
+    else:
+      self.contrastive_loss = functools.partial(ntxent, temperature=config.loss.temperature)
     self.augment_config = augment.AugmentConfig(image_size=config.data.image_size, **config.augment)
     head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
                           num_layers=config.model.head_layers, dtype=jnp.dtype(config.model.dtype))
@@ -63,7 +70,7 @@ class SimCLR:
     (features, projections), updates = self.model.apply(
         {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
     z_a, z_b = jnp.split(projections, 2, axis=0)
-    loss = ntxent(z_a, z_b, temperature=self.temperature)
+    loss = self.contrastive_loss(z_a, z_b)
     return loss, (updates["batch_stats"], {}, jnp.split(features, 2, axis=0)[0])
 
   @staticmethod
