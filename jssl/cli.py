@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="Override any config field with --config.section.key=value.")
   pretrain.add_argument("--config", required=True, help="a Python config file with get_config()")
   pretrain.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here")
+  pretrain.add_argument("--coordinator", default=None,
+                        help="multi-process: HOST:PORT of process 0 (TPU pods and Slurm are detected)")
+  pretrain.add_argument("--num-processes", type=int, default=None)
+  pretrain.add_argument("--process-id", type=int, default=None)
   evaluate = commands.add_parser("eval", help="linear probe and kNN of a pretrained encoder")
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
@@ -46,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     elif rest:
       parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "pretrain":
+      from jssl import parallel  # noqa: PLC0415
       from jssl.train import pretrain as run_pretrain  # noqa: PLC0415
+      parallel.initialize_distributed(coordinator=args.coordinator, num_processes=args.num_processes,
+                                      process_id=args.process_id)
       run_pretrain(config, args.workdir)
     elif args.command == "eval":
       from jssl.evaluate import evaluate as run_eval  # noqa: PLC0415

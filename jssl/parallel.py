@@ -40,3 +40,35 @@ def global_batch(local: dict, mesh: Mesh) -> dict:
   """Per-process numpy arrays ``[B_local, ...]`` -> global ``jax.Array`` s ``[B, ...]`` sharded on ``data``."""
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
+
+
+def initialize_distributed(*, coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins a multi-process run; a no-op for a single process.
+
+  Explicit arguments (or ``JSSL_COORDINATOR``, ``JSSL_NUM_PROCESSES``, ``JSSL_PROCESS_ID``)
+  name the coordinator ``host:port`` and this process. Without them, a TPU pod slice
+  (``TPU_WORKER_HOSTNAMES`` with several hosts) or a Slurm job with several tasks is
+  detected and ``jax.distributed.initialize()`` finds its own settings. Must run before
+  anything touches a JAX device.
+  """
+  import os  # noqa: PLC0415
+
+  coordinator = coordinator or os.environ.get("JSSL_COORDINATOR")
+  if num_processes is None and os.environ.get("JSSL_NUM_PROCESSES"):
+    num_processes = int(os.environ["JSSL_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("JSSL_PROCESS_ID"):
+    process_id = int(os.environ["JSSL_PROCESS_ID"])
+  cluster = ("," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+             or int(os.environ.get("SLURM_NTASKS", "1")) > 1)
+  if coordinator is None and not cluster:
+    return
+  if coordinator is not None and (num_processes is None or process_id is None):
+    raise ValueError("--coordinator needs --num-processes and --process-id (or JSSL_NUM_PROCESSES and "
+                     "JSSL_PROCESS_ID).")
+  # CPU processes need a collectives backend to talk to each other; accelerators ignore this.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if coordinator is None:
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)

@@ -1,21 +1,62 @@
-"""One process of a local multi-process pretraining run (used by test_multiprocess.py).
+"""One process of a local multi-process run with 2 CPU devices (used by test_multiprocess.py).
 
-  python tests/multiprocess_driver.py COORDINATOR NUM_PROCESSES PROCESS_ID WORKDIR [--config.k=v ...]
+  python tests/multiprocess_driver.py pretrain COORDINATOR NUM_PROCESSES PROCESS_ID WORKDIR [--config.k=v ...]
+  python tests/multiprocess_driver.py steps COORDINATOR NUM_PROCESSES PROCESS_ID OUT.npz
 """
 
 import os
+import pathlib
 import sys
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
-from jssl import cli  # noqa: E402
+from jssl import cli, parallel, train  # noqa: E402
+from jssl.config import load_config  # noqa: E402
+
+SMOKE = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "smoke.py")
+
+
+def fixed_batch(config, seed):
+  """The same global batch whatever the process layout (tests/test_multiprocess.py uses it too)."""
+  rng = np.random.default_rng(seed)
+  size, batch = config.data.image_size, config.train.batch_size
+  return {"view1": rng.random((batch, size, size, 3), dtype=np.float32),
+          "view2": rng.random((batch, size, size, 3), dtype=np.float32),
+          "label": rng.integers(0, 10, batch).astype(np.int32)}
+
+
+def steps_config():
+  config = load_config(SMOKE)
+  config.optim.name, config.optim.base_lr = "sgd", 0.1
+  return config
+
+
+def run_steps(out):
+  """Two steps on fixed global batches; process 0 writes losses and parameters."""
+  config = steps_config()
+  setup = train.make_setup(config)
+  state, step = train.create_state(setup, seed=0), train.make_train_step(setup)
+  local, index = config.train.batch_size // jax.process_count(), jax.process_index()
+  losses = []
+  for seed in (0, 1):
+    rows = {k: v[index * local:(index + 1) * local] for k, v in fixed_batch(config, seed).items()}
+    state, metrics = step(state, parallel.global_batch(rows, setup.mesh))
+    losses.append(float(train.to_host(metrics["loss"])))
+  if index == 0:
+    leaves = train.to_host(jax.tree.leaves(state.params))
+    np.savez(out, losses=np.array(losses), **{f"p{i}": leaf for i, leaf in enumerate(leaves)})
+
 
 if __name__ == "__main__":
-  coordinator, num_processes, process_id, workdir, *overrides = sys.argv[1:]
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator, num_processes=int(num_processes), process_id=int(process_id))
-  config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "smoke.py")
-  sys.exit(cli.main(["pretrain", "--config", config, "--workdir", workdir, *overrides]))
+  mode, coordinator, num_processes, process_id, target, *overrides = sys.argv[1:]
+  if mode == "steps":
+    parallel.initialize_distributed(coordinator=coordinator, num_processes=int(num_processes),
+                                    process_id=int(process_id))
+    run_steps(target)
+  else:
+    sys.exit(cli.main(["pretrain", "--config", SMOKE, "--workdir", target, "--coordinator", coordinator,
+                       "--num-processes", num_processes, "--process-id", process_id, *overrides]))

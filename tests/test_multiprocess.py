@@ -1,4 +1,5 @@
-"""Two local processes x 2 CPU devices (gloo collectives): preemption agreed on by all."""
+"""Two local processes x 2 CPU devices (gloo collectives, coordinator on 127.0.0.1):
+the same global batch gives the same step as one process, and preemption is agreed on by all."""
 
 import signal
 import socket
@@ -6,10 +7,16 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
+
 from jssl.checkpoint import Checkpointer
 from jssl.train import read_metrics
 
 from conftest import REPO
+from multiprocess_driver import fixed_batch, steps_config
+
+from jssl import parallel, train
 
 DRIVER = str(REPO / "tests" / "multiprocess_driver.py")
 
@@ -20,9 +27,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(workdir, *overrides):
+def _start(workdir, *overrides, mode="pretrain"):
   coordinator = f"127.0.0.1:{_free_port()}"
-  return [subprocess.Popen([sys.executable, DRIVER, coordinator, "2", str(i), str(workdir), *overrides],
+  return [subprocess.Popen([sys.executable, DRIVER, mode, coordinator, "2", str(i), str(workdir), *overrides],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
           for i in range(2)]
 
@@ -48,3 +55,23 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
   codes = [p.wait(timeout=300) for p in processes]
   assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
   assert [m["step"] for m in read_metrics(tmp_path)] == list(range(1, reached + 4))
+
+
+def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
+  out = tmp_path / "two_processes.npz"
+  processes = _start(out, mode="steps")
+  codes = [p.wait(timeout=300) for p in processes]
+  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
+  got = np.load(out)
+
+  config = steps_config()
+  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:4]))
+  state, step = train.create_state(setup, seed=0), train.make_train_step(setup)
+  losses = []
+  for seed in (0, 1):
+    state, metrics = step(state, parallel.global_batch(fixed_batch(config, seed), setup.mesh))
+    losses.append(float(metrics["loss"]))
+  # Same devices count and global batch; only the transport differs (gloo vs in-process).
+  np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
+  for i, leaf in enumerate(jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_allclose(got[f"p{i}"], leaf, rtol=1e-4, atol=1e-5)
