@@ -163,6 +163,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 512          # global, over all devices and processes
   c.train.epochs = 100.0
   c.train.steps = 0                 # > 0 overrides epochs
+  c.train.microbatches = 1          # > 1: gradient caching (exact contrastive gradient; BN per micro-batch)
   c.train.log_every = 50
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3

@@ -135,8 +135,8 @@ def make_train_step(setup: Setup):
 
   def step(state: TrainState, batch: dict):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    (loss, (batch_stats, metrics, features)), grads = jax.value_and_grad(task.loss, has_aux=True)(
-        state.params, state.batch_stats, batch, rng)
+    (loss, (batch_stats, metrics, features)), grads = task.loss_and_grads(state.params, state.batch_stats,
+                                                                          batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.tree.norm(grads)

@@ -1,7 +1,7 @@
 """Pretext tasks: how examples are made on the host, which model, which loss.
 
 A task is a class with ``host_example(image, seed)``, ``init(rng, batch)``,
-``loss(params, batch_stats, batch, rng)`` and ``encoder_variables(params, batch_stats)``;
+``loss_and_grads(params, batch_stats, batch, rng)`` and ``encoder_variables(params, batch_stats)``;
 the train loop knows nothing else about it. A new task is one new module here.
 """
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jssl.data import augment
+from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
 from jssl.models import ProjectionHead, make_encoder
 
@@ -49,6 +50,7 @@ class SimCLR:
                                                 block_size=config.loss.block_size, mesh=mesh)
     else:
       self.contrastive_loss = functools.partial(ntxent, temperature=config.loss.temperature)
+    self.microbatches = config.train.microbatches
     self.augment_config = augment.AugmentConfig(image_size=config.data.image_size, **config.augment)
     head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
                           num_layers=config.model.head_layers, dtype=jnp.dtype(config.model.dtype))
@@ -72,6 +74,26 @@ class SimCLR:
     z_a, z_b = jnp.split(projections, 2, axis=0)
     loss = self.contrastive_loss(z_a, z_b)
     return loss, (updates["batch_stats"], {}, jnp.split(features, 2, axis=0)[0])
+
+  def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
+    """``((loss, (batch_stats, metrics, features)), grads)``; with ``train.microbatches > 1``
+    the exact full-batch contrastive gradient by gradient caching (BN statistics then per
+    micro-batch)."""
+    if self.microbatches == 1:
+      return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, batch, rng)
+
+    def embed(params, batch_stats, views):  # views [b, 2, S, S, C]
+      images = jnp.concatenate([views[:, 0], views[:, 1]], axis=0)
+      (features, projections), updates = self.model.apply(
+          {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
+      z = jnp.stack(jnp.split(projections, 2, axis=0), axis=1)  # [b, 2, D]
+      return z, jnp.split(features, 2, axis=0)[0], updates["batch_stats"]
+
+    views = jnp.stack([batch["view1"], batch["view2"]], axis=1)
+    loss, grads, features, batch_stats = grad_cache(
+        embed, lambda z: self.contrastive_loss(z[:, 0], z[:, 1]), params, batch_stats, views,
+        microbatches=self.microbatches)
+    return (loss, (batch_stats, {}, features)), grads
 
   @staticmethod
   def encoder_variables(params, batch_stats) -> dict:
