@@ -1,4 +1,4 @@
-"""``jssl pretrain | eval | export | finetune``: a thin shell over the modules that do the work."""
+"""``jssl pretrain | eval | export | finetune | compile-check``: a thin shell over the modules that do the work."""
 
 import argparse
 import logging
@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
   finetune.add_argument("--encoder", required=True, help="a `jssl export` directory")
   finetune.add_argument("--config", required=True, help="e.g. configs/finetune_fashion_mnist.py")
   finetune.add_argument("--workdir", default=None, help="default: ENCODER/finetune_<mode>")
+  check = commands.add_parser("compile-check", help="compile the train step for a device count you lack",
+                              epilog="Override any config field with --config.section.key=value.")
+  check.add_argument("--config", required=True)
+  check.add_argument("--topology", default=None, help="TPU slice, e.g. v4-64, v5e-16 (sets the device count)")
+  check.add_argument("--devices", type=int, default=None, help="device count, instead of --topology")
   args, rest = parser.parse_known_args(argv)
   _setup_logging()
 
@@ -45,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
   from jssl import config as config_lib  # noqa: PLC0415
 
   try:
+    if args.command == "compile-check":
+      from jssl.compile_check import run as run_check  # noqa: PLC0415
+      run_check(args.config, rest, topology=args.topology, devices=args.devices)
+      return 0
     if args.command in ("pretrain", "finetune"):
       config = config_lib.apply_overrides(config_lib.load_config(args.config), rest)
     elif rest:

@@ -47,9 +47,10 @@ def initialize_distributed(*, coordinator: str | None = None, num_processes: int
   """Joins a multi-process run; a no-op for a single process.
 
   Explicit arguments (or ``JSSL_COORDINATOR``, ``JSSL_NUM_PROCESSES``, ``JSSL_PROCESS_ID``)
-  name the coordinator ``host:port`` and this process. Without them, a TPU pod slice
-  (``TPU_WORKER_HOSTNAMES`` with several hosts) or a Slurm job with several tasks is
-  detected and ``jax.distributed.initialize()`` finds its own settings. Must run before
+  name the coordinator ``host:port`` and this process. Without them, ``JSSL_AUTO_DISTRIBUTED=1``
+  (set by ``tpu/tpu.sh launch``), a TPU pod slice (``TPU_WORKER_HOSTNAMES`` with several
+  hosts) or a Slurm job with several tasks makes ``jax.distributed.initialize()`` find its
+  own settings. Must run before
   anything touches a JAX device.
   """
   import os  # noqa: PLC0415
@@ -59,7 +60,7 @@ def initialize_distributed(*, coordinator: str | None = None, num_processes: int
     num_processes = int(os.environ["JSSL_NUM_PROCESSES"])
   if process_id is None and os.environ.get("JSSL_PROCESS_ID"):
     process_id = int(os.environ["JSSL_PROCESS_ID"])
-  cluster = ("," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+  cluster = (os.environ.get("JSSL_AUTO_DISTRIBUTED") == "1" or "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
              or int(os.environ.get("SLURM_NTASKS", "1")) > 1)
   if coordinator is None and not cluster:
     return
