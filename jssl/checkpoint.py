@@ -10,7 +10,6 @@ renames it when complete, so a torn save is never restored.
 import pathlib
 
 import flax.serialization
-import jax
 import orbax.checkpoint as ocp
 
 
@@ -54,8 +53,3 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
-
-
-def abstract_like(tree, sharding):
-  """``tree`` of arrays / ShapeDtypeStructs -> ShapeDtypeStructs placed with ``sharding``."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

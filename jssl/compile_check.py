@@ -43,7 +43,7 @@ def compile_train_step(config: ml_collections.ConfigDict, *, devices: int) -> di
   with config.unlocked():
     config.data.source, config.data.synthetic_shape = "synthetic", (size, size, 3)
     config.data.synthetic_examples = config.train.batch_size
-  mesh = parallel.make_mesh(jax.devices()[:devices])
+  mesh = parallel.make_mesh(jax.devices()[:devices], fsdp=config.parallel.fsdp)
   setup = train.make_setup(config, mesh=mesh)
   batch = {name: jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=parallel.batch_sharding(mesh))
            for name, value in train.example_batch(setup).items()}

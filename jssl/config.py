@@ -100,8 +100,9 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:
-  """A config written by ``to_json`` (tuples come back as lists, which the code accepts)."""
-  config = ml_collections.ConfigDict(json.loads(text))
+  """A config written by ``to_json``; fields added to jssl since it was written get their defaults."""
+  config = default_config()
+  config.update(json.loads(text))
   config.lock()
   return config
 
@@ -158,6 +159,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.optim.trust_coefficient = 1e-3
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
+
+  # Mesh ("data", "fsdp"): the batch is split over both axes; parameters and optimizer
+  # state with at least fsdp_min_size elements are split over "fsdp" (FSDP / ZeRO-3 style).
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.fsdp = 1               # size of the "fsdp" axis; must divide the device count
+  c.parallel.fsdp_min_size = 2**14  # smaller arrays (biases, BN, small kernels) stay replicated
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 512          # global, over all devices and processes

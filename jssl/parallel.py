@@ -10,17 +10,43 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
+BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # the batch is split over every device
 
 
-def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh over ``devices`` (default: every device of every process)."""
-  devices = jax.devices() if devices is None else devices
-  return Mesh(np.asarray(devices), (DATA_AXIS,))
+def make_mesh(devices=None, *, fsdp: int = 1) -> Mesh:
+  """A ``(data, fsdp)`` mesh over ``devices`` (default: every device of every process)."""
+  devices = np.asarray(jax.devices() if devices is None else devices)
+  if fsdp < 1 or devices.size % fsdp:
+    raise ValueError(f"parallel.fsdp={fsdp} must be >= 1 and divide the {devices.size} devices.")
+  return Mesh(devices.reshape(-1, fsdp), BATCH_AXES)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) dimension split over ``data``; the rest whole."""
-  return NamedSharding(mesh, P(DATA_AXIS))
+  """Leading (batch) dimension split over all devices; the rest whole."""
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def state_shardings(tree, mesh: Mesh, *, min_size: int):
+  """Where each array of a state goes: split over ``fsdp`` when it has ``min_size`` elements
+  or more (on its largest dimension that the axis divides), replicated otherwise.
+
+  ``jit`` then gathers each split parameter where the step needs it and reduce-scatters its
+  gradient: memory for parameters and optimizer state falls by the ``fsdp`` size.
+  """
+  size = mesh.shape[FSDP_AXIS]
+
+  def place(leaf):
+    shape = getattr(leaf, "shape", ())
+    if size > 1 and int(np.prod(shape, dtype=np.int64)) >= min_size:
+      dims = sorted((d for d in range(len(shape)) if shape[d] % size == 0), key=lambda d: -shape[d])
+      if dims:
+        spec = [None] * len(shape)
+        spec[dims[0]] = FSDP_AXIS
+        return NamedSharding(mesh, P(*spec))
+    return NamedSharding(mesh, P())
+
+  return jax.tree.map(place, tree)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

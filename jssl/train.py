@@ -22,7 +22,7 @@ import optax
 
 from jssl import config as config_lib
 from jssl import optim, parallel
-from jssl.checkpoint import Checkpointer, abstract_like
+from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
 from jssl.tasks import make_task
@@ -63,7 +63,7 @@ class Setup:
 def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   """Validates the config against the data and devices before anything compiles."""
   source = source_from_config(config.data, seed=config.seed)
-  mesh = parallel.make_mesh() if mesh is None else mesh
+  mesh = parallel.make_mesh(fsdp=config.parallel.fsdp) if mesh is None else mesh
   batch = config.train.batch_size
   local_batch_size = parallel.check_global_batch(batch, mesh)
   num_examples = source.num_examples(config.data.train_split)
@@ -101,16 +101,22 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
                     rng=jax.random.key_data(run_rng), skipped_steps=jnp.zeros((), jnp.int32))
 
 
+def state_sharding(setup: Setup):
+  """The state's shardings: replicated, or split over ``fsdp`` by ``config.parallel`` rules."""
+  shapes = jax.eval_shape(lambda: init_state(setup, jax.random.key(0)))
+  return parallel.state_shardings(shapes, setup.mesh, min_size=setup.config.parallel.fsdp_min_size)
+
+
 def create_state(setup: Setup, seed: int) -> TrainState:
-  """The initial state, replicated over the mesh."""
-  return jax.jit(lambda: init_state(setup, jax.random.key(seed)),
-                 out_shardings=parallel.replicated(setup.mesh))()
+  """The initial state, placed on the mesh."""
+  return jax.jit(lambda: init_state(setup, jax.random.key(seed)), out_shardings=state_sharding(setup))()
 
 
 def abstract_state(setup: Setup) -> TrainState:
-  """Shapes, dtypes and (replicated) shardings of the state, without computing it."""
+  """Shapes, dtypes and shardings of the state, without computing it."""
   shapes = jax.eval_shape(lambda: init_state(setup, jax.random.key(0)))
-  return abstract_like(shapes, parallel.replicated(setup.mesh))
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
+                      state_sharding(setup))
 
 
 def to_host(tree):
@@ -165,8 +171,8 @@ def make_train_step(setup: Setup):
     metrics.update(finite=finite, skipped_steps=new_state.skipped_steps)
     return new_state, metrics
 
-  replicated, batched = parallel.replicated(setup.mesh), parallel.batch_sharding(setup.mesh)
-  return jax.jit(step, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
+  states, batched = state_sharding(setup), parallel.batch_sharding(setup.mesh)
+  return jax.jit(step, in_shardings=(states, batched), out_shardings=(states, parallel.replicated(setup.mesh)),
                  donate_argnums=0)
 
 

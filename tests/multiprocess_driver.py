@@ -8,9 +8,6 @@ import os
 import pathlib
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-os.environ["JAX_PLATFORMS"] = "cpu"
-
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -52,6 +49,10 @@ def run_steps(out):
 
 
 if __name__ == "__main__":
+  # Read when the backend starts (first device use), so setting them here is in time. Not at
+  # import: test_multiprocess.py imports this module into the 8-device test process.
+  os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  os.environ["JAX_PLATFORMS"] = "cpu"
   mode, coordinator, num_processes, process_id, target, *overrides = sys.argv[1:]
   if mode == "steps":
     parallel.initialize_distributed(coordinator=coordinator, num_processes=int(num_processes),

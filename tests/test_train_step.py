@@ -80,3 +80,20 @@ def test_chunked_and_dense_losses_give_the_same_step(smoke_config):
   np.testing.assert_allclose(chunked_losses, dense_losses, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(dense.params), jax.tree.leaves(chunked.params)):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_fsdp_splits_parameters_and_matches_one_device(smoke_config):
+  smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
+  one, losses_one = _steps(smoke_config, jax.devices()[:1], 1)
+  smoke_config.parallel.fsdp, smoke_config.parallel.fsdp_min_size = 2, 256
+  setup = train.make_setup(smoke_config)
+  assert dict(setup.mesh.shape) == {"data": 4, "fsdp": 2}
+  state = train.create_state(setup, seed=0)
+  kernel = state.params["encoder"]["layer4_0"]["conv2"]["kernel"]  # [3, 3, 64, 64]
+  assert "fsdp" in kernel.sharding.spec
+  assert kernel.addressable_shards[0].data.size == kernel.size // 2, "each device holds half"
+  assert state.params["encoder"]["bn1"]["bias"].sharding.spec == jax.sharding.PartitionSpec()
+  state, metrics = train.make_train_step(setup)(state, parallel.global_batch(_batch(smoke_config, 0), setup.mesh))
+  np.testing.assert_allclose(float(metrics["loss"]), losses_one[0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

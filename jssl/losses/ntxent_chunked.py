@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jssl.losses.ntxent import _check_inputs, _normalize
-from jssl.parallel import DATA_AXIS
+from jssl.parallel import BATCH_AXES
 
 # Finite stand-in for -inf: masked logits vanish under exp() without inf - inf = NaN.
 _MASKED = -1e30
@@ -65,8 +65,8 @@ def ntxent_chunked(z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1, 
     temperature: tau > 0.
     block_size: keys per streamed block, any positive size (the last block is padded
       and masked). Per-device temporary memory is O(2B/n x block_size + 2B x D).
-    mesh: shard the anchors over its ``data`` axis with ``jax.shard_map``; ``B`` must be
-      divisible by its size. ``None``: one device computes all anchors, still blockwise.
+    mesh: shard the anchors over all its devices (the batch axes) with ``jax.shard_map``;
+      ``B`` must be divisible by its size. ``None``: one device computes all anchors, still blockwise.
 
   Returns:
     Scalar float32, equal to ``ntxent(z_a, z_b, temperature=temperature)``.
@@ -75,26 +75,26 @@ def ntxent_chunked(z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1, 
   if block_size < 1:
     raise ValueError(f"ntxent_chunked: block_size must be >= 1, got {block_size}.")
   batch = z_a.shape[0]
-  if mesh is None or mesh.shape[DATA_AXIS] == 1:
+  if mesh is None or mesh.devices.size == 1:
     keys = _normalize(jnp.concatenate([z_a, z_b]))
     index = jnp.arange(2 * batch)
     positive = jnp.concatenate([jnp.arange(batch, 2 * batch), jnp.arange(batch)])
     return jnp.mean(_anchor_losses(keys, keys, index, positive, temperature=temperature, block_size=block_size))
-  devices = mesh.shape[DATA_AXIS]
+  devices = mesh.devices.size
   if batch % devices:
     raise ValueError(f"ntxent_chunked: batch {batch} is not divisible by the {devices} devices of the mesh.")
 
   def local(za, zb):
     local_batch = za.shape[0]
-    start = jax.lax.axis_index(DATA_AXIS) * local_batch
+    start = jax.lax.axis_index(BATCH_AXES) * local_batch
     # Only the embeddings travel (2B x D); autodiff turns the gather into a reduce-scatter.
-    keys = _normalize(jnp.concatenate([jax.lax.all_gather(za, DATA_AXIS, tiled=True),
-                                       jax.lax.all_gather(zb, DATA_AXIS, tiled=True)]))
+    keys = _normalize(jnp.concatenate([jax.lax.all_gather(za, BATCH_AXES, tiled=True),
+                                       jax.lax.all_gather(zb, BATCH_AXES, tiled=True)]))
     rows = start + jnp.arange(local_batch)
     index = jnp.concatenate([rows, batch + rows])
     positive = jnp.concatenate([batch + rows, rows])
     anchors = _normalize(jnp.concatenate([za, zb]))
     losses = _anchor_losses(anchors, keys, index, positive, temperature=temperature, block_size=block_size)
-    return jax.lax.psum(jnp.sum(losses), DATA_AXIS) / (2 * batch)
+    return jax.lax.psum(jnp.sum(losses), BATCH_AXES) / (2 * batch)
 
-  return jax.shard_map(local, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)), out_specs=P())(z_a, z_b)
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(BATCH_AXES), P(BATCH_AXES)), out_specs=P())(z_a, z_b)
