@@ -41,9 +41,13 @@ class Checkpointer:
   def restore(self, abstract_state, *, step: int | None = None):
     """The state at ``step`` (default: latest) laid out like ``abstract_state``
     (a pytree of ``jax.ShapeDtypeStruct`` with shardings, e.g. from ``jax.eval_shape``)."""
-    step = self.latest_step() if step is None else step
-    if step is None:
+    steps = sorted(self.all_steps())
+    if not steps:
       raise FileNotFoundError(f"No complete checkpoint in {self.directory}; run `jssl pretrain` first.")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+      raise ValueError(f"No checkpoint at step {step} in {self.directory}; available steps: "
+                       f"{', '.join(map(str, steps))}.")
     target = flax.serialization.to_state_dict(abstract_state)
     restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
     return flax.serialization.from_state_dict(abstract_state, restored)

@@ -22,12 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jssl import config as config_lib
 from jssl import probes
-from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.tasks import build_encoder
-from jssl.train import abstract_state, make_setup
+from jssl.train import make_setup, read_run_config, restore_run
 
 log = logging.getLogger("jssl")
 
@@ -78,19 +76,13 @@ def probe_scores(train, test, *, num_classes: int, config) -> dict:
 def evaluate(workdir: str | pathlib.Path, *, step: int | None = None) -> dict:
   """Evaluates the run in ``workdir`` (latest checkpoint unless ``step``); writes ``eval.json``."""
   workdir = pathlib.Path(workdir).resolve()
-  config_path = workdir / "config.json"
-  if not config_path.exists():
-    raise FileNotFoundError(f"{config_path} not found: is {workdir} a `jssl pretrain` workdir?")
-  config = config_lib.from_json(config_path.read_text())
+  config = read_run_config(workdir)
   setup = make_setup(config)
   num_classes = setup.source.num_classes
   if not num_classes:
     raise ValueError(f"Source {config.data.source!r} has no labels, so there is nothing to probe.")
   started = time.perf_counter()
-  checkpointer = Checkpointer(workdir, async_save=False)
-  step = checkpointer.latest_step() if step is None else step
-  state = checkpointer.restore(abstract_state(setup), step=step)
-  checkpointer.close()
+  state, step = restore_run(setup, workdir, step=step)
 
   encoder = build_encoder(config)
   size, ev = config.data.image_size, config.eval

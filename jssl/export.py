@@ -226,17 +226,12 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
       ``out_dir`` that is a file, not empty (without ``overwrite``), or the run's own workdir.
   """
   from jssl import config as config_lib  # noqa: PLC0415  (TensorFlow et al. only when exporting)
-  from jssl.checkpoint import Checkpointer  # noqa: PLC0415
-  from jssl.train import abstract_state, make_setup  # noqa: PLC0415
+  from jssl.train import make_setup, read_run_config, restore_run  # noqa: PLC0415
 
   workdir, out_dir = pathlib.Path(workdir).resolve(), pathlib.Path(out_dir).resolve()
   if format not in FORMATS:
     raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
-  config_path = workdir / "config.json"
-  if not config_path.is_file():
-    raise FileNotFoundError(f"{config_path} not found: is {workdir} a `jssl pretrain` workdir?")
-  config_text = config_path.read_text()
-  config = config_lib.from_json(config_text)
+  config = read_run_config(workdir)
   name = config.model.encoder
   if format == "torch" and name not in _resnet_names():
     raise ValueError(f"The torch format supports ResNet encoders only, not {name!r}.")
@@ -245,18 +240,7 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
     raise FileNotFoundError(f"No checkpoints in {workdir}; run `jssl pretrain` first.")
 
   setup = make_setup(config)
-  checkpointer = Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints, async_save=False)
-  try:
-    steps = sorted(checkpointer.all_steps())
-    if not steps:
-      raise FileNotFoundError(f"No complete checkpoint in {checkpointer.directory}; run `jssl pretrain` first.")
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise ValueError(f"No checkpoint at step {step} in {checkpointer.directory}; available steps: "
-                       f"{', '.join(map(str, steps))}.")
-    state = checkpointer.restore(abstract_state(setup), step=step)
-  finally:
-    checkpointer.close()
+  state, step = restore_run(setup, workdir, step=step)
   variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats))
   variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in _COLLECTIONS}
 
@@ -272,7 +256,7 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
                 "channels": 3 if config.data.grayscale_to_rgb else int(setup.source.channels),
                 "value_range": [0, 1], "normalization": "none",
                 "grayscale_to_rgb": bool(config.data.grayscale_to_rgb)},
-      "source_run": {"workdir": str(workdir), "step": step, "config": json.loads(config_text)},
+      "source_run": {"workdir": str(workdir), "step": step, "config": json.loads(config_lib.to_json(config))},
   }
   if format == "torch":
     metadata["torchvision"] = torchvision_recipe(name, width_multiplier=kwargs["width_multiplier"],
@@ -517,7 +501,8 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
       raise FileNotFoundError(f"{where} not found: the npz export in {path} is incomplete.")
     with np.load(where, allow_pickle=False) as npz:
       flat = {key: npz[key] for key in npz.files}
-  _check_variables({k: np.shape(v) for k, v in flat.items()}, expected_shapes, where)
+    # Orbax was checked from its metadata before restoring; an npz only once it is read.
+    _check_variables({k: np.shape(v) for k, v in flat.items()}, expected_shapes, where)
 
   arrays = {}
   for key, value in flat.items():

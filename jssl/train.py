@@ -101,22 +101,22 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
                     rng=jax.random.key_data(run_rng), skipped_steps=jnp.zeros((), jnp.int32))
 
 
-def state_sharding(setup: Setup):
-  """The state's shardings: replicated, or split over ``fsdp`` by ``config.parallel`` rules."""
+def abstract_state(setup: Setup) -> TrainState:
+  """Shapes, dtypes and shardings of the state (replicated, or split over ``fsdp`` by
+  ``config.parallel`` rules), without computing it."""
   shapes = jax.eval_shape(lambda: init_state(setup, jax.random.key(0)))
-  return parallel.state_shardings(shapes, setup.mesh, min_size=setup.config.parallel.fsdp_min_size)
+  shardings = parallel.state_shardings(shapes, setup.mesh, min_size=setup.config.parallel.fsdp_min_size)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+
+
+def state_sharding(setup: Setup):
+  """The shardings of ``abstract_state``."""
+  return jax.tree.map(lambda x: x.sharding, abstract_state(setup))
 
 
 def create_state(setup: Setup, seed: int) -> TrainState:
   """The initial state, placed on the mesh."""
   return jax.jit(lambda: init_state(setup, jax.random.key(seed)), out_shardings=state_sharding(setup))()
-
-
-def abstract_state(setup: Setup) -> TrainState:
-  """Shapes, dtypes and shardings of the state, without computing it."""
-  shapes = jax.eval_shape(lambda: init_state(setup, jax.random.key(0)))
-  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
-                      state_sharding(setup))
 
 
 def to_host(tree):
@@ -207,6 +207,24 @@ class MetricsWriter:
   def close(self):
     if self._tb is not None:
       self._tb.close()
+
+
+def read_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config a ``jssl pretrain`` run saved in ``workdir/config.json``."""
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} not found: is {workdir} a `jssl pretrain` workdir?")
+  return config_lib.from_json(path.read_text())
+
+
+def restore_run(setup: Setup, workdir: pathlib.Path, *, step: int | None = None) -> tuple[TrainState, int]:
+  """The run's state at ``step`` (default: latest) and that step."""
+  checkpointer = Checkpointer(workdir, async_save=False)
+  try:
+    step = checkpointer.latest_step() if step is None else step
+    return checkpointer.restore(abstract_state(setup), step=step), step
+  finally:
+    checkpointer.close()
 
 
 def read_metrics(workdir) -> list[dict]:

@@ -65,15 +65,22 @@ class SimCLR:
     """Variables ``{"params", "batch_stats"}`` for images shaped like ``batch["view1"]``."""
     return self.model.init(rng, batch["view1"], train=False)
 
+  def _embed(self, params, batch_stats, view1, view2):
+    """Both views through one BN pass: ``z [b, 2, D]``, view-1 features ``[b, F]``, new BN stats."""
+    images = jnp.concatenate([view1, view2], axis=0)
+    (features, projections), updates = self.model.apply(
+        {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
+    z = jnp.stack(jnp.split(projections, 2, axis=0), axis=1)
+    return z, jnp.split(features, 2, axis=0)[0], updates["batch_stats"]
+
+  def _contrastive(self, z):
+    return self.contrastive_loss(z[:, 0], z[:, 1])
+
   def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
     """Returns ``loss, (new_batch_stats, metrics, features)``; features ``[B, F]`` of view 1."""
     del rng  # Augmentation happens on the host; the model itself is deterministic.
-    images = jnp.concatenate([batch["view1"], batch["view2"]], axis=0)
-    (features, projections), updates = self.model.apply(
-        {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
-    z_a, z_b = jnp.split(projections, 2, axis=0)
-    loss = self.contrastive_loss(z_a, z_b)
-    return loss, (updates["batch_stats"], {}, jnp.split(features, 2, axis=0)[0])
+    z, features, batch_stats = self._embed(params, batch_stats, batch["view1"], batch["view2"])
+    return self._contrastive(z), (batch_stats, {}, features)
 
   def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
     """``((loss, (batch_stats, metrics, features)), grads)``; with ``train.microbatches > 1``
@@ -83,16 +90,11 @@ class SimCLR:
       return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, batch, rng)
 
     def embed(params, batch_stats, views):  # views [b, 2, S, S, C]
-      images = jnp.concatenate([views[:, 0], views[:, 1]], axis=0)
-      (features, projections), updates = self.model.apply(
-          {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
-      z = jnp.stack(jnp.split(projections, 2, axis=0), axis=1)  # [b, 2, D]
-      return z, jnp.split(features, 2, axis=0)[0], updates["batch_stats"]
+      return self._embed(params, batch_stats, views[:, 0], views[:, 1])
 
     views = jnp.stack([batch["view1"], batch["view2"]], axis=1)
-    loss, grads, features, batch_stats = grad_cache(
-        embed, lambda z: self.contrastive_loss(z[:, 0], z[:, 1]), params, batch_stats, views,
-        microbatches=self.microbatches)
+    loss, grads, features, batch_stats = grad_cache(embed, self._contrastive, params, batch_stats, views,
+                                                    microbatches=self.microbatches)
     return (loss, (batch_stats, {}, features)), grads
 
   @staticmethod
