@@ -11,9 +11,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jssl.models import conv as conv_lib
+
 # SimCLR uses batch-norm decay 0.9; the small epsilon is torchvision's.
 _BN = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# Bias-free convolutions (BN follows each); kernel gradients as GEMMs on CPU (jssl.models.conv).
+_Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=_CONV_INIT,
+                          conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 class BasicBlock(nn.Module):
@@ -26,7 +31,7 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_CONV_INIT)
+    conv = functools.partial(_Conv, dtype=self.dtype)
     norm = functools.partial(_BN, use_running_average=not train, dtype=self.dtype)
     y = conv(self.filters, (3, 3), strides=self.strides, padding=1, name="conv1")(x)
     y = nn.relu(norm(name="bn1")(y))
@@ -49,7 +54,7 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_CONV_INIT)
+    conv = functools.partial(_Conv, dtype=self.dtype)
     norm = functools.partial(_BN, use_running_average=not train, dtype=self.dtype)
     y = nn.relu(norm(name="bn1")(conv(self.filters, (1, 1), name="conv1")(x)))
     y = conv(self.filters, (3, 3), strides=self.strides, padding=1, name="conv2")(y)
@@ -93,13 +98,11 @@ class ResNet(nn.Module):
       raise ValueError(f"ResNet block must be 'basic' or 'bottleneck', got {self.block!r}.")
     x = jnp.asarray(images, self.dtype)
     if self.stem == "imagenet":
-      x = nn.Conv(self.width, (7, 7), strides=2, padding=3, use_bias=False, dtype=self.dtype,
-                  kernel_init=_CONV_INIT, name="conv1")(x)
+      x = _Conv(self.width, (7, 7), strides=2, padding=3, dtype=self.dtype, name="conv1")(x)
       x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     elif self.stem == "cifar":
-      x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=self.dtype,
-                  kernel_init=_CONV_INIT, name="conv1")(x)
+      x = _Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x)
       x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
     else:
       raise ValueError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}.")
