@@ -8,13 +8,15 @@ optimizer or probe) and writes to ``out_dir``:
 
     {"format_version": 1, "format": "orbax" | "npz" | "torch",
      "architecture": {"name": "resnet18", "kwargs": {"width_multiplier", "stem", "dtype"}},
+                                      # ViTs: {"name": "vit_tiny", "kwargs": {"patch_size", "dtype"}}
      "num_features": 512,
      "input": {"image_size", "channels", "value_range": [0, 1], "normalization": "none",
                "grayscale_to_rgb"},
      "source_run": {"workdir", "step", "config": {...the run's config.json...}},
      "torchvision": {...}}              # torch format only: how to load it, see below
 
-* ``format="orbax"``: ``variables/``, an Orbax checkpoint of ``{"params", "batch_stats"}``.
+* ``format="orbax"``: ``variables/``, an Orbax checkpoint of ``{"params", "batch_stats"}``
+  (``{"params"}`` alone for encoders without batch norm: ViTs).
 * ``format="npz"``: ``encoder.npz``, flat keys such as ``params/layer1_0/conv1/kernel`` and
   ``batch_stats/layer1_0/bn1/mean`` (plain arrays: loads with ``allow_pickle=False``).
 * ``format="torch"`` (ResNets only): ``encoder.safetensors`` with torchvision's ResNet
@@ -69,7 +71,6 @@ NPZ_FILE = "encoder.npz"
 TORCH_FILE = "encoder.safetensors"
 _ARTIFACTS = (METADATA_FILE, ORBAX_DIR, NPZ_FILE, TORCH_FILE)
 _COLLECTIONS = ("params", "batch_stats")
-_KWARGS = ("width_multiplier", "stem", "dtype")
 
 
 # --------------------------------------------------------------------------- flat trees
@@ -226,6 +227,7 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
       ``out_dir`` that is a file, not empty (without ``overwrite``), or the run's own workdir.
   """
   from jssl import config as config_lib  # noqa: PLC0415  (TensorFlow et al. only when exporting)
+  from jssl.tasks import encoder_kwargs  # noqa: PLC0415
   from jssl.train import make_setup, read_run_config, restore_run  # noqa: PLC0415
 
   workdir, out_dir = pathlib.Path(workdir).resolve(), pathlib.Path(out_dir).resolve()
@@ -233,8 +235,11 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
     raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
   config = read_run_config(workdir)
   name = config.model.encoder
-  if format == "torch" and name not in _resnet_names():
-    raise ValueError(f"The torch format supports ResNet encoders only, not {name!r}.")
+  if format == "torch" and models.encoder_family(name) != "resnet":
+    raise ValueError(f"The torch format (torchvision's ResNet layout) supports ResNet encoders only, not {name!r}; "
+                     f"export it as {' or '.join(repr(f) for f in FORMATS if f != 'torch')} "
+                     "(--format orbax | npz), which jssl.load_encoder reads.")
+  kwargs = encoder_kwargs(config)
   _check_out_dir(out_dir, workdir, overwrite=overwrite)
   if not (workdir / "checkpoints").is_dir():
     raise FileNotFoundError(f"No checkpoints in {workdir}; run `jssl pretrain` first.")
@@ -242,11 +247,10 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
   setup = make_setup(config)
   state, step = restore_run(setup, workdir, step=step)
   variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats))
-  variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in _COLLECTIONS}
+  # Empty collections (a ViT's batch_stats) are left out: nothing to store, and nothing to restore.
+  variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in _COLLECTIONS if variables.get(c)}
 
   encoder = setup.task.model.encoder
-  kwargs = {"width_multiplier": float(config.model.width_multiplier), "stem": str(config.model.stem),
-            "dtype": jnp.dtype(config.model.dtype).name}
   metadata = {
       "format_version": FORMAT_VERSION,
       "format": format,
@@ -296,8 +300,9 @@ def export_main(workdir, out, *, step: int | None = None, format: str = "orbax",
   out_dir = export_encoder(workdir, out, step=step, format=format, overwrite=overwrite)
   metadata = json.loads((out_dir / METADATA_FILE).read_text())
   arch = metadata["architecture"]
+  detail = ", ".join(f"{key} {value}" for key, value in arch["kwargs"].items() if key != "dtype")
   print(f"Exported the {arch['name']} encoder ({metadata['num_features']} features, "
-        f"{arch['kwargs']['stem']} stem) of {metadata['source_run']['workdir']} at step "
+        f"{detail}) of {metadata['source_run']['workdir']} at step "
         f"{metadata['source_run']['step']} as {format} to {out_dir}:")
   for artifact in _ARTIFACTS:
     path = out_dir / artifact
@@ -314,11 +319,6 @@ def export_main(workdir, out, *, step: int | None = None, format: str = "orbax",
 
 
 # --------------------------------------------------------------------------- load
-
-
-def _resnet_names():
-  from jssl.models.resnet import STAGES  # noqa: PLC0415
-  return tuple(STAGES)
 
 
 def _check_variables(found: dict[str, tuple], expected: dict[str, tuple], where: pathlib.Path) -> None:
@@ -442,9 +442,11 @@ def read_metadata(path: str | os.PathLike) -> dict:
   kwargs = arch.get("kwargs") or {}
   if not isinstance(kwargs, dict):
     raise ValueError(f"{json_path}: architecture kwargs must be an object; got {kwargs!r}.")
-  unknown = sorted(set(kwargs) - set(_KWARGS))
+  accepted = models.encoder_kwargs(arch["name"])
+  unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(f"{json_path}: unknown architecture kwargs {unknown}; expected {list(_KWARGS)}.")
+    raise ValueError(f"{json_path}: unknown architecture kwargs {unknown} for {arch['name']}; expected "
+                     f"{list(accepted)}.")
   inputs = metadata.get("input")
   inputs = inputs if isinstance(inputs, dict) else {}
   if not isinstance(metadata.get("num_features"), int):

@@ -2,15 +2,39 @@
 
 from jssl.models.heads import ProjectionHead
 from jssl.models.resnet import STAGES, ResNet, resnet
+from jssl.models.vit import VARIANTS, ViT, auto_patch_size, vit
 
-ENCODERS = tuple(STAGES)
+ENCODERS = (*STAGES, *VARIANTS)
+
+# Each family's constructor and the keyword arguments it takes (also what an export records).
+_FAMILIES = {
+    "resnet": (STAGES, resnet, ("width_multiplier", "stem", "dtype")),
+    "vit": (VARIANTS, vit, ("patch_size", "depth", "dtype")),
+}
 
 
-def make_encoder(name: str, **kwargs):
-  """Encoder by name (one of ``ENCODERS``); kwargs go to the family's constructor."""
-  if name in STAGES:
-    return resnet(name, **kwargs)
+def encoder_family(name: str) -> str:
+  """``"resnet"`` or ``"vit"`` for an encoder name in ``ENCODERS``."""
+  for family, (names, _, _) in _FAMILIES.items():
+    if name in names:
+      return family
   raise ValueError(f"Unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}.")
 
 
-__all__ = ["ENCODERS", "ProjectionHead", "ResNet", "make_encoder", "resnet"]
+def encoder_kwargs(name: str) -> tuple[str, ...]:
+  """The keyword arguments ``make_encoder(name, ...)`` accepts, e.g. ``("patch_size", "depth", "dtype")``."""
+  return _FAMILIES[encoder_family(name)][2]
+
+
+def make_encoder(name: str, **kwargs):
+  """Encoder by name (one of ``ENCODERS``); kwargs go to the family's constructor and must be
+  among ``encoder_kwargs(name)``."""
+  _, constructor, accepted = _FAMILIES[encoder_family(name)]
+  unknown = sorted(set(kwargs) - set(accepted))
+  if unknown:
+    raise ValueError(f"{name} takes {', '.join(accepted)}; got unexpected {', '.join(unknown)}.")
+  return constructor(name, **kwargs)
+
+
+__all__ = ["ENCODERS", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family", "encoder_kwargs",
+           "make_encoder", "resnet", "vit"]

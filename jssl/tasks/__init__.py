@@ -5,7 +5,7 @@ A task is a class with ``host_example(image, seed)``, ``init(rng, batch)``,
 the train loop knows nothing else about it. A new task is one new module here.
 """
 
-from jssl.tasks.simclr import SimCLR, build_encoder
+from jssl.tasks.simclr import SimCLR, build_encoder, encoder_kwargs
 
 TASKS = {"simclr": SimCLR}
 
@@ -17,4 +17,4 @@ def make_task(config, *, mesh=None):
   return TASKS[config.task](config, mesh=mesh)
 
 
-__all__ = ["TASKS", "build_encoder", "make_task"]
+__all__ = ["TASKS", "build_encoder", "encoder_kwargs", "make_task"]
