@@ -45,8 +45,8 @@ def compile_train_step(config: ml_collections.ConfigDict, *, devices: int) -> di
     config.data.synthetic_examples = config.train.batch_size
   mesh = parallel.make_mesh(jax.devices()[:devices], fsdp=config.parallel.fsdp)
   setup = train.make_setup(config, mesh=mesh)
-  batch = {name: jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=parallel.batch_sharding(mesh))
-           for name, value in train.example_batch(setup).items()}
+  batch = {name: jax.ShapeDtypeStruct(spec.shape, spec.dtype, sharding=parallel.batch_sharding(mesh))
+           for name, spec in train.batch_spec(setup).items()}
   compiled = train.make_train_step(setup).lower(train.abstract_state(setup), batch).compile()
   memory = compiled.memory_analysis()
   sizes = {"argument": memory.argument_size_in_bytes, "output": memory.output_size_in_bytes,

@@ -126,6 +126,9 @@ def default_config() -> ml_collections.ConfigDict:
 
   # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
   c.augment = ml_collections.ConfigDict()
+  # host: tf.data makes the views; device: the host only decodes and batches, and the
+  # jit step makes the views (jssl.data.augment_jax), per example with its own RNG.
+  c.augment.on = "host"
   c.augment.crop_area = (0.08, 1.0)
   c.augment.crop_aspect = (3 / 4, 4 / 3)
   c.augment.flip_prob = 0.5
@@ -137,9 +140,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.augment.blur_kernel_fraction = 0.1
 
   c.model = ml_collections.ConfigDict()
-  c.model.encoder = "resnet18"      # resnet_tiny | resnet18 | resnet34 | resnet50
-  c.model.width_multiplier = 1.0
-  c.model.stem = "cifar"            # cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
+  c.model.encoder = "resnet18"      # resnet_tiny | resnet18 | resnet34 | resnet50 | vit_tiny | vit_small | vit_base
+  c.model.width_multiplier = 1.0    # ResNets only (ViTs are sized by name; must stay 1.0)
+  c.model.stem = "cifar"            # ResNets only: cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
+  c.model.patch_size = 0            # ViTs only: patch side; 0 = auto (4 when data.image_size <= 64, else 16)
+  c.model.depth = 0                 # ViTs only: transformer blocks; 0 = the variant's (12)
   c.model.head_hidden_dim = 2048
   c.model.head_out_dim = 128
   c.model.head_layers = 2

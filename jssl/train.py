@@ -78,11 +78,32 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
                steps_per_epoch=steps_per_epoch, local_batch_size=local_batch_size)
 
 
+def batch_spec(setup: Setup) -> dict:
+  """Global shapes and dtypes of a batch the host feeds the step (the task decides)."""
+  return setup.task.batch_spec(setup.config.train.batch_size, setup.source)
+
+
 def example_batch(setup: Setup) -> dict:
   """A zero batch with the global shapes of a real one (for init and abstract evaluation)."""
-  size, channels = setup.config.data.image_size, 3 if setup.config.data.grayscale_to_rgb else setup.source.channels
-  image = jnp.zeros((setup.config.train.batch_size, size, size, channels), jnp.float32)
-  return {"view1": image, "view2": image, "label": jnp.zeros((setup.config.train.batch_size,), jnp.int32)}
+  return {name: jnp.zeros(s.shape, s.dtype) for name, s in batch_spec(setup).items()}
+
+
+def random_batch(setup: Setup, key: jax.Array) -> dict:
+  """A random batch shaped like a real one, made on the devices and sharded like one
+  (for benchmarks that leave the input pipeline out)."""
+  spec = batch_spec(setup)
+
+  def make(key):
+    batch = {}
+    for name, key in zip(sorted(spec), jax.random.split(key, len(spec))):
+      shape, dtype = spec[name].shape, spec[name].dtype
+      if jnp.issubdtype(dtype, jnp.floating):
+        batch[name] = jax.random.uniform(key, shape, dtype)
+      else:  # uint8 images, int32 labels
+        batch[name] = jax.random.randint(key, shape, 0, 255 if dtype == jnp.uint8 else 10).astype(dtype)
+    return batch
+
+  return jax.jit(make, out_shardings=parallel.batch_sharding(setup.mesh))(key)
 
 
 def init_state(setup: Setup, rng: jax.Array) -> TrainState:

@@ -16,7 +16,8 @@ import ml_collections
 from jssl.data import augment
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
-from jssl.models import ProjectionHead, make_encoder
+from jssl.models import ProjectionHead, auto_patch_size, encoder_family, make_encoder
+from jssl.models.vit import VARIANTS as VIT_VARIANTS
 
 
 class SimCLRModel(nn.Module):
@@ -30,10 +31,42 @@ class SimCLRModel(nn.Module):
     return features, self.head(features, train=train)
 
 
+def encoder_kwargs(config: ml_collections.ConfigDict) -> dict:
+  """``make_encoder`` keyword arguments for ``config.model``, JSON-ready (``dtype`` by name).
+
+  Each family gets only its own: ResNets ``width_multiplier``, ``stem``, ``dtype``; ViTs
+  ``patch_size`` (``model.patch_size``, or when that is 0 ``auto_patch_size(data.image_size)``),
+  ``depth`` (``model.depth``, or when that is 0 the variant's) and ``dtype``. A field of the
+  other family set away from its neutral value (``width_multiplier`` 1, ``patch_size`` and
+  ``depth`` 0) is an error rather than silently ignored; ``stem`` always has a value, so
+  ViTs ignore it.
+  """
+  model = config.model
+  dtype = jnp.dtype(model.dtype).name
+  if encoder_family(model.encoder) == "resnet":
+    for key in ("patch_size", "depth"):
+      if model[key] != 0:
+        raise ValueError(f"model.{key}={model[key]} is for ViTs; {model.encoder} is a ResNet, sized by its name "
+                         "and model.width_multiplier. Leave it at 0.")
+    return {"width_multiplier": float(model.width_multiplier), "stem": str(model.stem), "dtype": dtype}
+  if model.width_multiplier != 1.0:
+    raise ValueError(f"model.width_multiplier={model.width_multiplier} scales ResNet widths; a ViT's width comes "
+                     f"from its name ({', '.join(VIT_VARIANTS)}). Leave it at 1.0 for {model.encoder}.")
+  size = int(config.data.image_size)
+  patch_size = int(model.patch_size) or auto_patch_size(size)
+  if patch_size < 0 or size % patch_size:
+    raise ValueError(f"model.patch_size={model.patch_size} does not split data.image_size={size} into "
+                     f"patches; use a divisor of {size}, or 0 for the default ({auto_patch_size(size)}).")
+  if model.depth < 0:
+    raise ValueError(f"model.depth={model.depth}: give a positive number of blocks, or 0 for the variant's.")
+  depth = int(model.depth) or VIT_VARIANTS[model.encoder][1]
+  return {"patch_size": patch_size, "depth": depth, "dtype": dtype}
+
+
 def build_encoder(config: ml_collections.ConfigDict) -> nn.Module:
   """The encoder described by ``config.model`` (shared by every task and by evaluation)."""
-  return make_encoder(config.model.encoder, width_multiplier=config.model.width_multiplier,
-                      stem=config.model.stem, dtype=jnp.dtype(config.model.dtype))
+  kwargs = encoder_kwargs(config)
+  return make_encoder(config.model.encoder, **{**kwargs, "dtype": jnp.dtype(kwargs["dtype"])})
 
 
 class SimCLR:
@@ -51,7 +84,12 @@ class SimCLR:
     else:
       self.contrastive_loss = functools.partial(ntxent, temperature=config.loss.temperature)
     self.microbatches = config.train.microbatches
-    self.augment_config = augment.AugmentConfig(image_size=config.data.image_size, **config.augment)
+    self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
+    self.augment_on = config.augment.on
+    if self.augment_on not in ("host", "device"):
+      raise ValueError(f"augment.on={self.augment_on!r}: expected 'host' (tf.data) or 'device' (in the jit step).")
+    self.augment_config = augment.AugmentConfig(
+        image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"})
     head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
                           num_layers=config.model.head_layers, dtype=jnp.dtype(config.model.dtype))
     self.model = SimCLRModel(encoder=build_encoder(config), head=head)
@@ -60,6 +98,12 @@ class SimCLR:
     """tf.data side: float32 ``[H, W, C]`` image and an int ``[2]`` seed -> the two views."""
     view1, view2 = augment.two_views(image, seed, config=self.augment_config)
     return {"view1": view1, "view2": view2}
+
+  def batch_spec(self, batch_size: int, source) -> dict:
+    """Global shapes of the batches ``host_example`` makes, for a ``jssl.data.Source``."""
+    size, channels = self.image_size, 3 if self.grayscale_to_rgb else source.channels
+    view = jax.ShapeDtypeStruct((batch_size, size, size, channels), jnp.float32)
+    return {"view1": view, "view2": view, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
 
   def init(self, rng: jax.Array, batch: dict) -> dict:
     """Variables ``{"params", "batch_stats"}`` for images shaped like ``batch["view1"]``."""
@@ -99,5 +143,6 @@ class SimCLR:
 
   @staticmethod
   def encoder_variables(params, batch_stats) -> dict:
-    """The encoder's part of the model variables: what evaluation and export use."""
-    return {"params": params["encoder"], "batch_stats": batch_stats["encoder"]}
+    """The encoder's part of the model variables: what evaluation and export use.
+    ``batch_stats`` is ``{}`` for an encoder without batch norm (a ViT)."""
+    return {"params": params["encoder"], "batch_stats": batch_stats.get("encoder", {})}
