@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # Files only; never needs a display.
 import matplotlib.pyplot as plt  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -33,17 +35,20 @@ def save_image_grid(path: pathlib.Path, rows: dict[str, np.ndarray]) -> None:
 
 
 def save_augmentations(path: pathlib.Path, setup, *, seed: int, count: int = 8) -> None:
-  """Source images (resized whole) and the task's host views of each, as the model sees them."""
+  """Source images (resized whole) and the task's views of each, as the model sees them
+  (made where training makes them: by the host pipeline or inside the step)."""
   config = setup.config
-  source_rows, view_rows = [], {}
+  source_rows, host_rows = [], {}
   examples = setup.source.dataset(config.data.train_split).take(count)
   for index, example in enumerate(examples):
     image = augment.to_float_rgb(example["image"], grayscale_to_rgb=config.data.grayscale_to_rgb)
     source_rows.append(augment.center_resize(image, image_size=config.data.image_size).numpy())
-    views = setup.task.host_example(image, tf.constant([seed, index], tf.int64))
-    for name, view in views.items():
-      view_rows.setdefault(name, []).append(view.numpy())
-  save_image_grid(path, {"source": np.stack(source_rows), **{k: np.stack(v) for k, v in view_rows.items()}})
+    for name, value in setup.task.host_example(image, tf.constant([seed, index], tf.int64)).items():
+      host_rows.setdefault(name, []).append(value.numpy())
+  batch = {name: jnp.asarray(np.stack(rows)) for name, rows in host_rows.items()}
+  views = setup.task.views(batch, jax.random.key(seed))
+  save_image_grid(path, {"source": np.stack(source_rows),
+                         **{f"view{i + 1}": np.asarray(view) for i, view in enumerate(views)}})
 
 
 def save_curves(path: pathlib.Path, metrics: list[dict]) -> None:

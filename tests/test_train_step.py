@@ -97,3 +97,41 @@ def test_fsdp_splits_parameters_and_matches_one_device(smoke_config):
   np.testing.assert_allclose(float(metrics["loss"]), losses_one[0], rtol=1e-5)
   for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(jax.device_get(state.params))):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def _image_batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  size, batch = config.data.image_size, config.train.batch_size
+  return {"image": rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
+          "label": rng.integers(0, 10, batch).astype(np.int32)}
+
+
+def test_device_augmentation_is_the_same_on_one_and_eight_devices(smoke_config):
+  """augment.on=device: the step makes the views from uint8 images, each example from a key
+  fixed by its index in the global batch, so 1 and 8 devices see the same views."""
+  smoke_config.augment.on = "device"
+  smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    setup = _setup(smoke_config, devices)
+    assert set(train.batch_spec(setup)) == {"image", "label"}
+    state = train.create_state(setup, seed=0)
+    state, metrics = train.make_train_step(setup)(state, parallel.global_batch(_image_batch(smoke_config), setup.mesh))
+    results.append((float(metrics["loss"]), jax.device_get(state.params)))
+  np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_device_augmentation_draws_new_views_each_step(smoke_config):
+  """The views come from the step's RNG: the same images give a different loss at the next
+  step even with the learning rate at zero (nothing else changes)."""
+  smoke_config.augment.on = "device"
+  smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.0
+  setup = _setup(smoke_config, jax.devices())
+  state = train.create_state(setup, seed=0)
+  step = train.make_train_step(setup)
+  batch = parallel.global_batch(_image_batch(smoke_config), setup.mesh)
+  state, first = step(state, batch)
+  state, second = step(state, batch)
+  assert abs(float(first["loss"]) - float(second["loss"])) > 1e-4

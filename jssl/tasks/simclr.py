@@ -1,6 +1,8 @@
 """SimCLR (Chen et al. 2020): two augmented views per image, NT-Xent over the global batch.
 
-The host pipeline makes the views (``host_example``); the step concatenates both views
+The views are made by the host pipeline (``host_example``, ``augment.on=host``) or inside
+the jit step from uint8 images (``augment.on=device``, ``jssl.data.augment_jax``); the
+step concatenates both views
 into one ``[2B, H, W, C]`` batch so that batch norm sees all 2B images at once, as in the
 paper, and ``jax.jit`` over a batch sharded on every device makes both the BN statistics
 and the negatives global.
@@ -12,8 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import tensorflow as tf
 
-from jssl.data import augment
+from jssl.data import augment, augment_jax
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
 from jssl.models import ProjectionHead, auto_patch_size, encoder_family, make_encoder
@@ -72,7 +75,8 @@ def build_encoder(config: ml_collections.ConfigDict) -> nn.Module:
 class SimCLR:
   """The SimCLR pretext task.
 
-  Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1], and ``label``
+  Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1] (``augment.on=host``)
+  or ``image``: uint8 ``[B, H, W, C]`` (``augment.on=device``), and ``label``
   ``[B]`` int32 (-1 when the source has none; used only by the online probe).
   """
 
@@ -95,19 +99,48 @@ class SimCLR:
     self.model = SimCLRModel(encoder=build_encoder(config), head=head)
 
   def host_example(self, image, seed):
-    """tf.data side: float32 ``[H, W, C]`` image and an int ``[2]`` seed -> the two views."""
-    view1, view2 = augment.two_views(image, seed, config=self.augment_config)
-    return {"view1": view1, "view2": view2}
+    """tf.data side: float32 ``[H, W, C]`` image in [0, 1] and an int ``[2]`` seed -> the two
+    views (``augment.on=host``), or the image as uint8 for the step to augment (``device``).
+
+    In device mode images of varying size (image folders) are centre-cropped and resized to
+    ``device_input_size``: a batch needs one shape, and crops taken from it keep twice the
+    view resolution. Fixed-size sources (Fashion-MNIST, TFDS CIFAR, synthetic) pass as they are.
+    """
+    if self.augment_on == "host":
+      view1, view2 = augment.two_views(image, seed, config=self.augment_config)
+      return {"view1": view1, "view2": view2}
+    if image.shape[0] is None or image.shape[1] is None:
+      image = augment.center_resize(image, image_size=self.device_input_size)
+    # uint8 is a quarter of float32 to copy to the devices; the step divides by 255.
+    return {"image": tf.image.convert_image_dtype(image, tf.uint8, saturate=True)}
+
+  @property
+  def device_input_size(self) -> int:
+    """Side of the uint8 images shipped in device mode when the source's size varies."""
+    return 2 * self.image_size
 
   def batch_spec(self, batch_size: int, source) -> dict:
     """Global shapes of the batches ``host_example`` makes, for a ``jssl.data.Source``."""
-    size, channels = self.image_size, 3 if self.grayscale_to_rgb else source.channels
-    view = jax.ShapeDtypeStruct((batch_size, size, size, channels), jnp.float32)
-    return {"view1": view, "view2": view, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+    channels = 3 if self.grayscale_to_rgb else source.channels
+    label = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+    if self.augment_on == "host":
+      view = jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.float32)
+      return {"view1": view, "view2": view, "label": label}
+    height, width = source.image_shape[:2] if source.image_shape else (self.device_input_size,) * 2
+    return {"image": jax.ShapeDtypeStruct((batch_size, height, width, channels), jnp.uint8), "label": label}
 
   def init(self, rng: jax.Array, batch: dict) -> dict:
-    """Variables ``{"params", "batch_stats"}`` for images shaped like ``batch["view1"]``."""
-    return self.model.init(rng, batch["view1"], train=False)
+    """Variables ``{"params", "batch_stats"}`` for views of the images in ``batch``."""
+    view = batch["view1"] if self.augment_on == "host" else batch["image"]
+    size = (view.shape[0], self.image_size, self.image_size, view.shape[-1])
+    return self.model.init(rng, jnp.zeros(size, jnp.float32), train=False)
+
+  def views(self, batch: dict, rng: jax.Array):
+    """The two views ``[B, S, S, C]`` of a batch: made on the host, or here from ``rng``
+    (one key per example, by its index in the global batch, so sharding does not matter)."""
+    if self.augment_on == "host":
+      return batch["view1"], batch["view2"]
+    return augment_jax.batch_views(batch["image"], rng, config=self.augment_config)
 
   def _embed(self, params, batch_stats, view1, view2):
     """Both views through one BN pass: ``z [b, 2, D]``, view-1 features ``[b, F]``, new BN stats."""
@@ -122,8 +155,7 @@ class SimCLR:
 
   def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
     """Returns ``loss, (new_batch_stats, metrics, features)``; features ``[B, F]`` of view 1."""
-    del rng  # Augmentation happens on the host; the model itself is deterministic.
-    z, features, batch_stats = self._embed(params, batch_stats, batch["view1"], batch["view2"])
+    z, features, batch_stats = self._embed(params, batch_stats, *self.views(batch, rng))
     return self._contrastive(z), (batch_stats, {}, features)
 
   def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
@@ -136,7 +168,7 @@ class SimCLR:
     def embed(params, batch_stats, views):  # views [b, 2, S, S, C]
       return self._embed(params, batch_stats, views[:, 0], views[:, 1])
 
-    views = jnp.stack([batch["view1"], batch["view2"]], axis=1)
+    views = jnp.stack(self.views(batch, rng), axis=1)
     loss, grads, features, batch_stats = grad_cache(embed, self._contrastive, params, batch_stats, views,
                                                     microbatches=self.microbatches)
     return (loss, (batch_stats, {}, features)), grads
