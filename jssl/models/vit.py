@@ -112,7 +112,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-  """``Dense(hidden) -> GELU (exact, as timm) -> Dense(dim)``."""
+  """``Dense(hidden) -> GELU -> Dense(dim)``. GELU's tanh approximation (big_vision's and
+  Flax's default): the exact erf form took ~7% of a ViT-Tiny step on CPU."""
 
   hidden_dim: int
   dtype: Any = jnp.float32
@@ -120,7 +121,7 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x):
     dim = x.shape[-1]
-    x = nn.gelu(_dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x), approximate=False)
+    x = nn.gelu(_dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x), approximate=True)
     return _dense(dim, dtype=self.dtype, name="fc2")(x)
 
 
