@@ -38,3 +38,32 @@ def test_compile_check_rejects_unknown_topology(capsys):
 
   assert cli.main(["compile-check", "--config", str(REPO / "configs" / "smoke.py"), "--topology", "v9x-3"]) == 2
   assert "Unknown TPU topology" in capsys.readouterr().err
+
+
+def test_step_throughput_smoke():
+  result = _last_json("step_throughput.py", "--smoke")
+  for key in ("images_per_s", "step_s", "model_flops_per_step", "peak_flops", "mfu", "devices", "backend",
+              "jax_version"):
+    assert key in result, key
+  assert 0 < result["mfu"] <= 1
+  assert result["backend"] == "cpu" and result["devices"] == 8, "conftest's 8 forced devices are inherited"
+  # The compiled step's FLOPs and the analytic 3x-forward count describe the same step.
+  analytic = result.get("analytic_flops_per_step", result["model_flops_per_step"])
+  assert 0.5 < result["model_flops_per_step"] / analytic < 2.0
+  assert abs(result["images_per_s"] * result["step_s"] - result["batch"]) < 1e-6 * result["batch"]
+
+
+def test_step_throughput_on_forced_devices_with_device_augmentation():
+  result = _last_json("step_throughput.py", "--smoke", "--devices", "2", "--augment-on", "device")
+  assert result["devices"] == 2 and result["augment_on"] == "device"
+  assert 0 < result["mfu"] <= 1
+
+
+def test_input_pipeline_smoke():
+  summary = _last_json("input_pipeline.py", "--smoke")["summary"]
+  assert {(r["image_size"], r["augment_on"]) for r in summary} == {(16, "host"), (16, "device"), (48, "host"),
+                                                                   (48, "device")}
+  assert any(r["source"].startswith("image_folder:") for r in summary), "JPEG decoding measured"
+  for r in summary:
+    assert r["host_images_per_s"] > 0 and r["host_images_per_s_per_core"] * r["cores"] == r["host_images_per_s"]
+    assert (r["augment_on"] == "device") == ("device_augment_images_per_s" in r)
