@@ -31,7 +31,10 @@ def peak_matmul_flops(size: int = 4096, dtype: str = "float32", repeats: int = 5
 
 
 def compiled_flops(compiled) -> float:
-  """FLOPs XLA's cost analysis counts for a compiled computation (0 if it has none)."""
+  """FLOPs XLA's cost analysis counts for a compiled computation (0 if it has none).
+
+  For a computation partitioned over several devices this is one device's program.
+  """
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per module
     analysis = analysis[0] if analysis else {}
