@@ -36,14 +36,16 @@ CASES = [  # (input H, W), kernel (kh, kw), strides, padding
 ]
 
 
+@pytest.mark.parametrize("chunk_bytes", [0, 1, 2 * 12 * 12 * 4 * 4], ids=["whole", "per_image", "two_images"])
 @pytest.mark.parametrize("size,kernel,strides,padding", CASES)
-def test_kernel_gradient_matches_float64_numpy(size, kernel, strides, padding):
+def test_kernel_gradient_matches_float64_numpy(size, kernel, strides, padding, chunk_bytes):
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(3, *size, 4)).astype(np.float32)
+  x = rng.normal(size=(4, *size, 4)).astype(np.float32)
   w = rng.normal(size=(*kernel, 4, 5)).astype(np.float32)
   y = lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
   dy = rng.normal(size=y.shape).astype(np.float32)
-  got = conv_lib.kernel_gradient(jnp.asarray(x), jnp.asarray(dy), w.shape, strides, padding)
+  got = conv_lib.kernel_gradient(jnp.asarray(x), jnp.asarray(dy), w.shape, strides, padding,
+                                 chunk_bytes=chunk_bytes)
   np.testing.assert_allclose(got, numpy_kernel_gradient(x, dy, w.shape, strides, padding), rtol=1e-4, atol=1e-4)
 
 

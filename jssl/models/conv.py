@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+_CHUNK_BYTES = 1 << 20  # input bytes per chunk of the kernel gradient (see kernel_gradient)
 
 
 def _use_taps() -> bool:
@@ -80,15 +81,43 @@ def _conv2d_bwd(strides, padding, residuals, dy):
   to_input = jax.linear_transpose(
       lambda v: lax.conv_general_dilated(v, kernel, strides, padding, dimension_numbers=_NHWC), x)
   (dx,) = to_input(dy)
-  return dx, kernel_gradient(x, dy, kernel.shape, strides, padding).astype(kernel.dtype)
+  # Chunks are a loop, and a loop over a batch split across devices would need a collective
+  # in every iteration (8 forced CPU devices on 2 cores timed out in XLA's rendezvous), so
+  # only a lone device chunks.
+  chunk_bytes = _CHUNK_BYTES if jax.device_count() == 1 else 0
+  return dx, kernel_gradient(x, dy, kernel.shape, strides, padding, chunk_bytes=chunk_bytes).astype(kernel.dtype)
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
-def kernel_gradient(x, dy, kernel_shape, strides, padding):
+def kernel_gradient(x, dy, kernel_shape, strides, padding, *, chunk_bytes: int = 0):
   """``dL/dkernel [kh, kw, Cin, Cout]`` from ``x [N, H, W, Cin]`` and ``dy [N, Ho, Wo, Cout]``,
-  one ``[Cin, N*Ho*Wo] @ [N*Ho*Wo, Cout]`` product per tap (i, j)."""
+  one ``[Cin, n*Ho*Wo] @ [n*Ho*Wo, Cout]`` product per tap (i, j) and chunk of n images.
+
+  The shifted inputs each tap needs are copies; made for a few images at a time (about
+  ``chunk_bytes`` of input; 0: the whole batch at once) they stay in cache for their
+  product, which measured 1.5-2x faster than whole-batch copies on a 2-core EPYC.
+  Chunk k holds images k, k + P, ... (P chunks).
+  """
+  n = x.shape[0]
+  per_image = x[0].size * x.dtype.itemsize
+  chunks = 1 if chunk_bytes <= 0 else next(
+      p for p in range(1, n + 1) if (n % p == 0 and (n // p) * per_image <= chunk_bytes) or p == n)
+  if chunks == 1:
+    return _kernel_gradient(x, dy, kernel_shape, strides, padding)
+  x = x.reshape(n // chunks, chunks, *x.shape[1:])
+  dy = dy.reshape(n // chunks, chunks, *dy.shape[1:])
+
+  def add_chunk(total, k):
+    x_k, dy_k = (lax.dynamic_index_in_dim(a, k, axis=1, keepdims=False) for a in (x, dy))
+    return total + _kernel_gradient(x_k, dy_k, kernel_shape, strides, padding), None
+
+  total = jnp.zeros(kernel_shape, jnp.promote_types(x.dtype, jnp.float32))
+  return lax.scan(add_chunk, total, jnp.arange(chunks))[0]
+
+
+def _kernel_gradient(x, dy, kernel_shape, strides, padding):
   kh, kw, cin, cout = kernel_shape
   (sh, sw), ((top, bottom), (left, right)) = strides, padding
   n, ho, wo, _ = dy.shape
