@@ -47,9 +47,10 @@ def test_step_throughput_smoke():
     assert key in result, key
   assert 0 < result["mfu"] <= 1
   assert result["backend"] == "cpu" and result["devices"] == 8, "conftest's 8 forced devices are inherited"
+  assert 0 < result["mfu_cost_analysis"] <= 1
   # The compiled step's FLOPs and the analytic 3x-forward count describe the same step.
-  analytic = result.get("analytic_flops_per_step", result["model_flops_per_step"])
-  assert 0.5 < result["model_flops_per_step"] / analytic < 2.0
+  ratio = result["model_flops_per_step"] / result["analytic_flops_per_step"]
+  assert 0.5 < ratio < 2.0 and result["flop_counts_disagree"] == (abs(ratio - 1) > 0.1)
   assert abs(result["images_per_s"] * result["step_s"] - result["batch"]) < 1e-6 * result["batch"]
 
 
