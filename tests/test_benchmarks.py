@@ -68,3 +68,11 @@ def test_input_pipeline_smoke():
   for r in summary:
     assert r["host_images_per_s"] > 0 and r["host_images_per_s_per_core"] * r["cores"] == r["host_images_per_s"]
     assert (r["augment_on"] == "device") == ("device_augment_images_per_s" in r)
+
+
+def test_profile_step_smoke():
+  result = _last_json("profile_step.py", "--smoke")
+  kinds = result["by_kind"]
+  assert kinds["convolution forward"] > 0 and kinds["convolution input gradient"] > 0
+  assert kinds.get("matmul backward", 0) > 0, "CPU kernel gradients are GEMMs"
+  assert abs(sum(kinds.values()) - result["op_seconds_per_step"]) < 1e-6
