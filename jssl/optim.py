@@ -33,9 +33,19 @@ def learning_rate_schedule(*, peak_lr: float, warmup_steps: int, total_steps: in
       decay_steps=max(total_steps, warmup_steps + 1), end_value=0.0)
 
 
+# Learned embeddings that are arrays but not kernels: a ViT's position embeddings and
+# [CLS] token, which DeiT, MAE and timm keep out of weight decay.
+_NOT_KERNELS = ("pos_embed", "cls_token")
+
+
 def kernel_mask(params):
-  """True for parameters that get weight decay and trust-ratio scaling (ndim > 1)."""
-  return jax.tree.map(lambda p: p.ndim > 1, params)
+  """True for parameters that get weight decay and trust-ratio scaling: ndim > 1, except
+  ViT position embeddings and [CLS] tokens."""
+  def is_kernel(path, p):
+    names = {getattr(key, "key", getattr(key, "name", None)) for key in path}
+    return p.ndim > 1 and not names & set(_NOT_KERNELS)
+
+  return jax.tree_util.tree_map_with_path(is_kernel, params)
 
 
 def make_optimizer(config: ml_collections.ConfigDict, *, batch_size: int, total_steps: int,

@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -32,6 +33,17 @@ def test_kernel_mask_is_by_shape():
   mask = optim.kernel_mask(params)
   assert mask == {"conv": {"kernel": True}, "bn": {"scale": False, "bias": False},
                   "dense": {"kernel": True, "bias": False}}
+
+
+def test_kernel_mask_skips_vit_embeddings():
+  from jssl.models import make_encoder  # noqa: PLC0415
+
+  vit = make_encoder("vit_tiny", patch_size=4, depth=1)
+  params = jax.eval_shape(lambda: vit.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), train=False))["params"]
+  mask = optim.kernel_mask(params)
+  assert mask["patch_embed"]["pos_embed"] is False and mask["cls_token"] is False
+  assert mask["patch_embed"]["proj"]["kernel"] is True and mask["patch_embed"]["proj"]["bias"] is False
+  assert mask["blocks_0"]["attn"]["qkv"]["kernel"] is True
 
 
 @pytest.mark.parametrize("name", ["lars", "sgd", "adamw"])
