@@ -442,7 +442,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
   kwargs = arch.get("kwargs") or {}
   if not isinstance(kwargs, dict):
     raise ValueError(f"{json_path}: architecture kwargs must be an object; got {kwargs!r}.")
-  accepted = models.encoder_kwargs(arch["name"])
+  accepted = models.encoder_kwarg_names(arch["name"])
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
     raise ValueError(f"{json_path}: unknown architecture kwargs {unknown} for {arch['name']}; expected "

@@ -21,14 +21,14 @@ def encoder_family(name: str) -> str:
   raise ValueError(f"Unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}.")
 
 
-def encoder_kwargs(name: str) -> tuple[str, ...]:
+def encoder_kwarg_names(name: str) -> tuple[str, ...]:
   """The keyword arguments ``make_encoder(name, ...)`` accepts, e.g. ``("patch_size", "depth", "dtype")``."""
   return _FAMILIES[encoder_family(name)][2]
 
 
 def make_encoder(name: str, **kwargs):
   """Encoder by name (one of ``ENCODERS``); kwargs go to the family's constructor and must be
-  among ``encoder_kwargs(name)``."""
+  among ``encoder_kwarg_names(name)``."""
   _, constructor, accepted = _FAMILIES[encoder_family(name)]
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
@@ -36,5 +36,5 @@ def make_encoder(name: str, **kwargs):
   return constructor(name, **kwargs)
 
 
-__all__ = ["ENCODERS", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family", "encoder_kwargs",
+__all__ = ["ENCODERS", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family", "encoder_kwarg_names",
            "make_encoder", "resnet", "vit"]

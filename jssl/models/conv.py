@@ -51,7 +51,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                          precision=None, preferred_element_type=None):
   """``lax.conv_general_dilated``, with the CPU kernel gradient described in the module doc."""
   plain = (lhs.ndim == 4 and _is_nhwc(dimension_numbers) and feature_group_count == 1
-           and batch_group_count == 1 and preferred_element_type is None
+           and batch_group_count == 1 and precision is None and preferred_element_type is None
            and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1))))
   if not (plain and _use_taps()):
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
@@ -68,6 +68,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 def conv2d(x, kernel, strides, padding):
   """NHWC convolution: ``x [N, H, W, Cin]``, ``kernel [kh, kw, Cin, Cout]``,
   ``strides (sh, sw)``, ``padding ((top, bottom), (left, right))`` -> ``[N, Ho, Wo, Cout]``."""
+  return _xla_conv2d(x, kernel, strides, padding)
+
+
+def _xla_conv2d(x, kernel, strides, padding):
   return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_NHWC)
 
 
@@ -78,8 +82,7 @@ def _conv2d_fwd(x, kernel, strides, padding):
 def _conv2d_bwd(strides, padding, residuals, dy):
   x, kernel = residuals
   # The input gradient is XLA's transposed convolution, which runs at forward-pass speed.
-  to_input = jax.linear_transpose(
-      lambda v: lax.conv_general_dilated(v, kernel, strides, padding, dimension_numbers=_NHWC), x)
+  to_input = jax.linear_transpose(lambda v: _xla_conv2d(v, kernel, strides, padding), x)
   (dx,) = to_input(dy)
   # Chunks are a loop, and a loop over a batch split across devices would need a collective
   # in every iteration (8 forced CPU devices on 2 cores timed out in XLA's rendezvous), so
