@@ -14,8 +14,13 @@ import ml_collections
 
 
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly."""
-  path = pathlib.Path(path)
+  """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly.
+
+  ``file.py:ARG`` calls ``get_config("ARG")`` (ml_collections' convention), for files that
+  hold one recipe per task, e.g. ``configs/smoke_reconstruction.py:inpainting``.
+  """
+  path, colon, argument = str(path).partition(".py:")
+  path = pathlib.Path(path + ".py" if colon else path)
   if not path.is_file():
     raise FileNotFoundError(f"Config file {path} not found; pass one of the files in configs/, "
                             "e.g. --config configs/smoke.py.")
@@ -24,7 +29,7 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ValueError(f"Config file {path} has no get_config() function.")
-  config = module.get_config()
+  config = module.get_config(argument) if colon else module.get_config()
   config.lock()
   return config
 
@@ -114,7 +119,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "fashion_mnist"   # fashion_mnist | tfds:NAME | image_folder:PATH | synthetic
+  c.data.source = "fashion_mnist"   # fashion_mnist | tfds:NAME | image_folder:PATH | sample_photos | synthetic
   c.data.dir = ""                   # data directory ("" = the source's default; JSSL_DATA_DIR also works)
   c.data.train_split = "train"
   c.data.eval_split = "test"
@@ -123,6 +128,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.shuffle_buffer = 10_000
   c.data.synthetic_shape = (32, 32, 3)
   c.data.synthetic_examples = 1024
+  # sample_photos: random square crops of scikit-image's colour photographs (a demo set).
+  c.data.photo_crop_size = 64       # side of the stored crops
+  c.data.photo_crops = 4096         # train crops; "test" has a quarter as many, from held-out rows
 
   # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
   c.augment = ml_collections.ConfigDict()
@@ -181,6 +189,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.probe_lr = 1e-3           # online linear probe (Adam) on detached features
   c.train.max_consecutive_nonfinite = 10  # stop (with a checkpoint) after this many NaN/inf steps in a row
+  c.train.eval_every = 0            # tasks that make images: samples.png and held-out scores every this
+                                    # many steps (0: only at the end)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 512
@@ -190,6 +200,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.knn_k = 200
   c.eval.knn_temperature = 0.1
   c.eval.max_train_examples = 0     # > 0 caps the train features used by the probes
+  c.eval.holdout_examples = 256     # reconstruction tasks: eval-split images scored during training
+  c.eval.sample_images = 8          # ... of which this many are shown in samples.png
+
+  # Each task's own section (config.<task name>), from the task's defaults().
+  from jssl.tasks import task_defaults  # noqa: PLC0415  (tasks import JAX; configs rarely load alone)
+  for name, section in task_defaults().items():
+    c[name] = section
   return c
 
 

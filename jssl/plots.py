@@ -35,8 +35,8 @@ def save_image_grid(path: pathlib.Path, rows: dict[str, np.ndarray]) -> None:
 
 
 def save_augmentations(path: pathlib.Path, setup, *, seed: int, count: int = 8) -> None:
-  """Source images (resized whole) and the task's views of each, as the model sees them
-  (made where training makes them: by the host pipeline or inside the step)."""
+  """Source images (resized whole) and what the task makes of each for the model
+  (``task.augmentation_rows``: made where training makes it, on the host or in the step)."""
   config = setup.config
   source_rows, host_rows = [], {}
   examples = setup.source.dataset(config.data.train_split).take(count)
@@ -46,16 +46,15 @@ def save_augmentations(path: pathlib.Path, setup, *, seed: int, count: int = 8) 
     for name, value in setup.task.host_example(image, tf.constant([seed, index], tf.int64)).items():
       host_rows.setdefault(name, []).append(value.numpy())
   batch = {name: jnp.asarray(np.stack(rows)) for name, rows in host_rows.items()}
-  views = setup.task.views(batch, jax.random.key(seed))
-  save_image_grid(path, {"source": np.stack(source_rows),
-                         **{f"view{i + 1}": np.asarray(view) for i, view in enumerate(views)}})
+  shown = setup.task.augmentation_rows(batch, jax.random.key(seed))
+  save_image_grid(path, {"source": np.stack(source_rows), **{k: np.asarray(v) for k, v in shown.items()}})
 
 
 def save_curves(path: pathlib.Path, metrics: list[dict]) -> None:
   """Loss (and online-probe accuracy when present) against step."""
   if not metrics:
     return
-  keys = [k for k in ("loss", "probe_top1", "images_per_s") if k in metrics[0]]
+  keys = [k for k in ("loss", "probe_top1", "images_per_s") if any(k in m for m in metrics)]
   fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
   steps = [m["step"] for m in metrics]
   for ax, key in zip(axes[0], keys):

@@ -73,7 +73,9 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
     raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
   tx, schedule = optim.make_optimizer(config.optim, batch_size=batch, total_steps=total_steps,
                                       steps_per_epoch=steps_per_epoch)
-  return Setup(config=config, source=source, task=make_task(config, mesh=mesh), mesh=mesh, tx=tx,
+  task = make_task(config, mesh=mesh)
+  task.batch_spec(batch, source)  # the task's checks of the data (e.g. colour images) fail here
+  return Setup(config=config, source=source, task=task, mesh=mesh, tx=task.optimizer(tx),
                probe_tx=optax.adam(config.train.probe_lr), schedule=schedule, total_steps=total_steps,
                steps_per_epoch=steps_per_epoch, local_batch_size=local_batch_size)
 
@@ -260,6 +262,36 @@ def read_metrics(workdir) -> list[dict]:
   return records
 
 
+class Holdout:
+  """Held-out reconstructions for tasks that make images: ``samples.png`` and mean scores.
+
+  The first ``eval.holdout_examples`` images of the eval split (whole images, resized) and
+  one fixed key, so every report corrupts the same images the same way; every process
+  computes the same (replicated) result.
+  """
+
+  def __init__(self, setup: Setup):
+    config = setup.config
+    dataset = pipeline.eval_dataset(setup.source, split=config.data.eval_split,
+                                    batch_size=config.eval.holdout_examples, image_size=config.data.image_size,
+                                    grayscale_to_rgb=config.data.grayscale_to_rgb)
+    images = next(dataset.as_numpy_iterator())["image"]
+    replicated = parallel.replicated(setup.mesh)
+    self.images = jax.make_array_from_callback(images.shape, replicated, lambda index: images[index])
+    self.sample_images = config.eval.sample_images
+    key = jax.random.key(config.seed + 1)
+    self._reconstruct = jax.jit(lambda params, stats, images: setup.task.reconstruct(params, stats, images, key),
+                                out_shardings=replicated)
+
+  def report(self, state: TrainState, path: pathlib.Path, *, write: bool) -> dict:
+    """Writes ``path`` (when ``write``) and returns ``{"holdout_<score>": mean}``."""
+    from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+    rows, scores = to_host(self._reconstruct(state.params, state.batch_stats, self.images))
+    if write:
+      plots.save_image_grid(path, {name: images[:self.sample_images] for name, images in rows.items()})
+    return {f"holdout_{name}": float(np.mean(values)) for name, values in scores.items()}
+
+
 class NonFiniteError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
 
@@ -309,8 +341,10 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
     plots.save_augmentations(workdir / "augmentations.png", setup, seed=config.seed)
 
   train_step = make_train_step(setup)
+  holdout = Holdout(setup) if setup.task.produces_images else None
   batches = dataset.as_numpy_iterator()
   log_every = max(1, config.train.log_every)
+  eval_every = config.train.eval_every
   window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
   pending, consecutive_nonfinite, last_saved, step = None, 0, start, start
   progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
@@ -345,12 +379,16 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
         settle(pending)
       pending = metrics
       window_steps += 1
-      if step % log_every == 0 or step == setup.total_steps:
+      evaluate_now = holdout is not None and ((eval_every > 0 and step % eval_every == 0)
+                                              or step == setup.total_steps)
+      if step % log_every == 0 or step == setup.total_steps or evaluate_now:
         metrics = to_host(metrics)  # Blocks: the window's time is now real.
         elapsed = time.perf_counter() - window_start
         scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
                        input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)
         del scalars["finite"]
+        if evaluate_now:  # After the window's timing, so held-out scoring does not count as training time.
+          scalars.update(holdout.report(state, workdir / "samples.png", write=is_main))
         writer.write(step, scalars)
         progress.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.3g}",
                              img_s=f"{scalars['images_per_s']:.0f}",

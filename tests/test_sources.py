@@ -281,3 +281,109 @@ def test_process_shards_are_disjoint_cover_and_deterministic(kind, tmp_path, tfd
       == shards[1]
   with pytest.raises(ValueError, match="process_index"):
     source.dataset("train", process_index=2, process_count=2)
+
+
+# ----------------------------------------------------------------------------- sample_photos
+
+
+def _photo_shapes():
+  return [p.shape for p in sources._load_sample_photos()]
+
+
+def test_photo_crop_boxes_stay_inside_their_rows():
+  rng = np.random.default_rng(0)
+  boxes = sources._photo_crop_boxes(rng, 300, 451, 500, 32, (225, 300))
+  assert boxes.shape == (500, 3) and boxes.dtype == np.int64
+  top, left, side = boxes.T
+  assert (top >= 225).all() and (top + side <= 300).all()
+  assert (left >= 0).all() and (left + side <= 451).all()
+  assert side.min() == 32 and side.max() == 75  # both ends of [crop_size, region height] are drawn
+  with pytest.raises(ValueError, match="at most 75"):
+    sources._photo_crop_boxes(rng, 300, 451, 1, 76, (225, 300))
+  assert sources._photo_crop_boxes(rng, 300, 451, 0, 32, (0, 225)).shape == (0, 3)
+
+
+def test_sample_photo_train_and_test_crops_never_share_rows():
+  shapes = _photo_shapes()
+  assert len(shapes) == len(sources.SAMPLE_PHOTOS) == 8
+  train = sources._sample_photo_crops(shapes, "train", 4096, 32, seed=0)
+  test = sources._sample_photo_crops(shapes, "test", 1024, 32, seed=0)
+  for split, crops in (("train", train), ("test", test)):
+    np.testing.assert_array_equal(crops[:, 0], np.arange(len(crops)) % 8)  # crop i from photo i % 8
+    for p, (height, width, _) in enumerate(shapes):
+      top, left, side = crops[crops[:, 0] == p, 1:].T
+      assert (side >= 32).all() and (left >= 0).all() and (left + side <= width).all()
+      if split == "train":  # every row of a train crop is above 0.75 H ...
+        assert (top >= 0).all() and (top + side - 1 < 0.75 * height).all()
+      else:  # ... and every row of a test crop at or below it
+        assert (top >= 0.75 * height).all() and (top + side <= height).all()
+
+
+def test_sample_photos_shapes_labels_and_pixels():
+  source = make_source("sample_photos", photo_crop_size=32, photo_crops=64, seed=3)
+  assert source.name == "sample_photos" and source.splits == ("train", "test")
+  assert (source.num_classes, source.channels, source.image_shape) == (8, 3, (32, 32, 3))
+  assert source.num_examples("train") == 64 and source.num_examples("test") == 16
+  small = make_source("sample_photos", photo_crop_size=32, photo_crops=8)
+  assert small.num_examples("test") == 8  # at least one crop per photo
+  for split, n in (("train", 64), ("test", 16)):
+    images, labels = source.arrays(split)
+    assert images.shape == (n, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.dtype == np.int32 and labels.tolist() == [i % 8 for i in range(n)]
+    # Real photos: textured, not flat, and in colour.
+    std = images.reshape(n, -1).astype(np.float32).std(axis=1)
+    assert (std > 1.0).mean() >= 0.9
+    assert np.abs(images[..., 0].astype(np.float32) - images[..., 1]).mean() > 10
+  # The loader resizes exactly the boxes _sample_photo_crops chose.
+  from PIL import Image
+  images, _ = source.arrays("train")
+  photos = sources._load_sample_photos()
+  boxes = sources._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
+  for i in (0, 13, 63):
+    p, top, left, side = boxes[i].tolist()
+    crop = Image.fromarray(photos[p][top:top + side, left:left + side]).resize((32, 32), Image.Resampling.BOX)
+    np.testing.assert_array_equal(images[i], np.asarray(crop))
+  elements = _elements(source.dataset("test", process_index=1, process_count=2))
+  assert [label for _, label in elements] == [i % 8 for i in range(1, 16, 2)]
+
+
+def test_sample_photos_deterministic_by_seed():
+  a = make_source("sample_photos", photo_crop_size=16, photo_crops=16, seed=0).arrays("train")[0]
+  b = make_source("sample_photos", photo_crop_size=16, photo_crops=16, seed=0).arrays("train")[0]
+  c = make_source("sample_photos", photo_crop_size=16, photo_crops=16, seed=1).arrays("train")[0]
+  np.testing.assert_array_equal(a, b)
+  assert all(not np.array_equal(x, y) for x, y in zip(a, c))
+  test = make_source("sample_photos", photo_crop_size=16, photo_crops=16, seed=0).arrays("test")[0]
+  assert not any(np.array_equal(x, y) for x in test for y in a)
+
+
+def test_sample_photos_bad_arguments():
+  with pytest.raises(ValueError, match="at most 75"):
+    make_source("sample_photos", photo_crop_size=80).arrays("test")
+  with pytest.raises(ValueError, match="positive ints"):
+    make_source("sample_photos", photo_crops=0)
+  with pytest.raises(ValueError, match=r"sample_photos.*synthetic"):
+    make_source("sample_photos:x")
+
+
+def test_sample_photos_from_config():
+  import ml_collections
+  # A config's data section by hand: jssl.config pulls in every task module.
+  old = dict(source="sample_photos", dir="", synthetic_shape=(32, 32, 3), synthetic_examples=1024)
+  data = ml_collections.ConfigDict(dict(old, photo_crop_size=24, photo_crops=32))
+  source = sources.source_from_config(data, seed=0)
+  assert source.image_shape == (24, 24, 3) and source.num_examples("train") == 32
+  # A config saved before the photo fields existed gets the defaults.
+  source = sources.source_from_config(ml_collections.ConfigDict(old), seed=0)
+  assert source.image_shape == (64, 64, 3) and source.num_examples("train") == 4096
+
+
+def test_sample_photos_without_scikit_image_says_how_to_install(monkeypatch):
+  import sys
+  monkeypatch.setitem(sys.modules, "skimage.data", None)  # makes `import skimage.data` fail
+  sources._load_sample_photos.cache_clear()
+  try:
+    with pytest.raises(ImportError, match="pip install scikit-image"):
+      make_source("sample_photos", photo_crop_size=16, photo_crops=8).arrays("train")
+  finally:
+    sources._load_sample_photos.cache_clear()

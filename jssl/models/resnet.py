@@ -91,8 +91,13 @@ class ResNet(nn.Module):
     return self.width * 2 ** (len(self.stage_sizes) - 1) * expansion
 
   @nn.compact
-  def __call__(self, images, *, train: bool):
-    """``images`` ``[N, H, W, C]`` float in [0, 1] -> features ``[N, num_features]`` float32."""
+  def __call__(self, images, *, train: bool, return_maps: bool = False):
+    """``images`` ``[N, H, W, C]`` float in [0, 1] -> features ``[N, num_features]`` float32.
+
+    With ``return_maps`` also the feature maps a decoder's skip connections read, finest
+    first: the stem's output (before max-pooling) and each stage's, e.g. ``[N, S, S, 16]``,
+    ``[N, S, S, 16]``, ``[N, S/2, S/2, 32]``, ... for ``resnet_tiny`` with the CIFAR stem.
+    """
     block_cls = {"basic": BasicBlock, "bottleneck": Bottleneck}.get(self.block)
     if block_cls is None:
       raise ValueError(f"ResNet block must be 'basic' or 'bottleneck', got {self.block!r}.")
@@ -100,10 +105,12 @@ class ResNet(nn.Module):
     if self.stem == "imagenet":
       x = _Conv(self.width, (7, 7), strides=2, padding=3, dtype=self.dtype, name="conv1")(x)
       x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
+      maps = [x]
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     elif self.stem == "cifar":
       x = _Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x)
       x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
+      maps = [x]
     else:
       raise ValueError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}.")
     for i, num_blocks in enumerate(self.stage_sizes):
@@ -111,7 +118,9 @@ class ResNet(nn.Module):
         strides = 2 if i > 0 and j == 0 else 1
         x = block_cls(self.width * 2**i, strides=strides, dtype=self.dtype,
                       name=f"layer{i + 1}_{j}")(x, train=train)
-    return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+      maps.append(x)
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    return (features, maps) if return_maps else features
 
 
 STAGES = {

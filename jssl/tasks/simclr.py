@@ -21,6 +21,7 @@ from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
 from jssl.models import ProjectionHead, auto_patch_size, encoder_family, make_encoder
 from jssl.models.vit import VARIANTS as VIT_VARIANTS
+from jssl.tasks.base import Task
 
 
 class SimCLRModel(nn.Module):
@@ -72,7 +73,7 @@ def build_encoder(config: ml_collections.ConfigDict) -> nn.Module:
   return make_encoder(config.model.encoder, **{**kwargs, "dtype": jnp.dtype(kwargs["dtype"])})
 
 
-class SimCLR:
+class SimCLR(Task):
   """The SimCLR pretext task.
 
   Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1] (``augment.on=host``)
@@ -80,7 +81,10 @@ class SimCLR:
   ``[B]`` int32 (-1 when the source has none; used only by the online probe).
   """
 
+  name = "simclr"
+
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
+    super().__init__(config, mesh=mesh)
     if config.loss.block_size > 0:
       # Memory O(local x block) per device instead of O(global x global); same value and gradient.
       self.contrastive_loss = functools.partial(ntxent_chunked, temperature=config.loss.temperature,
@@ -142,6 +146,9 @@ class SimCLR:
       return batch["view1"], batch["view2"]
     return augment_jax.batch_views(batch["image"], rng, config=self.augment_config)
 
+  def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
+    return {f"view{i + 1}": view for i, view in enumerate(self.views(batch, rng))}
+
   def _embed(self, params, batch_stats, view1, view2):
     """Both views through one BN pass: ``z [b, 2, D]``, view-1 features ``[b, F]``, new BN stats."""
     images = jnp.concatenate([view1, view2], axis=0)
@@ -172,9 +179,3 @@ class SimCLR:
     loss, grads, features, batch_stats = grad_cache(embed, self._contrastive, params, batch_stats, views,
                                                     microbatches=self.microbatches)
     return (loss, (batch_stats, {}, features)), grads
-
-  @staticmethod
-  def encoder_variables(params, batch_stats) -> dict:
-    """The encoder's part of the model variables: what evaluation and export use.
-    ``batch_stats`` is ``{}`` for an encoder without batch norm (a ViT)."""
-    return {"params": params["encoder"], "batch_stats": batch_stats.get("encoder", {})}

@@ -1,0 +1,42 @@
+"""The reconstruction demos, sized like the SimCLR demo (configs/simclr_fashion_mnist_cpu.py):
+the same resnet_tiny encoder, batch 256, AdamW, on 2 CPU cores.
+
+  jssl pretrain --config configs/reconstruction_cpu.py:superres --workdir runs/superres
+  jssl pretrain --config configs/reconstruction_cpu.py:inpainting --workdir runs/inpainting
+  jssl pretrain --config configs/reconstruction_cpu.py:colorization --workdir runs/colorization
+  jssl eval --workdir runs/superres      (and the others)
+
+Super-resolution (x2) and inpainting (central square, with the adversary) train on
+Fashion-MNIST at 28 px; colorization needs colour, so it trains on the sample_photos
+demo set (crops of scikit-image's photographs) at 32 px, with the rebalanced
+classification loss.
+"""
+
+from jssl.config import default_config
+
+
+def get_config(task="superres"):
+  config = default_config()
+  config.task = task
+  if task == "colorization":
+    config.data.source = "sample_photos"
+    config.data.image_size = 32
+  else:
+    config.data.source = "fashion_mnist"
+    config.data.image_size = 28
+  config.augment.crop_area = (0.5, 1.0)  # mild: the target should stay a whole natural image
+  config.model.encoder = "resnet_tiny"
+  config.colorization.loss = "classification"
+  config.optim.name = "adamw"
+  config.optim.base_lr = 3e-3
+  config.optim.lr_scaling = "none"
+  config.optim.weight_decay = 1e-4
+  config.optim.warmup_epochs = 0.1
+  config.train.batch_size = 256
+  config.train.steps = 1300
+  config.train.log_every = 25
+  config.train.eval_every = 250
+  config.train.checkpoint_every_steps = 250
+  config.eval.batch_size = 1000
+  config.eval.holdout_examples = 512
+  return config

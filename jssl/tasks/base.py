@@ -1,0 +1,68 @@
+"""What every pretext task gives the train loop, with the defaults most tasks keep.
+
+The loop (``jssl.train``) calls only these methods; a task overrides what it needs.
+
+* ``name``: the ``config.task`` value that selects it.
+* ``defaults()``: the task's own config section (``config.<name>``), or ``None``.
+* ``host_example(image, seed)``: tf.data side, float32 ``[H, W, C]`` in [0, 1] and an
+  int64 ``[2]`` seed -> the dict of arrays one example contributes to a batch.
+* ``batch_spec(batch_size, source)``: global shapes and dtypes of those batches.
+* ``init(rng, batch)``: model variables ``{"params", "batch_stats"?}``.
+* ``loss(params, batch_stats, batch, rng)`` -> ``loss, (batch_stats, metrics, features)``
+  with ``features [B, F]`` the encoder's (detached by the loop for the online probe).
+* ``loss_and_grads(...)``: ``jax.value_and_grad(loss)`` unless the task needs more (a
+  second network with its own loss, gradient caching).
+* ``optimizer(tx)``: the optimizer for the whole ``params`` tree given the run's ``tx``
+  (tasks with a second network route its parameters to their own optimizer).
+* ``encoder_variables(params, batch_stats)``: the encoder's variables (export, eval).
+* ``augmentation_rows(batch, rng)``: ``name -> [N, S, S, C]`` pictures of what the model is
+  fed, for ``augmentations.png``.
+* ``reconstruct(params, batch_stats, images, rng)``: for tasks that produce images, rows
+  for ``samples.png`` and held-out quality metrics; ``None`` for the others.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+class Task:
+  """Base class; see the module docstring for the contract."""
+
+  name: str = ""
+  produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
+
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
+    self.config = config
+    self.mesh = mesh
+
+  @classmethod
+  def defaults(cls) -> ml_collections.ConfigDict | None:
+    return None
+
+  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
+    raise NotImplementedError
+
+  def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
+    """``((loss, (batch_stats, metrics, features)), grads)``."""
+    return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, batch, rng)
+
+  def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    return tx
+
+  @staticmethod
+  def encoder_variables(params, batch_stats) -> dict:
+    """The encoder's part of the model variables: what evaluation and export use.
+    ``batch_stats`` is ``{}`` for an encoder without batch norm (a ViT)."""
+    return {"params": params["encoder"], "batch_stats": batch_stats.get("encoder", {})}
+
+  def reconstruct(self, params, batch_stats, images: jax.Array, rng: jax.Array):
+    """``(rows, metrics)`` for held-out ``images [N, S, S, C]`` in [0, 1], or ``None``."""
+    return None
+
+
+def global_indices(batch_size: int) -> jax.Array:
+  """``[B]`` positions in the global batch: per-example randomness keyed by these does
+  not depend on how the batch is split over devices."""
+  return jnp.arange(batch_size)
