@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import color as skcolor
 
-from jssl.losses.colorization import (ab_bins, ab_histogram, ab_l2_loss, annealed_mean, classification_loss,
+from jssl.losses.colorization import (ab_bins, nearest_bins, ab_histogram, ab_l2_loss, annealed_mean, classification_loss,
                                       rebalancing_weights, soft_encode)
 
 BINS = ab_bins()
@@ -223,3 +223,17 @@ def test_ab_l2_loss_matches_reference():
   assert float(ab_l2_loss(pred, pred)) == 0.0
   with pytest.raises(ValueError):
     ab_l2_loss(pred, target[..., :1])
+
+
+def test_precomputed_nearest_bins_give_the_same_loss_and_histogram():
+  """The task computes the nearest bins once for both the loss and the running prior."""
+  bins = jnp.asarray(ab_bins(10))
+  rng = np.random.default_rng(7)
+  ab = jnp.asarray(rng.uniform(-60, 60, (2, 5, 5, 2)), jnp.float32)
+  logits = jnp.asarray(rng.normal(size=(2, 5, 5, len(bins))), jnp.float32)
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, len(bins)), jnp.float32)
+  nearest = nearest_bins(ab, bins, neighbours=5, sigma=5.0)
+  np.testing.assert_allclose(classification_loss(logits, ab, bins, weights, nearest=nearest),
+                             classification_loss(logits, ab, bins, weights), rtol=1e-6)
+  np.testing.assert_array_equal(ab_histogram(ab, bins, nearest=nearest),
+                                ab_histogram(ab, bins))

@@ -73,11 +73,13 @@ class Colorization(ReconstructionTask):
     if not self.classification:
       return losses.ab_l2_loss(forward.output, ab / _AB_SCALE), {}, {}
     s = self.settings
-    prior = s.prior_momentum * batch_stats[_PRIOR] + (1 - s.prior_momentum) * losses.ab_histogram(ab, self.bins)
+    nearest = losses.nearest_bins(ab, self.bins, neighbours=s.neighbours, sigma=s.sigma)
+    histogram = losses.ab_histogram(ab, self.bins, nearest=nearest)
+    prior = s.prior_momentum * batch_stats[_PRIOR] + (1 - s.prior_momentum) * histogram
     weights = losses.rebalancing_weights(jax.lax.stop_gradient(prior), self.bins, lam=s.rebalance_lambda,
                                          sigma=s.sigma)
     loss = losses.classification_loss(forward.output, ab, self.bins, weights, neighbours=s.neighbours,
-                                      sigma=s.sigma)
+                                      sigma=s.sigma, nearest=nearest)
     return loss, {}, {_PRIOR: prior}
 
   def predict_ab(self, forward: Forward) -> jax.Array:
