@@ -17,6 +17,8 @@ def get_config():
   # Mild views of 16 px images, so that 24 steps visibly lower the loss.
   config.augment.crop_area = (0.4, 1.0)
   config.augment.jitter_strength = 0.2
+  # One device: end-to-end tests run fast; the sharding tests build their own 1- and 8-device meshes.
+  config.parallel.devices = 1
   config.model.encoder = "resnet_tiny"
   config.model.width_multiplier = 1.0
   config.model.head_hidden_dim = 32

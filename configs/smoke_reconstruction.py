@@ -16,6 +16,8 @@ def get_config(task="superres"):
   config.data.image_size = 16
   config.data.shuffle_buffer = 256
   config.augment.crop_area = (0.5, 1.0)
+  # One device: end-to-end tests run fast; the sharding tests build their own 1- and 8-device meshes.
+  config.parallel.devices = 1
   config.model.encoder = "resnet_tiny"
   config.colorization.loss = "classification"  # the richer path; the demo uses it too
   config.optim.name = "adamw"

@@ -178,6 +178,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.parallel = ml_collections.ConfigDict()
   c.parallel.fsdp = 1               # size of the "fsdp" axis; must divide the device count
   c.parallel.fsdp_min_size = 2**14  # smaller arrays (biases, BN, small kernels) stay replicated
+  c.parallel.devices = 0            # > 0: only the first this many devices (one process only); 0: all
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 512          # global, over all devices and processes

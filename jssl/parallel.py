@@ -14,6 +14,18 @@ FSDP_AXIS = "fsdp"
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # the batch is split over every device
 
 
+def devices_to_use(count: int) -> list:
+  """Every device (``count`` 0), or this process's first ``count`` (single-process runs only)."""
+  if count == 0:
+    return jax.devices()
+  if jax.process_count() > 1:
+    raise ValueError(f"parallel.devices={count} picks devices of one process; a {jax.process_count()}-process run "
+                     "uses every device (set it to 0).")
+  if not 0 < count <= len(jax.devices()):
+    raise ValueError(f"parallel.devices={count}: this machine has {len(jax.devices())} devices (0 uses all).")
+  return jax.devices()[:count]
+
+
 def make_mesh(devices=None, *, fsdp: int = 1) -> Mesh:
   """A ``(data, fsdp)`` mesh over ``devices`` (default: every device of every process)."""
   devices = np.asarray(jax.devices() if devices is None else devices)

@@ -63,7 +63,8 @@ class Setup:
 def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   """Validates the config against the data and devices before anything compiles."""
   source = source_from_config(config.data, seed=config.seed)
-  mesh = parallel.make_mesh(fsdp=config.parallel.fsdp) if mesh is None else mesh
+  mesh = parallel.make_mesh(parallel.devices_to_use(config.parallel.devices), fsdp=config.parallel.fsdp) \
+      if mesh is None else mesh
   batch = config.train.batch_size
   local_batch_size = parallel.check_global_batch(batch, mesh)
   num_examples = source.num_examples(config.data.train_split)

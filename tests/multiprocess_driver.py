@@ -28,6 +28,7 @@ def fixed_batch(config, seed):
 
 def steps_config():
   config = load_config(SMOKE)
+  config.parallel.devices = 0  # every device of every process
   config.optim.name, config.optim.base_lr = "sgd", 0.1
   return config
 
@@ -60,4 +61,5 @@ if __name__ == "__main__":
     run_steps(target)
   else:
     sys.exit(cli.main(["pretrain", "--config", SMOKE, "--workdir", target, "--coordinator", coordinator,
-                       "--num-processes", num_processes, "--process-id", process_id, *overrides]))
+                       "--num-processes", num_processes, "--process-id", process_id, "--config.parallel.devices=0",
+                       *overrides]))

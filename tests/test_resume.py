@@ -139,7 +139,7 @@ def test_sigkill_during_async_save_leaves_the_previous_checkpoint(tmp_path):
 
 def test_restore_on_fewer_devices_continues_training(smoke_config, tmp_path):
   smoke_config.train.steps = 8
-  train.pretrain(smoke_config, tmp_path)  # 8 devices
+  train.pretrain(smoke_config, tmp_path, mesh=parallel.make_mesh(jax.devices()))  # 8 devices
   smoke_config.train.steps = 12
   four = parallel.make_mesh(jax.devices()[:4])
   state = train.pretrain(smoke_config, tmp_path, mesh=four)

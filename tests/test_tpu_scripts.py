@@ -1,4 +1,4 @@
-"""tpu/tpu.sh (and benchmarks/accelerator.sh): valid bash, clean under shellcheck, and the gcloud
+"""tpu/tpu.sh (and the benchmark shell scripts): valid bash, clean under shellcheck, and the gcloud
 commands tpu.sh would run."""
 
 import shutil
@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "tpu" / "tpu.sh"
-SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh"]
+SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh", REPO / "benchmarks" / "reconstruction_demos.sh"]
 
 
 def _dry_run(*args):
