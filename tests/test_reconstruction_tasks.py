@@ -171,3 +171,18 @@ def test_eval_works_unchanged_on_a_reconstruction_encoder(smoke_run):
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0
   results = json.loads((workdir / "eval.json").read_text())
   assert 0.0 <= results["linear_top1"] <= 1.0 and 0.0 <= results["random_init_knn_top1"] <= 1.0
+
+
+def test_colorization_l2_loss_learns_on_a_fixed_batch():
+  """The seed's L2-on-ab recipe (the smoke and demo configs use the classification loss)."""
+  config = _config("colorization")
+  config.colorization.loss = "l2"
+  setup = train.make_setup(config)
+  state, step = train.create_state(setup, seed=0), train.make_train_step(setup)
+  batch = parallel.global_batch(_batch(config), setup.mesh)
+  assert state.params["decoder"]["predict"]["kernel"].shape[-1] == 2, "predicts a and b"
+  losses = []
+  for _ in range(6):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < losses[0], losses
