@@ -88,6 +88,7 @@ def test_fsdp_splits_parameters_and_matches_one_device(smoke_config):
   smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
   one, losses_one = _steps(smoke_config, jax.devices()[:1], 1)
   smoke_config.parallel.fsdp, smoke_config.parallel.fsdp_min_size = 2, 256
+  smoke_config.parallel.devices = 0  # all 8
   setup = train.make_setup(smoke_config)
   assert dict(setup.mesh.shape) == {"data": 4, "fsdp": 2}
   state = train.create_state(setup, seed=0)
