@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MASK_KINDS", "batch_masks", "center_side"]
+__all__ = ["MASK_KINDS", "batch_masks", "center_side", "check_settings"]
 
 MASK_KINDS = ("center", "rectangles", "blobs")
 """The ``kind`` values :func:`batch_masks` accepts."""
@@ -42,7 +42,8 @@ _RECT_AREA_JITTER = (0.5, 1.5)
 _BLOB_GRID = 5
 
 
-def _check(kind: str, image_size: int, area_fraction: float, max_rectangles: int) -> None:
+def check_settings(kind: str, image_size: int, area_fraction: float, max_rectangles: int = 4) -> None:
+  """Raises ValueError for settings ``batch_masks`` would refuse (callers validate configs early)."""
   if kind not in MASK_KINDS:
     raise ValueError(f"Unknown mask kind {kind!r}; valid kinds: {', '.join(map(repr, MASK_KINDS))}.")
   if not 0.0 < area_fraction < 1.0:
@@ -149,7 +150,7 @@ def batch_masks(
   Raises:
     ValueError: unknown kind, or area_fraction, image_size or max_rectangles out of range.
   """
-  _check(kind, image_size, area_fraction, max_rectangles)
+  check_settings(kind, image_size, area_fraction, max_rectangles)
   indices = jnp.asarray(indices)
   if indices.ndim != 1:
     raise ValueError(f"indices must be int [B], got shape {indices.shape}.")

@@ -56,8 +56,8 @@ class Inpainting(ReconstructionTask):
   def __init__(self, config, *, mesh=None):
     super().__init__(config, mesh=mesh)
     self.settings = config.inpainting
-    masks.batch_masks(jax.random.key(0), jnp.zeros((1,), jnp.int32), image_size=self.image_size,
-                      kind=self.settings.mask, area_fraction=self.settings.area_fraction)  # validates
+    masks.check_settings(self.settings.mask, self.image_size, self.settings.area_fraction,
+                         self.settings.max_rectangles)
     self.adversarial = self.settings.adversarial_weight > 0
     self.discriminator = Discriminator(widths=tuple(self.settings.discriminator_widths))
 
