@@ -118,8 +118,9 @@ class Inpainting(ReconstructionTask):
     images = self.images_of(batch)
 
     def generator_objective(generator):
-      forward = self.forward({**generator, _DISCRIMINATOR: discriminator}, batch_stats, images, rng, train=True)
-      loss, metrics, _ = self.objective({**generator, _DISCRIMINATOR: discriminator}, batch_stats, forward)
+      both = {**generator, _DISCRIMINATOR: discriminator}
+      forward = self.forward(both, batch_stats, images, rng, train=True)
+      loss, metrics, _ = self.objective(both, batch_stats, forward)
       return loss, ({**batch_stats, **forward.model_stats}, metrics, forward.features, self.composite(forward))
 
     generator = {k: v for k, v in params.items() if k != _DISCRIMINATOR}
