@@ -74,7 +74,7 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
     raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
   tx, schedule = optim.make_optimizer(config.optim, batch_size=batch, total_steps=total_steps,
                                       steps_per_epoch=steps_per_epoch)
-  task = make_task(config, mesh=mesh)
+  task = make_task(config, mesh=mesh, source=source)
   task.batch_spec(batch, source)  # the task's checks of the data (e.g. colour images) fail here
   return Setup(config=config, source=source, task=task, mesh=mesh, tx=task.optimizer(tx),
                probe_tx=optax.adam(config.train.probe_lr), schedule=schedule, total_steps=total_steps,
@@ -293,6 +293,21 @@ class Holdout:
     return {f"holdout_{name}": float(np.mean(values)) for name, values in scores.items()}
 
 
+def refresh(setup: Setup, state: TrainState) -> TrainState:
+  """``state`` with the params and batch stats ``task.refresh`` recomputes, placed like the state's."""
+  params, batch_stats = setup.task.refresh(state.params, state.batch_stats, setup)
+  shardings = state_sharding(setup)
+
+  def place(x, sharding):
+    if isinstance(x, jax.Array):  # global arrays (possibly split over fsdp) move by a jitted identity
+      return x if x.sharding.is_equivalent_to(sharding, x.ndim) else jax.jit(lambda a: a, out_shardings=sharding)(x)
+    x = np.asarray(x)  # host values, the same on every process
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return state.replace(params=jax.tree.map(place, params, shardings.params),
+                       batch_stats=jax.tree.map(place, batch_stats, shardings.batch_stats))
+
+
 class NonFiniteError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
 
@@ -337,7 +352,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
       setup.source, split=config.data.train_split, batch_size=setup.local_batch_size,
       host_example=setup.task.host_example, seed=config.seed, grayscale_to_rgb=config.data.grayscale_to_rgb,
       shuffle_buffer=config.data.shuffle_buffer, process_index=jax.process_index(),
-      process_count=jax.process_count(), start_step=start)
+      process_count=jax.process_count(), start_step=start, with_index="index" in batch_spec(setup))
   if is_main and start == 0:
     plots.save_augmentations(workdir / "augmentations.png", setup, seed=config.seed)
 
@@ -346,6 +361,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   batches = dataset.as_numpy_iterator()
   log_every = max(1, config.train.log_every)
   eval_every = config.train.eval_every
+  refresh_every = setup.task.refresh_every(setup.steps_per_epoch)
   window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
   pending, consecutive_nonfinite, last_saved, step = None, 0, start, start
   progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
@@ -373,6 +389,10 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
       wait_start = time.perf_counter()
       batch = parallel.global_batch(next(batches), setup.mesh)
       window_wait += time.perf_counter() - wait_start
+      if refresh_every and (step - 1) % refresh_every == 0:
+        refresh_start = time.perf_counter()
+        state = refresh(setup, state)
+        window_start += time.perf_counter() - refresh_start  # not training time
       state, metrics = train_step(state, batch)
       # Settle the previous step, not this one: the host prepares the next batch while the
       # device works, and the progress bar still shows finished (not merely dispatched) steps.

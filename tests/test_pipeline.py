@@ -56,3 +56,30 @@ def test_eval_dataset_keeps_every_example_once():
   images = np.concatenate([b["image"] for b in batches])
   expected = np.stack([e["image"] for e in source.dataset("train").as_numpy_iterator()]) / 255
   np.testing.assert_allclose(images, expected, atol=1e-6)
+
+
+def test_with_index_gives_each_example_its_position_in_the_split():
+  """Two processes: each index names the example it came with (shuffled), and without
+  shuffling one epoch of both processes covers every position once."""
+  source = make_source("synthetic", synthetic_shape=(6, 6, 1), synthetic_examples=40)
+  images = np.stack([e["image"] for e in source.dataset("train").as_numpy_iterator()])
+
+  def keep(image, seed):
+    del seed
+    return {"image": image}
+
+  def batches(process_index, shuffle_buffer):
+    ds = pipeline.pretrain_dataset(source, split="train", batch_size=5, host_example=keep, seed=0,
+                                   shuffle_buffer=shuffle_buffer, grayscale_to_rgb=False, process_index=process_index,
+                                   process_count=2, with_index=True)
+    return [b for _, b in zip(range(4), ds.as_numpy_iterator())]  # 20 examples: this process's epoch
+
+  seen = []
+  for index in range(2):
+    for batch in batches(index, shuffle_buffer=64):
+      assert batch["index"].dtype == np.int32
+      np.testing.assert_allclose(batch["image"], images[batch["index"]] / 255, atol=1e-6)
+    epoch = np.concatenate([b["index"] for b in batches(index, shuffle_buffer=1)])
+    assert sorted(epoch) == list(range(index, 40, 2))
+    seen.append(epoch)
+  assert sorted(np.concatenate(seen)) == list(range(40))

@@ -31,7 +31,7 @@ def _options() -> tf.data.Options:
 
 def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_example, seed: int,
                      grayscale_to_rgb: bool = True, shuffle_buffer: int = 10_000, process_index: int = 0,
-                     process_count: int = 1, start_step: int = 0) -> tf.data.Dataset:
+                     process_count: int = 1, start_step: int = 0, with_index: bool = False) -> tf.data.Dataset:
   """Endless batches ``{**host_example(image, seed), "label": int32 [b]}`` for this process.
 
   Args:
@@ -41,8 +41,12 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
     seed: the run's seed.
     grayscale_to_rgb: repeat single-channel images to 3 channels.
     start_step: the first batch is the one a fresh run would produce at this step.
+    with_index: also ``"index": int32 [b]``, each example's position in the whole split
+      (the order one process reads ``source.dataset(split)`` in, as ``eval_dataset`` does).
   """
   ds = source.dataset(split, process_index=process_index, process_count=process_count)
+  if with_index:  # This process holds elements process_index, process_index + process_count, ...
+    ds = ds.enumerate().map(lambda j, example: {**example, "index": j * process_count + process_index})
   ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
   ds = ds.skip(start_step * batch_size)
   base = seed * 1_000_003 + process_index
@@ -51,6 +55,8 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
     image = augment.to_float_rgb(example["image"], grayscale_to_rgb=grayscale_to_rgb)
     out = host_example(image, tf.stack([tf.constant(base, tf.int64), index]))
     out["label"] = tf.cast(example["label"], tf.int32)
+    if with_index:
+      out["index"] = tf.cast(example["index"], tf.int32)
     return out
 
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -29,11 +29,12 @@ def _discover() -> dict[str, type[Task]]:
 TASKS = _discover()
 
 
-def make_task(config, *, mesh=None) -> Task:
-  """The task named by ``config.task``; ``mesh`` is for losses that shard explicitly."""
+def make_task(config, *, mesh=None, source=None) -> Task:
+  """The task named by ``config.task``; ``mesh`` is for losses that shard explicitly,
+  ``source`` (a ``jssl.data.sources.Source``) for tasks that need to know their data."""
   if config.task not in TASKS:
     raise ValueError(f"Unknown task {config.task!r}; choose one of {', '.join(TASKS)}.")
-  return TASKS[config.task](config, mesh=mesh)
+  return TASKS[config.task](config, mesh=mesh, source=source)
 
 
 def task_defaults() -> dict:

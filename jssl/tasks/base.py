@@ -19,6 +19,16 @@ The loop (``jssl.train``) calls only these methods; a task overrides what it nee
   fed, for ``augmentations.png``.
 * ``reconstruct(params, batch_stats, images, rng)``: for tasks that produce images, rows
   for ``samples.png`` and held-out quality metrics; ``None`` for the others.
+* ``refresh_every(steps_per_epoch)`` and ``refresh(params, batch_stats, setup)``: work done
+  outside the jit step every so many steps (DeepCluster's k-means over the training set).
+  The loop calls ``refresh`` before step ``s`` whenever ``(s - 1) % refresh_every == 0``:
+  before the first step, and after a resume only at those boundaries (what a refresh
+  computes lives in the checkpointed state). Every process calls it and must return the
+  same values; the loop places them on the state's shardings.
+
+A task whose ``batch_spec`` has an ``"index"`` entry gets, in every batch, each example's
+position ``int32 [B]`` in the training split (``jssl.data.pipeline``), e.g. to look up a
+pseudo-label.
 """
 
 import jax
@@ -33,9 +43,10 @@ class Task:
   name: str = ""
   produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
 
-  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
     self.config = config
     self.mesh = mesh
+    self.source = source  # the run's jssl.data.sources.Source (None when built without data)
 
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict | None:
@@ -60,6 +71,16 @@ class Task:
   def reconstruct(self, params, batch_stats, images: jax.Array, rng: jax.Array):
     """``(rows, metrics)`` for held-out ``images [N, S, S, C]`` in [0, 1], or ``None``."""
     return None
+
+  def refresh_every(self, steps_per_epoch: int) -> int:
+    """Steps between calls of ``refresh``; 0 (the default): never."""
+    del steps_per_epoch
+    return 0
+
+  def refresh(self, params, batch_stats, setup):
+    """``(params, batch_stats)`` of the same structure, shapes and dtypes, recomputed
+    outside the step (``setup`` is ``jssl.train.Setup``: config, source, mesh ...)."""
+    raise NotImplementedError(f"{type(self).__name__} sets refresh_every but has no refresh.")
 
 
 def global_indices(batch_size: int) -> jax.Array:

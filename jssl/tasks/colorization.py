@@ -43,14 +43,14 @@ class Colorization(ReconstructionTask):
     c.temperature = 0.38          # annealed-mean decoding
     return c
 
-  def __init__(self, config, *, mesh=None):
+  def __init__(self, config, *, mesh=None, source=None):
     self.settings = config.colorization
     if self.settings.loss not in ("l2", "classification"):
       raise ValueError(f"colorization.loss must be 'l2' or 'classification', got {self.settings.loss!r}.")
     self.classification = self.settings.loss == "classification"
     self.bins = jnp.asarray(losses.ab_bins(self.settings.grid)) if self.classification else None
     self.output_channels = len(self.bins) if self.classification else 2
-    super().__init__(config, mesh=mesh)
+    super().__init__(config, mesh=mesh, source=source)
 
   def channels(self, source) -> int:
     if source.channels != 3:

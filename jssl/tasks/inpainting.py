@@ -53,8 +53,8 @@ class Inpainting(ReconstructionTask):
     c.discriminator_b1 = 0.5
     return c
 
-  def __init__(self, config, *, mesh=None):
-    super().__init__(config, mesh=mesh)
+  def __init__(self, config, *, mesh=None, source=None):
+    super().__init__(config, mesh=mesh, source=source)
     self.settings = config.inpainting
     masks.check_settings(self.settings.mask, self.image_size, self.settings.area_fraction,
                          self.settings.max_rectangles)

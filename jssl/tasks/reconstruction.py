@@ -52,8 +52,8 @@ class ReconstructionTask(Task):
   produces_images = True
   output_channels: int | None = None  # None: as many as the image has
 
-  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
-    super().__init__(config, mesh=mesh)
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
+    super().__init__(config, mesh=mesh, source=source)
     if encoder_family(config.model.encoder) != "resnet":
       raise ValueError(f"task={self.name} trains a ResNet encoder with a U-Net decoder on its feature maps; "
                        f"{config.model.encoder} is not a ResNet. Use resnet_tiny, resnet18, resnet34 or resnet50.")

@@ -83,8 +83,8 @@ class SimCLR(Task):
 
   name = "simclr"
 
-  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None):
-    super().__init__(config, mesh=mesh)
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
+    super().__init__(config, mesh=mesh, source=source)
     if config.loss.block_size > 0:
       # Memory O(local x block) per device instead of O(global x global); same value and gradient.
       self.contrastive_loss = functools.partial(ntxent_chunked, temperature=config.loss.temperature,

@@ -44,8 +44,8 @@ class SuperResolution(ReconstructionTask):
     c.loss = "l1"             # l1 | l2
     return c
 
-  def __init__(self, config, *, mesh=None):
-    super().__init__(config, mesh=mesh)
+  def __init__(self, config, *, mesh=None, source=None):
+    super().__init__(config, mesh=mesh, source=source)
     self.settings = config.superres
     factor = self.settings.factor
     if factor < 2 or self.image_size % factor:
