@@ -234,6 +234,18 @@ def random_flip(image: tf.Tensor, seed: tf.Tensor, *, prob: float) -> tf.Tensor:
   return _random_apply(lambda x: tf.reverse(x, axis=[1]), image, prob=prob, seed=seed)
 
 
+def crop_flip_uint8(image: tf.Tensor, seed: tf.Tensor, *, image_size: int, area_range: tuple[float, float],
+                    aspect_range: tuple[float, float], flip_prob: float) -> tf.Tensor:
+  """The mild host augmentation of tasks that corrupt images in the step (reconstruction,
+  rotation, masked modeling): float ``[H, W, C]`` -> a random resized crop and flip, uint8
+  ``[S, S, C]`` (a quarter of float32 to copy to the devices)."""
+  crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  image = random_resized_crop(image, crop_seed, image_size=image_size, area_range=area_range,
+                              aspect_range=aspect_range)
+  image = random_flip(image, flip_seed, prob=flip_prob)
+  return tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+
+
 def color_jitter(image: tf.Tensor, seed: tf.Tensor, *, brightness: float, contrast: float, saturation: float,
                  hue: float) -> tf.Tensor:
   """SimCLR v2 colour jitter of float ``[H, W, C]`` in [0, 1], ops in a random order.
@@ -369,6 +381,7 @@ __all__ = [
     "AugmentConfig",
     "center_resize",
     "color_jitter",
+    "crop_flip_uint8",
     "gaussian_blur",
     "random_blur",
     "random_flip",

@@ -17,7 +17,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import ml_collections
-import tensorflow as tf
 
 from jssl.data import augment
 from jssl.models import encoder_family
@@ -68,11 +67,8 @@ class ReconstructionTask(Task):
 
   def host_example(self, image, seed):
     """A random resized crop (``augment.crop_area``, ``crop_aspect``) and flip, as uint8."""
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = augment.random_resized_crop(image, crop_seed, image_size=self.image_size, area_range=self.crop_area,
-                                        aspect_range=self.crop_aspect)
-    image = augment.random_flip(image, flip_seed, prob=self.flip_prob)
-    return {"image": tf.image.convert_image_dtype(image, tf.uint8, saturate=True)}
+    return {"image": augment.crop_flip_uint8(image, seed, image_size=self.image_size, area_range=self.crop_area,
+                                             aspect_range=self.crop_aspect, flip_prob=self.flip_prob)}
 
   def channels(self, source) -> int:
     """Channels of the images the model sees (checked against the task's needs here)."""
