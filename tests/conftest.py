@@ -1,10 +1,26 @@
-"""Every test sees 8 CPU devices, so sharded code paths run in the whole suite."""
+"""Every test sees 8 CPU devices, so sharded code paths run in the whole suite.
 
+The suite compiles the same programs many times (every smoke run, in-process or in a
+subprocess, builds the same train step), so a JAX compilation cache in a fresh temporary
+folder is shared by the session and the processes it starts. Measured on tests/test_resume.py,
+starting cold: 251 s of CPU time instead of 455 s. Fresh per session, so no result depends on an
+old cache.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="jssl-test-jax-cache-")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pathlib  # noqa: E402
 
