@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "tpu" / "tpu.sh"
-SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh", REPO / "benchmarks" / "reconstruction_demos.sh"]
+SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh", REPO / "benchmarks" / "task_table.sh"]
 
 
 def _dry_run(*args):

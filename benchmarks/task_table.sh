@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The runs behind the README's table of every pretext task at one CPU budget: pretrain,
+# then `jssl eval` with one probe protocol for all (probes fit on the first
+# EVAL_TRAIN_EXAMPLES training images, tested on the whole test split). Writes
+# runs/table/<row>/ and prints one JSON line per row (wall time, held-out scores, probes).
+#   bash benchmarks/task_table.sh [ROW ...]      (default: every row; see `rows` below)
+#   FASHION_MNIST_DIR=/path bash benchmarks/task_table.sh rotation mae
+# A row whose workdir already holds a finished run is only re-evaluated.
+set -euo pipefail
+fmnist="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+jssl="${JSSL:-.venv/bin/jssl}"
+root="${ROOT:-runs/table}"
+eval_train="${EVAL_TRAIN_EXAMPLES:-10000}"
+mkdir -p "$root"
+
+args_for() {  # the pretrain arguments of a row
+  case "$1" in
+    simclr_fmnist) echo "--config configs/simclr_fashion_mnist_cpu.py --config.data.dir=$fmnist --config.train.steps=300" ;;
+    superres|inpainting) echo "--config configs/reconstruction_cpu.py:$1 --config.data.dir=$fmnist" ;;
+    rotation|mae|simclr_vit|swav|deepcluster|frame_order)
+      echo "--config configs/pretext_cpu.py:$1 --config.data.dir=$fmnist" ;;
+    colorization) echo "--config configs/reconstruction_cpu.py:colorization" ;;
+    simclr_photos) echo "--config configs/simclr_fashion_mnist_cpu.py --config.data.source=sample_photos \
+--config.data.image_size=32 --config.train.batch_size=128 --config.train.steps=300" ;;
+    *) echo "unknown row $1" >&2; return 1 ;;
+  esac
+}
+
+run() {  # row name
+  local name="$1" workdir="$root/$1" start end args
+  args="$(args_for "$name")"
+  start=$(date +%s)
+  # shellcheck disable=SC2086  # the row's arguments are words
+  "$jssl" pretrain --workdir "$workdir" $args
+  end=$(date +%s)
+  [ -f "$workdir/pretrain_seconds" ] || echo "$((end - start))" > "$workdir/pretrain_seconds"
+  "$jssl" eval --workdir "$workdir" --config.eval.max_train_examples="$eval_train" > "$workdir/eval.txt"
+  python3 - "$workdir" <<'PY'
+import json, pathlib, sys
+workdir = pathlib.Path(sys.argv[1])
+records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+last = records[-1]
+summary = {"run": workdir.name, "steps": last["step"],
+           "pretrain_seconds": int((workdir / "pretrain_seconds").read_text()),
+           **{k: round(v, 4) for k, v in last.items() if k.startswith("holdout_") or k.endswith("accuracy")},
+           **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
+              if k.endswith("top1") or k == "num_train"}}
+print(json.dumps(summary), flush=True)
+PY
+}
+
+rows=("$@")
+if [ ${#rows[@]} -eq 0 ]; then
+  rows=(simclr_fmnist rotation deepcluster swav frame_order superres inpainting mae simclr_vit colorization simclr_photos)
+fi
+for row in "${rows[@]}"; do run "$row"; done

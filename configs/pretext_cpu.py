@@ -1,0 +1,55 @@
+"""Every pretext task on Fashion-MNIST at one CPU budget, for the README's side-by-side table:
+300 steps of a global batch of 256 images at 28 px, AdamW, the SimCLR demo's resnet_tiny
+encoder (MAE and simclr_vit: ViT-Tiny, 4 px patches, all 12 blocks). The same steps and
+batch as configs/reconstruction_cpu.py, whose super-resolution and inpainting rows the
+table shows next to these.
+
+  jssl pretrain --config configs/pretext_cpu.py:rotation --workdir runs/table/rotation
+  jssl eval --workdir runs/table/rotation
+  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order; bash benchmarks/pretext_table.sh runs them all)
+
+Frame order pretrains on moving Fashion-MNIST clips made from the training images and is
+probed on the Fashion-MNIST images themselves (``eval.source``).
+"""
+
+from jssl.config import default_config
+
+TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order")
+
+
+def get_config(task="rotation"):
+  if task not in TASKS:
+    raise ValueError(f"pretext_cpu.py:{task}: choose one of {', '.join(TASKS)}.")
+  config = default_config()
+  config.task = "simclr" if task == "simclr_vit" else task
+  config.data.source = "fashion_mnist"
+  config.data.image_size = 28
+  config.train.batch_size = 256
+  config.train.steps = 300
+  config.train.log_every = 25
+  config.train.eval_every = 100
+  config.train.checkpoint_every_steps = 100
+  config.augment.crop_area = (0.5, 1.0)  # mild: the tasks that are not contrastive keep the whole garment
+  config.augment.blur_prob = 0.0
+  config.model.encoder = "resnet_tiny"
+  config.optim.name = "adamw"
+  config.optim.base_lr = 3e-3
+  config.optim.lr_scaling = "none"
+  config.optim.weight_decay = 1e-4
+  config.optim.warmup_epochs = 0.1
+  config.eval.batch_size = 1000
+  config.eval.holdout_examples = 512
+
+  if task in ("mae", "simclr_vit"):
+    config.model.encoder = "vit_tiny"
+    config.model.patch_size = 4  # a 7 x 7 grid of 28 px images
+    config.optim.base_lr = 1.5e-3 if task == "mae" else 1e-3
+    config.optim.weight_decay = 0.05  # the MAE paper's (and DeiT's)
+    config.optim.b2 = 0.95
+  if task in ("simclr_vit", "swav"):  # the SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py)
+    config.augment.crop_area = (0.3, 1.0)
+    config.augment.jitter_strength = 0.5
+    config.model.head_hidden_dim = 512
+    config.model.head_out_dim = 128
+    config.loss.temperature = 0.2
+  return config
