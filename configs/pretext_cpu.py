@@ -2,7 +2,8 @@
 300 steps of a global batch of 256 images at 28 px, AdamW, the SimCLR demo's resnet_tiny
 encoder (MAE and simclr_vit: ViT-Tiny, 4 px patches, all 12 blocks). The same steps and
 batch as configs/reconstruction_cpu.py, whose super-resolution and inpainting rows the
-table shows next to these.
+table shows next to these. RotNet takes 64 images, each in its 4 rotations, and frame order
+85 tuples of 3 frames: about 256 images through the encoder per step, as in the others.
 
   jssl pretrain --config configs/pretext_cpu.py:rotation --workdir runs/table/rotation
   jssl eval --workdir runs/table/rotation
@@ -40,6 +41,10 @@ def get_config(task="rotation"):
   config.eval.batch_size = 1000
   config.eval.holdout_examples = 512
 
+  if task == "rotation":
+    # Four rotated copies of each image (the paper's best): 64 images make the 256 the encoder
+    # sees per step in the other rows.
+    config.train.batch_size = 64
   if task in ("mae", "simclr_vit"):
     config.model.encoder = "vit_tiny"
     config.model.patch_size = 4  # a 7 x 7 grid of 28 px images
@@ -52,4 +57,17 @@ def get_config(task="rotation"):
     config.model.head_hidden_dim = 512
     config.model.head_out_dim = 128
     config.loss.temperature = 0.2
+  if task == "swav":
+    config.swav.num_prototypes = 100      # ten per class
+    config.swav.freeze_prototypes_steps = 30  # a tenth of the run (the paper: its first epoch of 100+)
+  if task == "deepcluster":
+    config.deepcluster.num_clusters = 100  # ten per class, as the paper's 10k for ImageNet's 1k classes
+    config.deepcluster.recluster_every_steps = 100  # k-means of all 60k images before steps 1, 101 and 201
+    config.deepcluster.pca_dim = 64
+    config.optim.base_lr = 1e-2           # the SimCLR demo's: a classifier re-made every 100 steps must learn fast
+  if task == "frame_order":
+    config.data.source = "moving_fashion_mnist"  # 10k clips of 8 frames, 2 objects, from the training images
+    config.data.clip_size = 40
+    config.eval.source = "fashion_mnist"         # probed on the images themselves
+    config.train.batch_size = 85                 # tuples of 3 frames: 255 frames through the encoder per step
   return config

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="multi-process: HOST:PORT of process 0 (TPU pods and Slurm are detected)")
   pretrain.add_argument("--num-processes", type=int, default=None)
   pretrain.add_argument("--process-id", type=int, default=None)
-  evaluate = commands.add_parser("eval", help="linear probe and kNN of a pretrained encoder")
+  evaluate = commands.add_parser("eval", help="linear probe and kNN of a pretrained encoder",
+                                 epilog="Change the run's eval settings with --config.eval.key=value.")
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   export = commands.add_parser("export", help="write the encoder alone, for transfer")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
       return 0
     if args.command in ("pretrain", "finetune"):
       config = config_lib.apply_overrides(config_lib.load_config(args.config), rest)
-    elif rest:
+    elif rest and args.command != "eval":
       parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "pretrain":
       from jssl import parallel  # noqa: PLC0415
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
       run_pretrain(config, args.workdir)
     elif args.command == "eval":
       from jssl.evaluate import evaluate as run_eval  # noqa: PLC0415
-      run_eval(args.workdir, step=args.step)
+      run_eval(args.workdir, step=args.step, overrides=rest)
     elif args.command == "export":
       from jssl.export import export_main  # noqa: PLC0415
       export_main(args.workdir, args.out, step=args.step, format=args.format, overwrite=args.overwrite)

@@ -120,6 +120,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "fashion_mnist"   # fashion_mnist | tfds:NAME | image_folder:PATH | sample_photos | synthetic
+                                    # | moving_fashion_mnist | video_folder:PATH (clips, for video tasks)
   c.data.dir = ""                   # data directory ("" = the source's default; JSSL_DATA_DIR also works)
   c.data.train_split = "train"
   c.data.eval_split = "test"
@@ -131,6 +132,11 @@ def default_config() -> ml_collections.ConfigDict:
   # sample_photos: random square crops of scikit-image's colour photographs (a demo set).
   c.data.photo_crop_size = 64       # side of the stored crops
   c.data.photo_crops = 4096         # train crops; "test" has a quarter as many, from held-out rows
+  # Video sources (jssl.data.video): elements are clips of frames, for tasks such as frame_order.
+  c.data.clip_frames = 8            # frames per clip (video_folder: resampled evenly over each clip)
+  c.data.clip_size = 48             # side of the square frames (moving_fashion_mnist: the canvas)
+  c.data.video_objects = 2          # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
+  c.data.video_clips = 10_000       # moving_fashion_mnist: train clips; "test" has a quarter as many
 
   # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
   c.augment = ml_collections.ConfigDict()
@@ -201,6 +207,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.knn_k = 200
   c.eval.knn_temperature = 0.1
   c.eval.max_train_examples = 0     # > 0 caps the train features used by the probes
+  c.eval.source = ""                # non-empty: probe on this image source instead of data.source (e.g.
+                                    # fashion_mnist for an encoder pretrained on moving_fashion_mnist clips)
   c.eval.holdout_examples = 256     # reconstruction tasks: eval-split images scored during training
   c.eval.sample_images = 8          # ... of which this many are shown in samples.png
 

@@ -1,8 +1,9 @@
 """Frozen-encoder evaluation of a pretraining run: linear probe and weighted kNN.
 
 ``evaluate(workdir)`` restores the run's encoder, extracts features of the train and
-eval splits (whole images resized, no augmentation, batch norm in inference mode),
-and reports, next to each other, what pretraining bought:
+eval splits (whole images resized, no augmentation, batch norm in inference mode) of
+``eval.source`` when it is set (e.g. images for a video-pretrained encoder), else of
+``data.source``, and reports, next to each other, what pretraining bought:
 
 * ``linear_top1`` / ``knn_top1``: the pretrained encoder,
 * ``random_init_linear_top1`` / ``random_init_knn_top1``: the same architecture at random init,
@@ -22,21 +23,26 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jssl import config as config_lib
 from jssl import probes
 from jssl.data import pipeline
+from jssl.data.sources import source_from_config
+from jssl.data.video import is_video
 from jssl.tasks import build_encoder
 from jssl.train import make_setup, read_run_config, restore_run
 
 log = logging.getLogger("jssl")
 
 
-def extract_features(encoder, variables, dataset, *, batch_size: int, limit: int = 0, desc: str = "features"):
+def extract_features(encoder, variables, dataset, *, batch_size: int, limit: int = 0, desc: str = "features",
+                     forward=None):
   """Encoder features of every batch of ``dataset`` (``{"image", "label"}``).
 
   Returns ``(features float32 [N, F], labels int32 [N])``. The last, short batch is padded
-  to ``batch_size`` so the forward pass compiles once.
+  to ``batch_size`` so the forward pass compiles once; pass the same jitted ``forward(variables,
+  images)`` to several calls to compile it once for all of them.
   """
-  forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  forward = forward or jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   features, labels, count = [], [], 0
   for batch in tqdm(dataset.as_numpy_iterator(), desc=desc, unit="batch", leave=False):
     n = len(batch["label"])
@@ -73,14 +79,31 @@ def probe_scores(train, test, *, num_classes: int, config) -> dict:
   return {"linear_top1": linear["top1"], "knn_top1": knn}
 
 
-def evaluate(workdir: str | pathlib.Path, *, step: int | None = None) -> dict:
-  """Evaluates the run in ``workdir`` (latest checkpoint unless ``step``); writes ``eval.json``."""
+def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides: list[str] = ()) -> dict:
+  """Evaluates the run in ``workdir`` (latest checkpoint unless ``step``); writes ``eval.json``.
+
+  ``overrides`` (``["--config.eval.max_train_examples=10000", ...]``) change the run's
+  ``eval`` settings for this evaluation only; other sections describe the trained model.
+  """
   workdir = pathlib.Path(workdir).resolve()
   config = read_run_config(workdir)
+  for override in overrides:
+    if not override.startswith("--config.eval."):
+      raise ValueError(f"{override}: jssl eval takes only --config.eval.* overrides; the other settings are the "
+                       "run's own.")
+  config_lib.apply_overrides(config, list(overrides))
   setup = make_setup(config)
-  num_classes = setup.source.num_classes
+  source = setup.source
+  if config.eval.source:  # e.g. images for an encoder pretrained on clips (video sources yield no images)
+    data = config.data.copy_and_resolve_references()
+    data.source = config.eval.source
+    source = source_from_config(data, seed=config.seed)
+  elif is_video(source):
+    raise ValueError(f"Source {source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
+                     "fashion_mnist) in the pretraining config (or in the workdir's config.json).")
+  num_classes = source.num_classes
   if not num_classes:
-    raise ValueError(f"Source {config.data.source!r} has no labels, so there is nothing to probe.")
+    raise ValueError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
   started = time.perf_counter()
   state, step = restore_run(setup, workdir, step=step)
 
@@ -89,23 +112,26 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None) -> dict:
   limit = ev.max_train_examples
 
   def dataset(split):
-    return pipeline.eval_dataset(setup.source, split=split, batch_size=ev.batch_size, image_size=size,
+    return pipeline.eval_dataset(source, split=split, batch_size=ev.batch_size, image_size=size,
                                  grayscale_to_rgb=config.data.grayscale_to_rgb)
 
   pretrained = setup.task.encoder_variables(state.params, state.batch_stats)
-  channels = 3 if config.data.grayscale_to_rgb else setup.source.channels
-  random_init = encoder.init(jax.random.key(config.seed + 1), jnp.zeros((1, size, size, channels)), train=False)
+  channels = 3 if config.data.grayscale_to_rgb else source.channels
+  # Jitted: a ViT initialised op by op took seconds.
+  random_init = jax.jit(lambda key: encoder.init(key, jnp.zeros((1, size, size, channels)), train=False))(
+      jax.random.key(config.seed + 1))
+  forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   results = {"step": int(step)}
   for name, variables in (("", pretrained), ("random_init_", random_init)):
     train = extract_features(encoder, variables, dataset(config.data.train_split), batch_size=ev.batch_size,
-                             limit=limit, desc=f"{name or 'pretrained_'}train")
+                             limit=limit, desc=f"{name or 'pretrained_'}train", forward=forward)
     test = extract_features(encoder, variables, dataset(config.data.eval_split), batch_size=ev.batch_size,
-                            desc=f"{name or 'pretrained_'}test")
+                            desc=f"{name or 'pretrained_'}test", forward=forward)
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results[name + key] = value
-  if setup.source.image_shape is not None:
-    train = raw_pixels(setup.source, config.data.train_split, limit=limit)
-    test = raw_pixels(setup.source, config.data.eval_split)
+  if source.image_shape is not None:
+    train = raw_pixels(source, config.data.train_split, limit=limit)
+    test = raw_pixels(source, config.data.eval_split)
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results["raw_pixels_" + key] = value
   results.update(num_train=int(len(train[1])), num_test=int(len(test[1])),

@@ -42,7 +42,8 @@ def save_augmentations(path: pathlib.Path, setup, *, seed: int, count: int = 8) 
   examples = setup.source.dataset(config.data.train_split).take(count)
   for index, example in enumerate(examples):
     image = augment.to_float_rgb(example["image"], grayscale_to_rgb=config.data.grayscale_to_rgb)
-    source_rows.append(augment.center_resize(image, image_size=config.data.image_size).numpy())
+    first = image[0] if image.shape.rank == 4 else image  # a video source's clip [T, H, W, C]: its first frame
+    source_rows.append(augment.center_resize(first, image_size=config.data.image_size).numpy())
     for name, value in setup.task.host_example(image, tf.constant([seed, index], tf.int64)).items():
       host_rows.setdefault(name, []).append(value.numpy())
   batch = {name: jnp.asarray(np.stack(rows)) for name, rows in host_rows.items()}

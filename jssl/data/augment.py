@@ -153,7 +153,8 @@ def _resize(image: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def to_float_rgb(image: tf.Tensor, *, grayscale_to_rgb: bool = True) -> tf.Tensor:
-  """uint8 ``[H, W, C]`` (C in 1, 3) -> float32 ``[H, W, 3]`` in [0, 1].
+  """uint8 ``[..., H, W, C]`` (C in 1, 3) -> float32 ``[..., H, W, 3]`` in [0, 1]: an image
+  ``[H, W, C]`` or a video source's clip ``[T, H, W, C]``.
 
   A single channel is repeated to 3 when ``grayscale_to_rgb``, else kept (C = 1).
   Float inputs are taken to be in [0, 1] already and only cast.
@@ -165,11 +166,12 @@ def to_float_rgb(image: tf.Tensor, *, grayscale_to_rgb: bool = True) -> tf.Tenso
   channels = image.shape[-1]
   if channels == 3:
     return image
+  multiples = [1] * (image.shape.rank - 1) + [3]
   if channels == 1:
-    return tf.tile(image, [1, 1, 3])
+    return tf.tile(image, multiples)
   # Channel count only known at run time (e.g. decoded images of mixed kinds).
-  image = tf.cond(tf.equal(tf.shape(image)[-1], 1), lambda: tf.tile(image, [1, 1, 3]), lambda: image)
-  return tf.ensure_shape(image, [None, None, 3])
+  image = tf.cond(tf.equal(tf.shape(image)[-1], 1), lambda: tf.tile(image, multiples), lambda: image)
+  return tf.ensure_shape(image, [None] * (image.shape.rank - 1) + [3])
 
 
 def center_resize(image: tf.Tensor, *, image_size: int) -> tf.Tensor:

@@ -20,6 +20,8 @@ Specs accepted by :func:`make_source`:
   sees. An offline colour demo set (no download), not a benchmark.
 * ``"synthetic"``: seeded random blocky colour images with learnable classes, for
   benchmarks and tests.
+* ``"moving_fashion_mnist"``, ``"video_folder:PATH"``: clips ``uint8 [T, H, W, C]``
+  instead of images (``jssl.data.video``).
 """
 
 from __future__ import annotations
@@ -679,6 +681,7 @@ def make_source(
     photo_crop_size: int = 64,
     photo_crops: int = 4096,
     seed: int = 0,
+    video_options: Mapping[str, int] | None = None,
 ) -> Source:
   """Builds the data source named by ``spec``.
 
@@ -695,7 +698,10 @@ def make_source(
       held-out region).
     photo_crops: size of the sample_photos "train" split ("test" is a quarter, at
       least 8).
-    seed: seed of the synthetic images and labels, and of the sample_photos crops.
+    seed: seed of the synthetic images and labels, of the sample_photos crops and of
+      the moving_fashion_mnist clips.
+    video_options: video sources' settings (``clip_frames``, ``clip_size``,
+      ``video_objects``, ``video_clips``; see ``jssl.data.video.make_video_source``).
 
   Raises:
     ValueError: unknown spec, or a folder without images.
@@ -712,15 +718,20 @@ def make_source(
     return _sample_photos(photo_crop_size, photo_crops, seed)
   if kind == "synthetic" and not arg:
     return _synthetic(synthetic_shape, synthetic_examples, synthetic_classes, seed)
+  if (kind == "moving_fashion_mnist" and not arg) or (kind == "video_folder" and (arg or data_dir)):
+    from jssl.data import video  # noqa: PLC0415  (jssl.data.video imports this module)
+    return video.make_video_source(kind, arg or data_dir, seed=seed, **(video_options or {}))
   raise ValueError(
       f"Unknown data source {spec!r}. Valid forms: 'fashion_mnist', 'tfds:NAME' (e.g. "
       "'tfds:cifar10'), 'image_folder:PATH' (or 'image_folder' with data_dir=PATH), 'sample_photos', "
-      "'synthetic'.")
+      "'synthetic', 'moving_fashion_mnist', 'video_folder:PATH' (or 'video_folder' with data_dir=PATH).")
 
 
 def source_from_config(data, *, seed: int = 0) -> Source:
-  """The source a config's ``data`` section names (``source``, ``dir``, ``synthetic_*``, ``photo_*``)."""
+  """The source a config's ``data`` section names (``source``, ``dir``, ``synthetic_*``, ``photo_*``,
+  and the video fields ``clip_frames``, ``clip_size``, ``video_objects``, ``video_clips``)."""
   # .get: configs saved before the sample_photos fields existed still load.
+  video_options = {k: data[k] for k in ("clip_frames", "clip_size", "video_objects", "video_clips") if k in data}
   return make_source(data.source, data_dir=data.dir or None, synthetic_shape=tuple(data.synthetic_shape),
                      synthetic_examples=data.synthetic_examples, photo_crop_size=data.get("photo_crop_size", 64),
-                     photo_crops=data.get("photo_crops", 4096), seed=seed)
+                     photo_crops=data.get("photo_crops", 4096), seed=seed, video_options=video_options)

@@ -1,0 +1,251 @@
+"""SwAV (Caron et al. 2020): swapped prediction of online cluster codes, with multi-crop.
+
+How do clustering methods get labels? SwAV's are made online, inside each step, for the
+batch at hand (DeepCluster's, in ``jssl.tasks.deepcluster``, come from an offline k-means
+over the whole dataset). Every view goes through the encoder, the projection head and L2
+normalisation to ``z``; its scores against K learned prototypes ``c_k`` (unit vectors) are
+``z . c_k``. The scores of the two large views, with the gradient stopped, become codes by
+Sinkhorn-Knopp (``jssl.clustering.sinkhorn``): soft assignments in which every prototype
+takes an equal share of the global batch, which is what rules out the trivial solution of
+one cluster for everything. Then each view predicts the code of the *other* views of the
+same image ("swapped prediction"):
+
+  loss = mean over assigned views i in {1, 2}, over other views v != i, over the batch of
+         - sum_k q_i[k] log softmax(z_v . C / temperature)[k]
+
+Multi-crop (``swav.small_crops`` > 0) adds that many low-resolution views of small regions
+(``small_crop_size`` px, ``small_crop_area``); they only predict, never give codes. Each
+resolution goes through the network as one batch (batch-norm statistics per resolution, as
+in the paper's implementation). Views are made on the host with SimCLR's augmentation
+(``config.augment``; the paper uses crop area (0.14, 1) for the large crops with small crops).
+
+Prototypes are a bias-free linear layer whose columns SwAV renormalises to unit length after
+every update. Here the stored kernel is free and the loss normalises its columns before use:
+the optimizer update stays a plain optax step (no projection outside it), the prototypes the
+loss sees are always unit vectors, and the gradient reaching the raw kernel is the paper's
+gradient projected onto the tangent of the sphere (scaled by 1/||column||). For the first
+``freeze_prototypes_steps`` updates the prototypes' gradient and update are zeroed inside the
+optimizer (``optimizer``), as SwAV does during the first epoch to let the network settle.
+
+Not included: SwAV's feature queue for small batches.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import tensorflow as tf
+
+from jssl.clustering import sinkhorn
+from jssl.data import augment
+from jssl.models import ProjectionHead, encoder_family
+from jssl.tasks.base import Task
+from jssl.tasks.simclr import build_encoder
+
+_PROTOTYPES = "prototypes"
+
+
+def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), 1e-24))
+
+
+class Prototypes(nn.Module):
+  """``z [N, D]`` (unit rows) -> scores ``[N, K]`` against the unit-normalised kernel columns."""
+
+  num_prototypes: int
+
+  @nn.compact
+  def __call__(self, z):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (z.shape[-1], self.num_prototypes), jnp.float32)
+    return jnp.dot(z.astype(jnp.float32), l2_normalize(kernel, axis=0))
+
+
+class SwAVModel(nn.Module):
+  """Encoder -> projection head -> L2 normalisation -> prototypes: images -> (features, scores)."""
+
+  encoder: nn.Module
+  head: nn.Module
+  prototypes: nn.Module
+
+  def __call__(self, images, *, train: bool):
+    features = self.encoder(images, train=train)
+    return features, self.prototypes(l2_normalize(self.head(features, train=train)))
+
+
+def swapped_prediction_loss(scores: jax.Array, *, temperature: float, epsilon: float, iterations: int,
+                            assign_views: int = 2) -> tuple[jax.Array, jax.Array]:
+  """SwAV's loss for the views' prototype scores.
+
+  Args:
+    scores: ``[V, B, K]`` cosine scores of ``V`` views of the same ``B`` images (the first
+      ``assign_views`` are the large views that give codes).
+    temperature: softmax temperature of the predictions (SwAV: 0.1).
+    epsilon, iterations: Sinkhorn's (SwAV: 0.05, 3).
+
+  Returns:
+    ``(loss, codes [assign_views, B, K])``.
+  """
+  views = scores.shape[0]
+  if views < 2 or not 1 <= assign_views <= views:
+    raise ValueError(f"swapped prediction needs >= 2 views and 1..{views} assigned views, got {views} views "
+                     f"and assign_views={assign_views}.")
+  log_predictions = jax.nn.log_softmax(scores / temperature, axis=-1)  # [V, B, K]
+  codes, total = [], 0.0
+  for i in range(assign_views):
+    q = sinkhorn(scores[i], epsilon=epsilon, iterations=iterations)
+    others = jnp.concatenate([log_predictions[:i], log_predictions[i + 1:]])  # [V - 1, B, K]
+    total = total - jnp.mean(jnp.sum(q[None] * others, axis=-1))
+    codes.append(q)
+  return total / assign_views, jnp.stack(codes)
+
+
+class SwAV(Task):
+  """The SwAV pretext task.
+
+  Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1], with multi-crop
+  ``small``: ``[B, V, s, s, C]``, and ``label`` ``[B]`` int32 (only for the online probe).
+  """
+
+  name = "swav"
+
+  @classmethod
+  def defaults(cls):
+    c = ml_collections.ConfigDict()
+    c.num_prototypes = 3000          # K (ImageNet); a few times the number of classes works for small sets
+    c.temperature = 0.1
+    c.epsilon = 0.05                 # Sinkhorn's entropic regularisation
+    c.sinkhorn_iterations = 3
+    c.freeze_prototypes_steps = 313  # SwAV: the first epoch of ImageNet at batch 4096
+    c.small_crops = 0                # multi-crop: this many extra small views (SwAV: 6); 0 = off
+    c.small_crop_size = 0            # their side in px; 0 = 3/7 of data.image_size (96/224, as SwAV)
+    c.small_crop_area = (0.05, 0.14)  # of the image's area
+    return c
+
+  def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
+    super().__init__(config, mesh=mesh, source=source)
+    s = self.settings = config.swav
+    if s.num_prototypes < 2:
+      raise ValueError(f"swav.num_prototypes={s.num_prototypes}: need at least 2 prototypes.")
+    for name in ("temperature", "epsilon"):
+      if not s[name] > 0:
+        raise ValueError(f"swav.{name}={s[name]} must be > 0.")
+    if s.sinkhorn_iterations < 1:
+      raise ValueError(f"swav.sinkhorn_iterations={s.sinkhorn_iterations} must be >= 1.")
+    if s.freeze_prototypes_steps < 0:
+      raise ValueError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
+    if s.small_crops < 0:
+      raise ValueError(f"swav.small_crops={s.small_crops} must be >= 0 (0 turns multi-crop off).")
+    if config.augment.on != "host":
+      raise ValueError(f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
+                       "set --config.augment.on=host.")
+    if config.train.microbatches != 1:
+      raise ValueError(f"train.microbatches={config.train.microbatches}: swav's codes share the prototypes over "
+                       "the whole batch, so it trains on whole batches; set it to 1.")
+    self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
+    self.small_crops = int(s.small_crops)
+    self.small_size = int(s.small_crop_size) or max(1, round(self.image_size * 3 / 7))
+    if not 0 < self.small_size <= self.image_size:
+      raise ValueError(f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
+                       f"{self.image_size} (0: 3/7 of it).")
+    if self.small_crops and encoder_family(config.model.encoder) != "resnet":
+      raise ValueError(f"swav.small_crops={self.small_crops}: {config.model.encoder}'s position embeddings fix its "
+                       "input size, so it cannot take small crops; use a ResNet or set swav.small_crops=0.")
+    self.augment_config = augment.AugmentConfig(
+        image_size=self.image_size, **{k: v for k, v in config.augment.items() if k != "on"})
+    self.small_config = dataclasses.replace(self.augment_config, image_size=self.small_size,
+                                            crop_area=tuple(s.small_crop_area))
+    dtype = jnp.dtype(config.model.dtype)
+    head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
+                          num_layers=config.model.head_layers, dtype=dtype)
+    self.model = SwAVModel(encoder=build_encoder(config), head=head,
+                           prototypes=Prototypes(num_prototypes=int(s.num_prototypes)))
+
+  # --- host side
+
+  def host_example(self, image, seed):
+    """float32 ``[H, W, C]`` in [0, 1] and an int ``[2]`` seed -> two large views (and the small ones)."""
+    large_seed, small_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2))
+    view1, view2 = augment.two_views(image, large_seed, config=self.augment_config)
+    out = {"view1": view1, "view2": view2}
+    if self.small_crops:
+      seeds = tf.unstack(tf.random.experimental.stateless_split(small_seed, self.small_crops))
+      out["small"] = tf.stack([augment.simclr_view(image, s, config=self.small_config) for s in seeds])
+    return out
+
+  def batch_spec(self, batch_size: int, source) -> dict:
+    channels = 3 if self.grayscale_to_rgb else source.channels
+    view = jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.float32)
+    spec = {"view1": view, "view2": view, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+    if self.small_crops:
+      spec["small"] = jax.ShapeDtypeStruct((batch_size, self.small_crops, self.small_size, self.small_size, channels),
+                                           jnp.float32)
+    return spec
+
+  # --- device side
+
+  def init(self, rng: jax.Array, batch: dict) -> dict:
+    return self.model.init(rng, jnp.zeros(batch["view1"].shape, jnp.float32), train=False)
+
+  def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """The run's ``tx``; the prototypes get their own copy of it with the gradient (before)
+    and the update (after) zeroed for the first ``freeze_prototypes_steps`` updates.
+
+    Zeroing the gradient keeps momentum free of the frozen steps; zeroing the update also
+    holds back weight decay. The copy keeps its own step count, so its learning-rate
+    schedule runs in step with the rest.
+    """
+    steps = int(self.settings.freeze_prototypes_steps)
+    if steps == 0:
+      return tx
+
+    def gate():
+      return optax.scale_by_schedule(lambda count: (count >= steps).astype(jnp.float32))
+
+    def labels(params):
+      return {k: jax.tree.map(lambda _, k=k: _PROTOTYPES if k == _PROTOTYPES else "model", v)
+              for k, v in params.items()}
+
+    return optax.multi_transform({"model": tx, _PROTOTYPES: optax.chain(gate(), tx, gate())}, labels)
+
+  def views(self, batch: dict) -> tuple[jax.Array, jax.Array | None]:
+    """``(large [B * 2, S, S, C], small [B * V, s, s, C] or None)``, example-major (image 0's
+    views first): merging the leading axes of a batch-sharded array moves no data."""
+    large = jnp.stack([batch["view1"], batch["view2"]], axis=1)
+    large = large.reshape((-1, *large.shape[2:]))
+    if not self.small_crops:
+      return large, None
+    return large, batch["small"].reshape((-1, *batch["small"].shape[2:]))
+
+  def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
+    rows = {"view1": batch["view1"], "view2": batch["view2"]}
+    for i in range(self.small_crops):
+      rows[f"small crop {i + 1}"] = batch["small"][:, i]
+    return rows
+
+  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
+    """``loss, (batch_stats, metrics, features)``; features ``[B, F]`` of view 1."""
+    batch_size = batch["view1"].shape[0]
+    large, small = self.views(batch)
+
+    def forward(images, batch_stats):
+      """Example-major images ``[B * V, ...]`` -> features ``[B, V, F]``, scores ``[V, B, K]``."""
+      (features, scores), updates = self.model.apply({"params": params, "batch_stats": batch_stats}, images,
+                                                     train=True, mutable=["batch_stats"])
+      features = features.reshape(batch_size, -1, features.shape[-1])
+      scores = jnp.swapaxes(scores.reshape(batch_size, -1, scores.shape[-1]), 0, 1)
+      return features, scores, updates["batch_stats"]
+
+    features, scores, batch_stats = forward(large, batch_stats)
+    if small is not None:
+      _, small_scores, batch_stats = forward(small, batch_stats)
+      scores = jnp.concatenate([scores, small_scores])
+    s = self.settings
+    loss, codes = swapped_prediction_loss(scores, temperature=s.temperature, epsilon=s.epsilon,
+                                          iterations=s.sinkhorn_iterations)
+    q = codes[0]
+    metrics = {"code_entropy": jnp.mean(-jnp.sum(q * jnp.log(jnp.maximum(q, 1e-30)), axis=-1)),
+               "prototypes_used": jnp.sum(jnp.max(jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1]), axis=0))}
+    return loss, (batch_stats, metrics, features[:, 0])
