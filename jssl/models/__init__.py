@@ -1,6 +1,6 @@
 """Encoders and heads. ``make_encoder(name, ...)`` is the one way to build an encoder by name."""
 
-from jssl.models.heads import ProjectionHead
+from jssl.models.heads import EncoderWithHead, ProjectionHead
 from jssl.models.resnet import STAGES, ResNet, resnet
 from jssl.models.vit import VARIANTS, ViT, auto_patch_size, vit
 
@@ -36,5 +36,5 @@ def make_encoder(name: str, **kwargs):
   return constructor(name, **kwargs)
 
 
-__all__ = ["ENCODERS", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family", "encoder_kwarg_names",
-           "make_encoder", "resnet", "vit"]
+__all__ = ["ENCODERS", "EncoderWithHead", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family",
+           "encoder_kwarg_names", "make_encoder", "resnet", "vit"]

@@ -34,3 +34,15 @@ class ProjectionHead(nn.Module):
       if not last:
         x = nn.relu(x)
     return x.astype(jnp.float32)
+
+
+class EncoderWithHead(nn.Module):
+  """An encoder and a head on its features: images -> (features ``[N, F]``, head output).
+  SimCLR's head is the projection MLP, RotNet's the rotation classifier."""
+
+  encoder: nn.Module
+  head: nn.Module
+
+  def __call__(self, images, *, train: bool):
+    features = self.encoder(images, train=train)
+    return features, self.head(features, train=train)

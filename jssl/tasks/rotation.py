@@ -16,14 +16,13 @@ The online probe sees the encoder's features of the unrotated copy (``"all"``) o
 rotated image (``"random"``; only a monitor either way).
 """
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
 from jssl.data import augment
-from jssl.models import ProjectionHead
+from jssl.models import EncoderWithHead, ProjectionHead
 from jssl.tasks.base import Task, global_indices
 from jssl.tasks.simclr import build_encoder
 
@@ -34,17 +33,6 @@ def rotate(images: jax.Array, quarter_turns: jax.Array) -> jax.Array:
   """``images [B, S, S, C]`` each turned counter-clockwise by ``quarter_turns [B]`` x 90 degrees."""
   turned = jnp.stack([jnp.rot90(images, k, axes=(1, 2)) for k in range(NUM_ROTATIONS)])  # [4, B, S, S, C]
   return turned[quarter_turns, jnp.arange(images.shape[0])]
-
-
-class RotationModel(nn.Module):
-  """Encoder followed by the rotation classifier: images -> (features [N, F], logits [N, 4])."""
-
-  encoder: nn.Module
-  head: nn.Module
-
-  def __call__(self, images, *, train: bool):
-    features = self.encoder(images, train=train)
-    return features, self.head(features, train=train)
 
 
 class Rotation(Task):
@@ -73,7 +61,7 @@ class Rotation(Task):
     # The head ends in BN, as SimCLR's: logits then start well scaled whatever the encoder.
     head = ProjectionHead(hidden_dim=settings.head_hidden_dim, out_dim=NUM_ROTATIONS, num_layers=settings.head_layers,
                           dtype=jnp.dtype(config.model.dtype))
-    self.model = RotationModel(encoder=build_encoder(config), head=head)
+    self.model = EncoderWithHead(encoder=build_encoder(config), head=head)
 
   def host_example(self, image, seed):
     """A random resized crop (``augment.crop_area``, ``crop_aspect``) and flip, as uint8 (no

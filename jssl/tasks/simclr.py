@@ -19,20 +19,9 @@ import tensorflow as tf
 from jssl.data import augment, augment_jax
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
-from jssl.models import ProjectionHead, auto_patch_size, encoder_family, make_encoder
+from jssl.models import EncoderWithHead, ProjectionHead, auto_patch_size, encoder_family, make_encoder
 from jssl.models.vit import VARIANTS as VIT_VARIANTS
 from jssl.tasks.base import Task
-
-
-class SimCLRModel(nn.Module):
-  """Encoder followed by the projection head: images -> (features, projections)."""
-
-  encoder: nn.Module
-  head: nn.Module
-
-  def __call__(self, images, *, train: bool):
-    features = self.encoder(images, train=train)
-    return features, self.head(features, train=train)
 
 
 def encoder_kwargs(config: ml_collections.ConfigDict) -> dict:
@@ -100,7 +89,7 @@ class SimCLR(Task):
         image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"})
     head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
                           num_layers=config.model.head_layers, dtype=jnp.dtype(config.model.dtype))
-    self.model = SimCLRModel(encoder=build_encoder(config), head=head)
+    self.model = EncoderWithHead(encoder=build_encoder(config), head=head)
 
   def host_example(self, image, seed):
     """tf.data side: float32 ``[H, W, C]`` image in [0, 1] and an int ``[2]`` seed -> the two
