@@ -43,7 +43,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tensorflow as tf
 
 from jssl import parallel
 from jssl.clustering import kmeans, normalized_mutual_info
@@ -134,11 +133,8 @@ class DeepCluster(Task):
 
   def host_example(self, image, seed):
     """A random resized crop and flip, as uint8 (the pipeline adds ``index`` and ``label``)."""
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2))
-    image = augment.random_resized_crop(image, crop_seed, image_size=self.image_size, area_range=self.crop_area,
-                                        aspect_range=self.crop_aspect)
-    image = augment.random_flip(image, flip_seed, prob=self.flip_prob)
-    return {"image": tf.image.convert_image_dtype(image, tf.uint8, saturate=True)}
+    return {"image": augment.crop_flip_uint8(image, seed, image_size=self.image_size, area_range=self.crop_area,
+                                             aspect_range=self.crop_aspect, flip_prob=self.flip_prob)}
 
   def batch_spec(self, batch_size: int, source) -> dict:
     channels = 3 if self.grayscale_to_rgb else source.channels
