@@ -28,7 +28,7 @@ data:
 	    echo "or put the four IDX files in a folder and run: make demo FASHION_MNIST_DIR=/that/folder"; exit 1; }; \
 	fi
 
-test: setup
+test: setup data
 	$(PY) -m pytest -q
 
 demo: setup data

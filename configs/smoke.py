@@ -33,6 +33,7 @@ def get_config():
   config.train.log_every = 1
   config.train.checkpoint_every_steps = 4
   config.eval.batch_size = 128
-  config.eval.linear_epochs = 5
-  config.eval.knn_k = 20
+  config.eval.linear_l2_grid = (1e-4, 1e-2)
+  config.eval.linear_max_iter = 200
+  config.eval.knn_ks = (20,)
   return config

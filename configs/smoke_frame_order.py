@@ -40,6 +40,7 @@ def get_config():
   config.eval.source = "fashion_mnist"
   config.eval.max_train_examples = 512
   config.eval.batch_size = 128
-  config.eval.linear_epochs = 5
-  config.eval.knn_k = 20
+  config.eval.linear_l2_grid = (1e-4, 1e-2)
+  config.eval.linear_max_iter = 200
+  config.eval.knn_ks = (20,)
   return config

@@ -31,8 +31,9 @@ def get_config(task="superres"):
   config.train.eval_every = 8
   config.train.checkpoint_every_steps = 8
   config.eval.batch_size = 64
-  config.eval.linear_epochs = 5
-  config.eval.knn_k = 20
+  config.eval.linear_l2_grid = (1e-4, 1e-2)
+  config.eval.linear_max_iter = 200
+  config.eval.knn_ks = (20,)
   config.eval.holdout_examples = 32
   if task == "superres":
     # It starts at the bicubic baseline, a strong one: beating it takes ~75 steps (measured).

@@ -5,12 +5,15 @@ eval splits (whole images resized, no augmentation, batch norm in inference mode
 ``eval.source`` when it is set (e.g. images for a video-pretrained encoder), else of
 ``data.source``, and reports, next to each other, what pretraining bought:
 
-* ``linear_top1`` / ``knn_top1``: the pretrained encoder,
-* ``random_init_linear_top1`` / ``random_init_knn_top1``: the same architecture at random init,
-* ``raw_pixels_linear_top1`` / ``raw_pixels_knn_top1``: the pixels themselves.
+* ``linear_top1`` / ``knn_k200_top1`` / ``knn_k20_top1``: the pretrained encoder,
+* ``random_init_linear_top1`` / ``random_init_knn_k200_top1`` / ...: the same architecture at random init,
+* ``raw_pixels_linear_top1`` / ``raw_pixels_knn_k200_top1`` / ...: the pixels themselves.
 
-Linear probes run on standardised features (train statistics); kNN is cosine, k=200,
-temperature 0.1 (InstDisc), on the features as they are.
+The linear probe is logistic regression on standardised features (train statistics) solved to
+its optimum, its L2 strength chosen on a held-out part of the train split (``probes.linear_probe``;
+``linear_l2``, ``linear_iterations``, ``linear_loss`` ... say how it ended). kNN is cosine with
+temperature 0.1 (InstDisc) on the features as they are, at k=200 (InstDisc, solo-learn) and k=20
+(lightly's choice for small sets).
 """
 
 import json
@@ -69,14 +72,21 @@ def raw_pixels(source, split: str, *, limit: int = 0):
 
 
 def probe_scores(train, test, *, num_classes: int, config) -> dict:
-  """Linear-probe and kNN top-1 on ``(features, labels)`` pairs."""
+  """Linear-probe and kNN scores on ``(features, labels)`` pairs, keyed as in ``eval.json``.
+
+  ``linear_top1`` (test), ``linear_l2`` (chosen on part of the train split), ``linear_val_top1``,
+  ``linear_train_top1``, ``linear_loss``, ``linear_grad_norm``, ``linear_iterations``,
+  ``linear_converged``; ``knn_k{k}_top1`` for each k in ``config.knn_ks``.
+  """
   train_x, test_x = probes.standardize(train[0], test[0])
   linear = probes.linear_probe(train_x, train[1], test_x, test[1], num_classes=num_classes,
-                               epochs=config.linear_epochs, learning_rate=config.linear_lr,
-                               weight_decay=config.linear_weight_decay)
-  knn = probes.knn_top1(train[0], train[1], test[0], test[1], num_classes=num_classes, k=config.knn_k,
-                        temperature=config.knn_temperature)
-  return {"linear_top1": linear["top1"], "knn_top1": knn}
+                               l2_grid=tuple(config.linear_l2_grid), val_fraction=config.linear_val_fraction,
+                               max_iter=config.linear_max_iter, tol=config.linear_tol)
+  scores = {f"linear_{key}": value for key, value in linear.items()}
+  for k in config.knn_ks:
+    scores[f"knn_k{k}_top1"] = probes.knn_top1(train[0], train[1], test[0], test[1], num_classes=num_classes, k=k,
+                                               temperature=config.knn_temperature)
+  return scores
 
 
 def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides: list[str] = ()) -> dict:
@@ -144,9 +154,13 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
 def format_table(results: dict) -> str:
   """The results as a small text table, one row per representation."""
   rows = [("pretrained encoder", ""), ("same encoder, random init", "random_init_"), ("raw pixels", "raw_pixels_")]
-  lines = [f"{'features':<28}{'linear top-1':>14}{'kNN top-1':>12}", "-" * 54]
+  ks = sorted((int(key[len("knn_k"):-len("_top1")]) for key in results if key.startswith("knn_k")), reverse=True)
+  header = f"{'features':<28}{'linear top-1':>14}{'(l2)':>8}" + "".join(f"{f'kNN k={k} top-1':>18}" for k in ks)
+  lines = [header, "-" * len(header)]
   for label, prefix in rows:
     if prefix + "linear_top1" in results:
-      lines.append(f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{results[prefix + 'knn_top1']:>12.4f}")
-  lines.append(f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples)")
+      lines.append(f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{results[prefix + 'linear_l2']:>8.0e}"
+                   + "".join(f"{results[f'{prefix}knn_k{k}_top1']:>18.4f}" for k in ks))
+  lines.append(f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples; "
+               "linear: logistic regression, l2 chosen on held-out train examples)")
   return "\n".join(lines)

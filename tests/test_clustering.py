@@ -413,4 +413,4 @@ def test_eval_runs_on_a_clustering_encoder(smoke_run):
   workdir = smoke_run[1]
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0
   results = json.loads((workdir / "eval.json").read_text())
-  assert 0.0 <= results["linear_top1"] <= 1.0 and 0.0 <= results["knn_top1"] <= 1.0
+  assert 0.0 <= results["linear_top1"] <= 1.0 and 0.0 <= results["knn_k20_top1"] <= 1.0

@@ -40,9 +40,15 @@ def test_pretraining_lowers_the_loss(smoke_run):
 def test_eval_writes_probe_results(smoke_run, capsys):
   assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
-  for key in ("linear_top1", "knn_top1", "random_init_linear_top1", "random_init_knn_top1",
-              "raw_pixels_linear_top1", "raw_pixels_knn_top1"):
+  for key in ("linear_top1", "knn_k20_top1", "random_init_linear_top1", "random_init_knn_k20_top1",
+              "raw_pixels_linear_top1", "raw_pixels_knn_k20_top1"):
     assert 0.0 <= results[key] <= 1.0, key
+  assert "knn_k200_top1" not in results  # configs/smoke.py asks for k=20 only
+  for prefix in ("", "random_init_", "raw_pixels_"):
+    # The probe reports what it chose and how its solver ended, from the smoke config's grid.
+    assert results[prefix + "linear_l2"] in (1e-4, 1e-2)
+    assert 1 <= results[prefix + "linear_iterations"] <= 200
+    assert results[prefix + "linear_loss"] > 0 and isinstance(results[prefix + "linear_converged"], bool)
   assert results["step"] == 24 and results["num_test"] == 64
   assert "random init" in capsys.readouterr().out
 

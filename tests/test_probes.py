@@ -1,6 +1,7 @@
 """Tests for jssl.probes: standardize, the linear probe and the weighted kNN."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,9 @@ import numpy as np
 import pytest
 
 from jssl import probes
+from jssl.config import default_config
+from jssl.data import sources
+from jssl.data.sources import make_source
 from jssl.probes import fit_linear, knn_predict, knn_top1, linear_probe, standardize
 
 
@@ -211,17 +215,96 @@ def test_knn_rejects_bad_input(kwargs, match):
 # linear probe
 
 
+def _objective64(w, b, x, y, l2):
+  """The probe's objective in float64 NumPy: mean CE + l2 * ||w||^2 / 2 (bias free)."""
+  z = x.astype(np.float64) @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+  z -= z.max(axis=1, keepdims=True)
+  ce = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]
+  return ce.mean() + 0.5 * l2 * np.sum(np.asarray(w, np.float64) ** 2)
+
+
+def _sklearn_fit(x, y, l2):
+  """scikit-learn's converged multinomial logistic regression with the same objective."""
+  from sklearn.linear_model import LogisticRegression  # noqa: PLC0415  (test-only dependency)
+  # scikit-learn minimises C * sum_i CE_i + ||w||^2 / 2, i.e. N * C * (mean CE + ||w||^2 / (2 N C)).
+  model = LogisticRegression(C=1.0 / (l2 * len(y)), tol=1e-6, max_iter=5000)
+  model.fit(x.astype(np.float64), y)
+  return model.coef_.T, model.intercept_
+
+
+def _assert_matches_sklearn(train_x, train_y, test_x, test_y, *, num_classes, l2_grid=probes.DEFAULT_L2_GRID):
+  fit, _ = fit_linear(train_x, train_y, num_classes=num_classes, l2_grid=l2_grid)
+  assert fit.converged and fit.iterations > 1
+  w, b = _sklearn_fit(train_x, train_y, fit.l2)
+  ours = _objective64(fit.w, fit.b, train_x, train_y, fit.l2)
+  theirs = _objective64(w, b, train_x, train_y, fit.l2)
+  # The solver's own report of its objective agrees with the float64 reference.
+  assert fit.loss == pytest.approx(ours, rel=1e-5)
+  assert ours == pytest.approx(theirs, rel=1e-3)
+  top1 = np.mean(np.argmax(test_x @ fit.w + fit.b, axis=1) == test_y)
+  sk_top1 = np.mean(np.argmax(test_x @ w + b, axis=1) == test_y)
+  assert abs(top1 - sk_top1) <= 0.005, (top1, sk_top1)
+  return fit
+
+
+def test_linear_probe_matches_sklearn_on_gaussian_clusters():
+  # Overlapping clusters, so the optimum is finite and the classes are not all separable.
+  rng = np.random.default_rng(3)
+  train_x, train_y, test_x, test_y = _split(rng, n_train=1500, n_test=1000, num_classes=5, dim=30, spread=0.4)
+  train_x, test_x = standardize(train_x, test_x)
+  fit = _assert_matches_sklearn(train_x, train_y, test_x, test_y, num_classes=5)
+  assert fit.l2 in probes.DEFAULT_L2_GRID
+
+
+@pytest.mark.skipif(not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
+                    reason="dataset-fashion-mnist not installed (make test installs it)")
+def test_linear_probe_matches_sklearn_on_raw_fashion_mnist(monkeypatch):
+  monkeypatch.delenv("JSSL_DATA_DIR", raising=False)
+  source = make_source("fashion_mnist")
+  images, labels = source.arrays("test")  # the small split: 2000 images to fit, 2000 to test
+  x = images.reshape(len(images), -1).astype(np.float32) / 255
+  train_x, test_x = standardize(x[:2000], x[2000:4000])
+  # Learned features are better conditioned than pixels; this is the hard case for the solver.
+  _assert_matches_sklearn(train_x, labels[:2000], test_x, labels[2000:4000], num_classes=10)
+
+
 def test_linear_probe_separates_gaussian_clusters():
   rng = np.random.default_rng(3)
   train_x, train_y, test_x, test_y = _split(rng, n_train=2000, n_test=500, num_classes=4,
                                             dim=20, spread=2.0)
   train_x, test_x = standardize(train_x, test_x)
   result = linear_probe(train_x, train_y, test_x, test_y, num_classes=4)  # defaults
-  assert set(result) == {"top1", "train_top1", "final_loss"}
-  assert all(isinstance(v, float) for v in result.values())
+  assert set(result) == {"top1", "train_top1", "l2", "val_top1", "loss", "grad_norm", "iterations", "converged"}
+  assert result["converged"] and result["grad_norm"] <= 1e-5
   assert result["top1"] > 0.95
-  assert result["train_top1"] > 0.95
-  assert result["final_loss"] < 0.75 * math.log(4)  # below the zero-weight loss log(C)
+  assert result["train_top1"] > 0.95 and result["val_top1"] > 0.95
+  assert result["loss"] < 0.75 * math.log(4)  # below the zero-weight loss log(C)
+
+
+def test_l2_choice_never_reads_the_test_split():
+  rng = np.random.default_rng(8)
+  train_x, train_y, test_x, test_y = _split(rng, n_train=600, n_test=300, num_classes=3, dim=40, spread=0.3)
+  clean = linear_probe(train_x, train_y, test_x, test_y, num_classes=3)
+  # Poisoned test split: labels shifted by one class, features replaced by noise of another scale.
+  poisoned = linear_probe(train_x, train_y, 5 * rng.standard_normal(test_x.shape), (test_y + 1) % 3,
+                          num_classes=3)
+  assert clean["top1"] != poisoned["top1"]  # the test split did change ...
+  # ... and nothing chosen or fitted did.
+  for key in ("l2", "val_top1", "train_top1", "loss", "grad_norm", "iterations"):
+    assert clean[key] == poisoned[key], key
+
+
+def test_l2_is_chosen_on_held_out_train_rows():
+  # 40 informative-looking noise features on 120 points: weak regularisation memorises the
+  # train labels and does worse on held-out rows than a strong one, so the choice is not the weakest.
+  rng = np.random.default_rng(9)
+  train_x, train_y, test_x, test_y = _split(rng, n_train=120, n_test=500, num_classes=2, dim=60, spread=0.15)
+  grid = (1e-5, 1e-1)
+  fit, scores = fit_linear(train_x, train_y, num_classes=2, l2_grid=grid, val_fraction=0.25)
+  assert set(scores) == set(grid)
+  assert fit.l2 == max(scores, key=lambda l2: (scores[l2], l2))  # the best held-out top-1; ties to the stronger
+  # The held-out top-1 comes from 30 of the 120 rows: a multiple of 1/30.
+  assert all(round(v * 30) == pytest.approx(v * 30, abs=1e-4) for v in scores.values())
 
 
 def test_linear_probe_on_random_labels_stays_at_chance():
@@ -229,58 +312,71 @@ def test_linear_probe_on_random_labels_stays_at_chance():
   # trained classifier each test prediction is right with probability exactly 1/4:
   # top1 ~ Binomial(2000, 0.25) / 2000, mean 0.25, sd ~0.01, so 0.5 is ~25 sd away.
   # The train labels are random too, yet 260 parameters on 200 points can memorise
-  # much of them (~0.7 here): train accuracy far above test shows the probe did fit.
+  # much of them: train accuracy far above test shows the probe did fit.
   rng = np.random.default_rng(4)
   train_x = rng.standard_normal((200, 64)).astype(np.float32)
   test_x = rng.standard_normal((2000, 64)).astype(np.float32)
   train_y, test_y = rng.integers(0, 4, 200), rng.integers(0, 4, 2000)
-  result = linear_probe(train_x, train_y, test_x, test_y, num_classes=4, epochs=30,
-                        batch_size=50, learning_rate=1e-2, weight_decay=0.0)
+  result = linear_probe(train_x, train_y, test_x, test_y, num_classes=4, l2_grid=(1e-3,), val_fraction=0.0)
   assert 0.15 < result["top1"] < 0.5
-  assert result["train_top1"] > 0.5
+  assert result["train_top1"] > 0.6
+  assert "val_top1" not in result
 
 
-def test_linear_probe_is_deterministic_given_seed():
+def test_linear_probe_is_deterministic():
   rng = np.random.default_rng(5)
   train_x, train_y, test_x, test_y = _split(rng, n_train=700, n_test=100, num_classes=3,
                                             dim=8, spread=0.5)
-  kw = dict(num_classes=3, epochs=3, batch_size=64)
   # jax arrays accepted as well as numpy
-  a = linear_probe(jnp.asarray(train_x), jnp.asarray(train_y), test_x, test_y, seed=7, **kw)
-  b = linear_probe(train_x, train_y, test_x, test_y, seed=7, **kw)
+  a = linear_probe(jnp.asarray(train_x), jnp.asarray(train_y), test_x, test_y, num_classes=3)
+  b = linear_probe(train_x, train_y, test_x, test_y, num_classes=3)
   assert a == b
-  p7 = fit_linear(train_x, train_y, seed=7, **kw)
-  np.testing.assert_array_equal(p7["w"], fit_linear(train_x, train_y, seed=7, **kw)["w"])
-  # The seed drives the shuffling, so another seed takes other minibatches.
-  p8 = fit_linear(train_x, train_y, seed=8, **kw)
-  assert not np.array_equal(p7["w"], p8["w"])
+  w1 = fit_linear(train_x, train_y, num_classes=3)[0].w
+  np.testing.assert_array_equal(w1, fit_linear(train_x, train_y, num_classes=3)[0].w)
+  # The seed picks the held-out rows, so another seed may see other validation scores.
+  other = fit_linear(train_x, train_y, num_classes=3, seed=1)[1]
+  assert other != fit_linear(train_x, train_y, num_classes=3)[1]
 
 
-def test_weight_decay_shrinks_weights_but_not_bias():
+def test_linear_probe_same_on_one_and_eight_devices():
+  assert len(jax.local_devices()) == 8  # tests/conftest.py forces 8 CPU devices
+  rng = np.random.default_rng(10)
+  # 1003 rows: not a multiple of 8, so the zero-weight padding rows are exercised.
+  train_x, train_y, _, _ = _split(rng, n_train=1003, n_test=1, num_classes=4, dim=12, spread=0.3)
+  one, scores_one = fit_linear(train_x, train_y, num_classes=4, devices=jax.local_devices()[:1])
+  eight, scores_eight = fit_linear(train_x, train_y, num_classes=4)
+  assert one.l2 == eight.l2 and scores_one == scores_eight
+  np.testing.assert_allclose(eight.w, one.w, rtol=1e-3, atol=1e-4)
+  assert eight.loss == pytest.approx(one.loss, rel=1e-5)
+
+
+def test_l2_shrinks_weights_but_not_bias():
   rng = np.random.default_rng(6)
   x, _ = _clusters(rng, n=600, num_classes=2, dim=10, spread=1.0)
   # Labels independent of x with priors ~0.8 / 0.2: with w ~ 0 the loss is minimised
   # by the bias gap log(p0 / p1) of the empirical priors.
   y = (rng.uniform(size=600) < 0.2).astype(np.int64)
   p1 = y.mean()
-  kw = dict(num_classes=2, epochs=40, batch_size=600, learning_rate=0.05)
-  free = fit_linear(x, y, weight_decay=0.0, **kw)
-  decayed = fit_linear(x, y, weight_decay=10.0, **kw)
-  assert free["w"].shape == (10, 2) and free["w"].dtype == np.float32
-  assert free["b"].shape == (2,)
-  assert np.linalg.norm(decayed["w"]) < 0.2 * np.linalg.norm(free["w"])
+  free = fit_linear(x, y, num_classes=2, l2_grid=(0.0,), val_fraction=0.0)[0]
+  decayed = fit_linear(x, y, num_classes=2, l2_grid=(10.0,), val_fraction=0.0)[0]
+  assert free.w.shape == (10, 2) and free.w.dtype == np.float32
+  assert free.b.shape == (2,)
+  assert np.linalg.norm(decayed.w) < 0.05 * np.linalg.norm(free.w)
   # An unpenalised bias still learns the priors under strong decay; a penalised
   # one would be pulled towards 0 as well.
-  gap = decayed["b"][0] - decayed["b"][1]
-  assert gap == pytest.approx(math.log((1 - p1) / p1), abs=0.25)
+  gap = decayed.b[0] - decayed.b[1]
+  assert gap == pytest.approx(math.log((1 - p1) / p1), abs=0.02)
 
 
-def test_linear_probe_handles_fewer_examples_than_a_batch():
+def test_linear_probe_handles_a_tiny_train_set():
   x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], np.float32)
   y = np.array([0, 1, 2])
-  result = linear_probe(x, y, x, y, num_classes=3, epochs=50, batch_size=256,
-                        learning_rate=0.1)
+  result = linear_probe(x, y, x, y, num_classes=3, l2_grid=(1e-3,), val_fraction=0.0)
   assert result["train_top1"] == 1.0
+
+
+def test_default_config_uses_the_probe_default_grid():
+  assert tuple(default_config().eval.linear_l2_grid) == probes.DEFAULT_L2_GRID
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -291,15 +387,18 @@ def test_linear_probe_handles_fewer_examples_than_a_batch():
     (dict(train_x=np.zeros((0, 2)), train_y=np.zeros(0, int)), "train_x is empty"),
     (dict(test_x=np.ones((2, 4))), "train_x has 2 features but test_x has 4"),
     (dict(num_classes=0), "num_classes must be a positive integer"),
-    (dict(epochs=0), "epochs must be a positive integer"),
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-    (dict(learning_rate=-1.0), "learning_rate must be > 0"),
-    (dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
+    (dict(l2_grid=(-1e-4,)), "l2_grid must hold finite values >= 0"),
+    (dict(l2_grid=()), "l2_grid must hold finite values >= 0"),
+    (dict(val_fraction=1.0), r"val_fraction must be in \[0, 1\)"),
+    (dict(l2_grid=(1e-3, 1e-2), val_fraction=0.0), "choosing among 2 l2 values needs a validation part"),
+    (dict(l2_grid=(1e-3, 1e-2), val_fraction=0.1), "choosing among 2.*leaves none"),  # 10% of 3 rows is 0
+    (dict(max_iter=0), "max_iter must be a positive integer"),
+    (dict(tol=0.0), "tol must be > 0"),
     (dict(train_x=np.array([[np.inf, 0.0]] * 3)), "train_x contains NaN or infinite"),
 ])
 def test_linear_probe_rejects_bad_input(kwargs, match):
   args = dict(train_x=np.ones((3, 2)), train_y=np.array([0, 1, 2]), test_x=np.ones((2, 2)),
-              test_y=np.array([0, 1]), num_classes=3)
+              test_y=np.array([0, 1]), num_classes=3, l2_grid=(1e-3,), val_fraction=0.0)
   args.update(kwargs)
   with pytest.raises(ValueError, match=f"linear_probe: {match}"):
     linear_probe(**args)

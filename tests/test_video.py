@@ -293,7 +293,7 @@ def test_eval_probes_on_the_image_source(smoke_run, capsys):
   assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
   assert (results["num_train"], results["num_test"]) == (N_TRAIN, N_TEST), "Fashion-MNIST images, not clips"
-  for key in ("linear_top1", "knn_top1", "random_init_linear_top1", "raw_pixels_knn_top1"):
+  for key in ("linear_top1", "knn_k20_top1", "random_init_linear_top1", "raw_pixels_knn_k20_top1"):
     assert 0.0 <= results[key] <= 1.0, key
   path = smoke_run / "config.json"
   saved = path.read_text()
