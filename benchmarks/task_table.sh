@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The runs behind the README's table of every pretext task at one CPU budget: pretrain,
 # then `jssl eval` with one probe protocol for all (probes fit on the first
-# EVAL_TRAIN_EXAMPLES training images, tested on the whole test split). Writes
+# EVAL_TRAIN_EXAMPLES training images, the linear probe's L2 chosen on 10% of those,
+# tested on the whole test split). Writes
 # runs/table/<row>/ and prints one JSON line per row (wall and CPU time of the pretraining,
 # held-out scores, probes). CPU time (user + system) is the budget that stays comparable
 # when other work shares the machine; wall time is what one user waits on an idle one.
@@ -48,7 +49,7 @@ summary = {"run": workdir.name, "steps": last["step"], "pretrain_wall_s": round(
            "pretrain_cpu_s": None if timing["cpu_s"] is None else round(timing["cpu_s"] + timing["sys_s"]),
            **{k: round(v, 4) for k, v in last.items() if k.startswith("holdout_") or k.endswith("accuracy")},
            **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
-              if k.endswith("top1") or k == "num_train"}}
+              if k.endswith("top1") or k.endswith("linear_l2") or k == "num_train"}}
 print(json.dumps(summary), flush=True)
 PY
 }
