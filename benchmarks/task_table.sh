@@ -49,7 +49,8 @@ summary = {"run": workdir.name, "steps": last["step"], "pretrain_wall_s": round(
            "pretrain_cpu_s": None if timing["cpu_s"] is None else round(timing["cpu_s"] + timing["sys_s"]),
            **{k: round(v, 4) for k, v in last.items() if k.startswith("holdout_") or k.endswith("accuracy")},
            **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
-              if k.endswith("top1") or k.endswith("linear_l2") or k == "num_train"}}
+              if k.endswith("top1") or k == "num_train"},
+           **{k: v for k, v in json.loads((workdir / "eval.json").read_text()).items() if k.endswith("linear_l2")}}
 print(json.dumps(summary), flush=True)
 PY
 }

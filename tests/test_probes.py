@@ -344,10 +344,15 @@ def test_linear_probe_same_on_one_and_eight_devices():
   # 1003 rows: not a multiple of 8, so the zero-weight padding rows are exercised.
   train_x, train_y, _, _ = _split(rng, n_train=1003, n_test=1, num_classes=4, dim=12, spread=0.3)
   one, scores_one = fit_linear(train_x, train_y, num_classes=4, devices=jax.local_devices()[:1])
-  eight, scores_eight = fit_linear(train_x, train_y, num_classes=4)
+  eight, scores_eight = fit_linear(train_x, train_y, num_classes=4, devices=jax.local_devices())
   assert one.l2 == eight.l2 and scores_one == scores_eight
   np.testing.assert_allclose(eight.w, one.w, rtol=1e-3, atol=1e-4)
   assert eight.loss == pytest.approx(one.loss, rel=1e-5)
+
+
+def test_small_feature_sets_stay_on_one_device():
+  rows = probes._DeviceRows(np.ones((16, 3), np.float32), np.zeros(16, np.int32))
+  assert len(rows.x.sharding.device_set) == 1  # of the 8 forced ones
 
 
 def test_l2_shrinks_weights_but_not_bias():
