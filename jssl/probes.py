@@ -176,9 +176,10 @@ def _lbfgs(params, x, y, weights, l2, tol, precond, *, max_iter):
 
   L-BFGS runs on ``v`` with ``w = P v``, ``P = precond["p"]`` ~ (E[x x^T] + l2 I)^(-1/2): in
   ``v`` the curvature of the penalised objective is about the same in every direction, where
-  in ``w`` it follows the feature covariance's spectrum (raw pixels: ~10^4 wide), which took
-  L-BFGS 5-10x more iterations. The objective and its minimiser are unchanged; the stopping
-  rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``, ``precond["p_inv"]``).
+  in ``w`` it follows the spectrum of the correlated features. Measured on 5,000 standardised
+  raw Fashion-MNIST images with l2 1e-3: 376 iterations to a gradient of 1e-5 with it; without
+  it, 938 iterations ended stalled at 5.5e-5. The objective and its minimiser are unchanged;
+  the stopping rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``, ``precond["p_inv"]``).
   """
   p, p_inv = precond["p"], precond["p_inv"]
 
@@ -240,7 +241,7 @@ def _masked_accuracy(params, x, y, mask):
 
 
 class _DeviceRows:
-  """Features [N, F] and labels [N] with rows split over every local device (zero-padded)."""
+  """Features [N, F] and labels [N] on the devices, rows split over them (zero-padded to a multiple)."""
 
   def __init__(self, x: np.ndarray, y: np.ndarray, *, devices=None):
     if devices is None:
