@@ -350,6 +350,20 @@ def test_linear_probe_same_on_one_and_eight_devices():
   assert eight.loss == pytest.approx(one.loss, rel=1e-5)
 
 
+def test_unpreconditioned_solve_reaches_the_same_optimum(monkeypatch):
+  # Wide features (over _PRECONDITION_MAX_FEATURES) skip the F x F preconditioner; the optimum
+  # must not depend on it.
+  rng = np.random.default_rng(11)
+  train_x, train_y, _, _ = _split(rng, n_train=500, n_test=1, num_classes=3, dim=20, spread=0.3)
+  kw = dict(num_classes=3, l2_grid=(1e-3,), val_fraction=0.0)
+  preconditioned = fit_linear(train_x, train_y, **kw)[0]
+  monkeypatch.setattr(probes, "_PRECONDITION_MAX_FEATURES", 10)
+  plain = fit_linear(train_x, train_y, **kw)[0]
+  assert plain.converged and preconditioned.converged
+  reference = _objective64(preconditioned.w, preconditioned.b, train_x, train_y, 1e-3)
+  assert _objective64(plain.w, plain.b, train_x, train_y, 1e-3) == pytest.approx(reference, rel=1e-5)
+
+
 def test_small_feature_sets_stay_on_one_device():
   rows = probes._DeviceRows(np.ones((16, 3), np.float32), np.zeros(16, np.int32))
   assert len(rows.x.sharding.device_set) == 1  # of the 8 forced ones
