@@ -141,10 +141,12 @@ _STALL_LIMIT = 10
 # pixels, 8 forced CPU devices: 12 s per probe instead of 1.3 s on one).
 _SHARD_ABOVE_BYTES = 1 << 30
 
-# Above this many features the preconditioner's F x F eigen-decomposition (O(F^3)) costs more
-# than the iterations it saves: 12,288 raw pixels of a 64 px colour image took minutes on 2
-# cores. Learned features (ResNet-50: 2,048; ViT-B: 768) are well below it.
-_PRECONDITION_MAX_FEATURES = 4096
+# The preconditioner needs an eigen-decomposition of the features' second moment: of the
+# F x F matrix when F is at most this, else of the N x N Gram matrix when N is (wide features,
+# e.g. 12,288 raw pixels of 4,096 64 px photos, where L-BFGS without it ran for minutes), else
+# none (O(n^3) would cost more than the iterations it saves). Learned features (ResNet-50:
+# 2,048; ViT-B: 768) always get the F x F one.
+_PRECONDITION_MAX_SIZE = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,19 +181,25 @@ def _max_abs(tree):
 def _lbfgs(params, x, y, weights, l2, tol, precond, *, max_iter):
   """Minimises ``_objective`` from ``params``; returns (params, loss, grad max-abs, iterations).
 
-  L-BFGS runs on ``v`` with ``w = P v``, ``P = precond["p"]`` ~ (E[x x^T] + l2 I)^(-1/2): in
+  L-BFGS runs on ``v`` with ``w = P v``, ``P`` ~ (E[x x^T] + l2 I)^(-1/2) (``precond``): in
   ``v`` the curvature of the penalised objective is about the same in every direction, where
   in ``w`` it follows the spectrum of the correlated features. Measured on 5,000 standardised
   raw Fashion-MNIST images with l2 1e-3: 376 iterations to a gradient of 1e-5 with it; without
   it, 938 iterations ended stalled at 5.5e-5. The objective and its minimiser are unchanged;
-  the stopping rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``, ``precond["p_inv"]``).
+  the stopping rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``).
   """
-  # An empty ``precond`` (too many features to decompose) means P = I.
+  # P = V diag(d) V^T + c (I - V V^T), with V [F, r] orthonormal eigenvectors (r = F, or the
+  # Gram matrix's rank); an empty ``precond`` (nothing decomposed) means P = I.
   def p(v):
-    return precond["p"] @ v if precond else v
+    if not precond:
+      return v
+    return precond["v"] @ ((precond["d"] - precond["c"])[:, None] * (precond["v"].T @ v)) + precond["c"] * v
 
   def p_inv(v):
-    return precond["p_inv"] @ v if precond else v
+    if not precond:
+      return v
+    inv_d, inv_c = 1 / precond["d"], 1 / precond["c"]
+    return precond["v"] @ ((inv_d - inv_c)[:, None] * (precond["v"].T @ v)) + inv_c * v
 
   def fun(q):
     return _objective({"w": p(q["v"]), "b": q["b"]}, x, y, weights, l2)
@@ -229,18 +237,33 @@ def _lbfgs(params, x, y, weights, l2, tol, precond, *, max_iter):
 
 @jax.jit
 def _second_moment_eigh(x, weights):
-  """Eigen-decomposition of ``sum_i weights_i x_i x_i^T`` [F, F]: (eigenvalues [F], vectors [F, F])."""
+  """Eigen-decomposition of M = ``sum_i weights_i x_i x_i^T`` [F, F]: (eigenvalues [F], vectors [F, F])."""
   moment = jnp.einsum("nf,n,ng->fg", x, weights, x, precision=jax.lax.Precision.HIGHEST)
   return jnp.linalg.eigh(moment)
 
 
 @jax.jit
+def _second_moment_eigh_from_gram(x, weights):
+  """M's eigenpairs through the N x N Gram matrix: (eigenvalues [N], vectors [F, N]).
+
+  With A = diag(sqrt(weights)) x, M = A^T A and A A^T = U S U^T give M's nonzero eigenpairs
+  (S, A^T U S^(-1/2)). Directions with S below 1e-6 of the largest get a zero vector: they
+  join M's null space, which the preconditioner treats like any other null direction.
+  """
+  a = x * jnp.sqrt(weights)[:, None]
+  s, u = jnp.linalg.eigh(jnp.dot(a, a.T, precision=jax.lax.Precision.HIGHEST))
+  kept = s > 1e-6 * jnp.max(s)
+  scale = jnp.where(kept, jax.lax.rsqrt(jnp.where(kept, s, 1.0)), 0.0)
+  vectors = jnp.dot(a.T, u, precision=jax.lax.Precision.HIGHEST) * scale
+  return jnp.where(kept, s, 0.0), vectors
+
+
+@jax.jit
 def _preconditioner(eigenvalues, eigenvectors, l2):
-  """``{"p": (M + l2 I)^(-1/2), "p_inv": (M + l2 I)^(1/2)}`` from M's eigen-decomposition."""
+  """P = (M + l2 I)^(-1/2) from M's eigenpairs: ``{"v": vectors [F, r], "d": [r], "c": scalar}``."""
   # A floor keeps an unpenalised fit (l2 = 0) finite on features with a null direction.
-  s = jnp.maximum(eigenvalues, 0.0) + jnp.maximum(l2, 1e-6 * jnp.max(eigenvalues))
-  return {"p": (eigenvectors * jax.lax.rsqrt(s)) @ eigenvectors.T,
-          "p_inv": (eigenvectors * jnp.sqrt(s)) @ eigenvectors.T}
+  floor = jnp.maximum(l2, 1e-6 * jnp.max(eigenvalues))
+  return {"v": eigenvectors, "d": jax.lax.rsqrt(jnp.maximum(eigenvalues, 0.0) + floor), "c": jax.lax.rsqrt(floor)}
 
 
 @jax.jit
@@ -264,8 +287,13 @@ class _DeviceRows:
     self._pad = -self.n % len(devices)
     self.x, self.y = self.put(x), self.put(y)
     # From every row: the preconditioner only changes how fast L-BFGS gets to the optimum.
-    self._eigh = (_second_moment_eigh(self.x, self.mask() / self.n)
-                  if x.shape[1] <= _PRECONDITION_MAX_FEATURES else None)
+    weights = self.mask() / self.n
+    if x.shape[1] <= _PRECONDITION_MAX_SIZE:
+      self._eigh = _second_moment_eigh(self.x, weights)
+    elif self.x.shape[0] <= _PRECONDITION_MAX_SIZE:
+      self._eigh = _second_moment_eigh_from_gram(self.x, weights)
+    else:
+      self._eigh = None
 
   def put(self, a: np.ndarray) -> jax.Array:
     """``a`` [N, ...] padded with zero rows and split over the devices."""

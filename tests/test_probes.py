@@ -350,18 +350,28 @@ def test_linear_probe_same_on_one_and_eight_devices():
   assert eight.loss == pytest.approx(one.loss, rel=1e-5)
 
 
-def test_unpreconditioned_solve_reaches_the_same_optimum(monkeypatch):
-  # Wide features (over _PRECONDITION_MAX_FEATURES) skip the F x F preconditioner; the optimum
-  # must not depend on it.
+@pytest.mark.parametrize("max_size", [30, 10], ids=["gram", "none"])
+def test_every_preconditioner_reaches_the_same_optimum(monkeypatch, max_size):
+  # 25 rows x 60 features: with the size limit at 30 the preconditioner comes from the 25 x 25
+  # Gram matrix (wide features), at 10 there is none; the optimum must not depend on it.
   rng = np.random.default_rng(11)
-  train_x, train_y, _, _ = _split(rng, n_train=500, n_test=1, num_classes=3, dim=20, spread=0.3)
-  kw = dict(num_classes=3, l2_grid=(1e-3,), val_fraction=0.0)
-  preconditioned = fit_linear(train_x, train_y, **kw)[0]
-  monkeypatch.setattr(probes, "_PRECONDITION_MAX_FEATURES", 10)
-  plain = fit_linear(train_x, train_y, **kw)[0]
-  assert plain.converged and preconditioned.converged
-  reference = _objective64(preconditioned.w, preconditioned.b, train_x, train_y, 1e-3)
-  assert _objective64(plain.w, plain.b, train_x, train_y, 1e-3) == pytest.approx(reference, rel=1e-5)
+  train_x, train_y, _, _ = _split(rng, n_train=25, n_test=1, num_classes=3, dim=60, spread=0.3)
+  train_x = standardize(train_x, train_x[:1])[0]
+  kw = dict(num_classes=3, l2_grid=(1e-2,), val_fraction=0.0)
+  reference_fit = fit_linear(train_x, train_y, **kw)[0]  # the F x F decomposition
+  monkeypatch.setattr(probes, "_PRECONDITION_MAX_SIZE", max_size)
+  gram, calls = probes._second_moment_eigh_from_gram, []
+
+  def counting_gram(*args):
+    calls.append(1)
+    return gram(*args)
+
+  monkeypatch.setattr(probes, "_second_moment_eigh_from_gram", counting_gram)
+  fit = fit_linear(train_x, train_y, **kw)[0]
+  assert len(calls) == (1 if max_size == 30 else 0)  # the path the test means to take
+  assert fit.converged and reference_fit.converged
+  reference = _objective64(reference_fit.w, reference_fit.b, train_x, train_y, 1e-2)
+  assert _objective64(fit.w, fit.b, train_x, train_y, 1e-2) == pytest.approx(reference, rel=1e-5)
 
 
 def test_small_feature_sets_stay_on_one_device():
