@@ -352,8 +352,8 @@ def test_linear_probe_same_on_one_and_eight_devices():
 
 @pytest.mark.parametrize("max_size", [30, 10], ids=["gram", "none"])
 def test_every_preconditioner_reaches_the_same_optimum(monkeypatch, max_size):
-  # 25 rows x 60 features: with the size limit at 30 the preconditioner comes from the 25 x 25
-  # Gram matrix (wide features), at 10 there is none; the optimum must not depend on it.
+  # 25 rows x 60 features: with the size limit at 30 the rows are first reduced to their span (a 25 x 25
+  # Gram matrix: wide features), at 10 nothing is reduced or preconditioned; the optimum is the same.
   rng = np.random.default_rng(11)
   train_x, train_y, _, _ = _split(rng, n_train=25, n_test=1, num_classes=3, dim=60, spread=0.3)
   train_x = standardize(train_x, train_x[:1])[0]
