@@ -188,18 +188,13 @@ def _lbfgs(params, x, y, weights, l2, tol, precond, *, max_iter):
   it, 938 iterations ended stalled at 5.5e-5. The objective and its minimiser are unchanged;
   the stopping rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``).
   """
-  # P = V diag(d) V^T + c (I - V V^T), with V [F, r] orthonormal eigenvectors (r = F, or the
-  # Gram matrix's rank); an empty ``precond`` (nothing decomposed) means P = I.
+  # P = V diag(d) V^T with V [F, F] the second moment's eigenvectors; an empty ``precond``
+  # (too many features to decompose) means P = I.
   def p(v):
-    if not precond:
-      return v
-    return precond["v"] @ ((precond["d"] - precond["c"])[:, None] * (precond["v"].T @ v)) + precond["c"] * v
+    return precond["v"] @ (precond["d"][:, None] * (precond["v"].T @ v)) if precond else v
 
   def p_inv(v):
-    if not precond:
-      return v
-    inv_d, inv_c = 1 / precond["d"], 1 / precond["c"]
-    return precond["v"] @ ((inv_d - inv_c)[:, None] * (precond["v"].T @ v)) + inv_c * v
+    return precond["v"] @ ((1 / precond["d"])[:, None] * (precond["v"].T @ v)) if precond else v
 
   def fun(q):
     return _objective({"w": p(q["v"]), "b": q["b"]}, x, y, weights, l2)
@@ -243,27 +238,26 @@ def _second_moment_eigh(x, weights):
 
 
 @jax.jit
-def _second_moment_eigh_from_gram(x, weights):
-  """M's eigenpairs through the N x N Gram matrix: (eigenvalues [N], vectors [F, N]).
+def _row_span_basis(x, weights):
+  """An orthonormal basis [F, N] of the span of the rows, through the N x N Gram matrix.
 
-  With A = diag(sqrt(weights)) x, M = A^T A and A A^T = U S U^T give M's nonzero eigenpairs
-  (S, A^T U S^(-1/2)). Directions with S below 1e-6 of the largest get a zero vector: they
-  join M's null space, which the preconditioner treats like any other null direction.
+  With A = diag(sqrt(weights)) x and A A^T = U S U^T, the columns of A^T U S^(-1/2) are the
+  eigenvectors of M = A^T A with nonzero eigenvalue. Directions with S below 1e-6 of the
+  largest get a zero column (dropped: the rows have almost nothing along them).
   """
   a = x * jnp.sqrt(weights)[:, None]
   s, u = jnp.linalg.eigh(jnp.dot(a, a.T, precision=jax.lax.Precision.HIGHEST))
   kept = s > 1e-6 * jnp.max(s)
   scale = jnp.where(kept, jax.lax.rsqrt(jnp.where(kept, s, 1.0)), 0.0)
-  vectors = jnp.dot(a.T, u, precision=jax.lax.Precision.HIGHEST) * scale
-  return jnp.where(kept, s, 0.0), vectors
+  return jnp.dot(a.T, u, precision=jax.lax.Precision.HIGHEST) * scale
 
 
 @jax.jit
 def _preconditioner(eigenvalues, eigenvectors, l2):
-  """P = (M + l2 I)^(-1/2) from M's eigenpairs: ``{"v": vectors [F, r], "d": [r], "c": scalar}``."""
+  """P = (M + l2 I)^(-1/2) from M's eigenpairs: ``{"v": vectors [F, F], "d": [F]}``."""
   # A floor keeps an unpenalised fit (l2 = 0) finite on features with a null direction.
   floor = jnp.maximum(l2, 1e-6 * jnp.max(eigenvalues))
-  return {"v": eigenvectors, "d": jax.lax.rsqrt(jnp.maximum(eigenvalues, 0.0) + floor), "c": jax.lax.rsqrt(floor)}
+  return {"v": eigenvectors, "d": jax.lax.rsqrt(jnp.maximum(eigenvalues, 0.0) + floor)}
 
 
 @jax.jit
@@ -292,7 +286,7 @@ class _DeviceRows:
       # Wider than tall: with an isotropic L2 penalty the optimal W lies in the span of the
       # training rows, so the probe is solved, exactly, on the rows' coordinates in an
       # orthonormal basis of that span ([N, r <= N] instead of [N, F]); ``fit`` maps W back.
-      self._basis = _second_moment_eigh_from_gram(self.x, weights)[1]
+      self._basis = _row_span_basis(self.x, weights)
       self.x = self.x @ self._basis
     # From every row: the preconditioner only changes how fast L-BFGS gets to the optimum.
     self._eigh = _second_moment_eigh(self.x, weights) if self.x.shape[1] <= _PRECONDITION_MAX_SIZE else None

@@ -360,13 +360,13 @@ def test_every_preconditioner_reaches_the_same_optimum(monkeypatch, max_size):
   kw = dict(num_classes=3, l2_grid=(1e-2,), val_fraction=0.0)
   reference_fit = fit_linear(train_x, train_y, **kw)[0]  # the F x F decomposition
   monkeypatch.setattr(probes, "_PRECONDITION_MAX_SIZE", max_size)
-  gram, calls = probes._second_moment_eigh_from_gram, []
+  gram, calls = probes._row_span_basis, []
 
   def counting_gram(*args):
     calls.append(1)
     return gram(*args)
 
-  monkeypatch.setattr(probes, "_second_moment_eigh_from_gram", counting_gram)
+  monkeypatch.setattr(probes, "_row_span_basis", counting_gram)
   fit = fit_linear(train_x, train_y, **kw)[0]
   assert len(calls) == (1 if max_size == 30 else 0)  # the path the test means to take
   assert fit.converged and reference_fit.converged
