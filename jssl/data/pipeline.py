@@ -1,10 +1,16 @@
 """The per-process tf.data input pipeline.
 
-Each process reads only its shard of the source (element i goes to process
-i % process_count), repeats it, shuffles with a fixed seed, and hands every element
-a seed of its own, ``[seed, process, i]`` folded into two integers, from which the
-task's stateless augmentations draw. The batches are therefore a pure function of
-(config seed, process layout, step): the same every run.
+Each process reads only its shard of the source, repeats it, shuffles it with a fixed
+seed, and hands every element a seed of its own, ``[seed, process, i]`` folded into two
+integers, from which the task's stateless augmentations draw. The batches are therefore a
+pure function of (config seed, process layout, step): the same every run.
+
+How it shuffles depends on the source. Sources that read any element by its index (image
+and clip folders, listed class after class) are read in one seeded permutation of the whole
+split per epoch, positions dealt to the processes in turn: every batch mixes every class. The
+others (in-memory arrays, TFDS) are sharded element i to process i % process_count and mixed
+through a ``shuffle_buffer``; Fashion-MNIST is stored in random order, and the photo and
+synthetic sets fit in the default buffer.
 
 That is also how a resumed run finds its place. We chose a deterministic pipeline
 that skips to a step over tf.data iterator checkpointing: the data position is then
@@ -16,6 +22,7 @@ and the decode time for image folders and TFDS. Iterator checkpointing would als
 have to store the shuffle buffer (``shuffle_buffer`` decoded images per process).
 """
 
+import numpy as np
 import tensorflow as tf
 
 from jssl.data import augment
@@ -27,6 +34,21 @@ def _options() -> tf.data.Options:
   options.deterministic = True
   options.experimental_optimization.map_parallelization = True
   return options
+
+
+def _epoch_orders(n: int, *, seed: int, process_index: int, process_count: int) -> tf.data.Dataset:
+  """Endless int64 element indices of a split of ``n``: epoch e visits the split in the order
+  ``np.random.default_rng([seed, e]).permutation(n)``, this process taking every
+  ``process_count``-th position of it from ``process_index`` on (a pure function of its arguments)."""
+
+  def order(epoch):
+    return np.random.default_rng([seed, int(epoch)]).permutation(n)[process_index::process_count]
+
+  def epoch_indices(epoch):
+    indices = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+    return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(indices, [None]))
+
+  return tf.data.Dataset.range(np.iinfo(np.int64).max).flat_map(epoch_indices)
 
 
 def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_example, seed: int,
@@ -44,10 +66,17 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
     with_index: also ``"index": int32 [b]``, each example's position in the whole split
       (the order one process reads ``source.dataset(split)`` in, as ``eval_dataset`` does).
   """
-  ds = source.dataset(split, process_index=process_index, process_count=process_count)
-  if with_index:  # This process holds elements process_index, process_index + process_count, ...
-    ds = ds.enumerate().map(lambda j, example: {**example, "index": j * process_count + process_index})
-  ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+  if source.random_access:  # e.g. image folders, listed class after class: a buffer would not mix them
+    ds = source.read(split, _epoch_orders(source.num_examples(split), seed=seed, process_index=process_index,
+                                          process_count=process_count))
+    if not with_index:
+      ds = ds.map(lambda example: {"image": example["image"], "label": example["label"]})
+  else:
+    ds = source.dataset(split, process_index=process_index, process_count=process_count)
+    if with_index:  # This process holds elements process_index, process_index + process_count, ...
+      ds = ds.enumerate().map(lambda j, example: {**example, "index": j * process_count + process_index})
+    ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.enumerate()
   ds = ds.skip(start_step * batch_size)
   base = seed * 1_000_003 + process_index
 

@@ -114,7 +114,25 @@ class Source:
       repeated nor batched. Element i of the split belongs to process
       ``i % process_count``.
     """
-    raise NotImplementedError
+    if not self.random_access:
+      raise NotImplementedError
+    _check_process(process_index, process_count)
+    self._check_split(split)
+    ds = self.read(split, tf.data.Dataset.range(process_index, self.num_examples(split), process_count))
+    return ds.map(lambda example: {"image": example["image"], "label": example["label"]})
+
+  # Sources that read any element by its index (``read``) get a full per-epoch shuffle from the
+  # pipeline; the others (in memory, TFDS) are shuffled through a buffer.
+  random_access = False
+
+  def read(self, split: str, indices: tf.data.Dataset) -> tf.data.Dataset:
+    """The elements of ``split`` at ``indices`` (int64 scalars), in that order (``random_access`` only).
+
+    Returns:
+      A tf.data.Dataset of ``{"image", "label", "index": int64 []}`` with "index" the element's
+      position in the split; unreadable elements are dropped.
+    """
+    raise NotImplementedError(f"{self.name} cannot read elements by index.")
 
   def skipped_files(self) -> tuple[str, ...]:
     """Paths of files that could not be decoded and were skipped, so far.
@@ -598,25 +616,21 @@ class _ImageFolderSource(Source):
                        path, type(e).__name__, e, count, self.name)
       return np.zeros((0, 0, 3), np.uint8), False
 
-  def dataset(self, split, *, process_index=0, process_count=1):
-    """Element i of the split is file i of the sorted list; corrupt files are dropped."""
-    _check_process(process_index, process_count)
+  random_access = True  # element i of a split is file i of the sorted list; corrupt files are dropped
+
+  def read(self, split, indices):
     self._check_split(split)
     paths, labels = self.files[split]
-    ds = tf.data.Dataset.from_tensor_slices((
-        tf.constant(paths[process_index::process_count], dtype=tf.string),
-        labels[process_index::process_count],
-    ))
+    paths, labels = tf.constant(paths, dtype=tf.string), tf.constant(labels, dtype=tf.int32)
 
-    def decode(path, label):
-      image, ok = tf.numpy_function(self._decode, [path], [tf.uint8, tf.bool], stateful=False)
+    def decode(index):
+      image, ok = tf.numpy_function(self._decode, [tf.gather(paths, index)], [tf.uint8, tf.bool], stateful=False)
       image.set_shape([None, None, 3])
       ok.set_shape([])
-      return {"image": image, "label": label}, ok
+      return {"image": image, "label": tf.gather(labels, index), "index": index}, ok
 
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda example, ok: ok)
-    return ds.map(lambda example, ok: example)
+    ds = indices.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.filter(lambda example, ok: ok).map(lambda example, ok: example)
 
 
 def _image_folder(path: str) -> Source:

@@ -275,24 +275,21 @@ class _VideoFolderSource(Source):
                        type(e).__name__, e, count, self.name)
       return np.zeros((self.clip_frames, self.clip_size, self.clip_size, 3), np.uint8), False
 
-  def dataset(self, split, *, process_index=0, process_count=1):
-    """Element i of the split is clip i of the sorted list; unreadable clips are dropped."""
-    _check_process(process_index, process_count)
+  random_access = True  # element i of a split is clip i of the sorted list; unreadable clips are dropped
+
+  def read(self, split, indices):
     self._check_split(split)
-    labels = self.clips[split][1]
-    indices = np.arange(len(labels), dtype=np.int64)[process_index::process_count]
-    ds = tf.data.Dataset.from_tensor_slices((indices, labels[process_index::process_count]))
+    labels = tf.constant(self.clips[split][1], dtype=tf.int32)
     shape = [self.clip_frames, self.clip_size, self.clip_size, 3]
 
-    def read(index, label):
+    def read(index):
       clip, ok = tf.numpy_function(self._read, [tf.constant(split), index], [tf.uint8, tf.bool], stateful=False)
       clip.set_shape(shape)
       ok.set_shape([])
-      return {"image": clip, "label": label}, ok
+      return {"image": clip, "label": tf.gather(labels, index), "index": index}, ok
 
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda example, ok: ok)
-    return ds.map(lambda example, ok: example)
+    ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.filter(lambda example, ok: ok).map(lambda example, ok: example)
 
 
 def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48) -> Source:
