@@ -1,11 +1,11 @@
-# make setup | make test | make demo   (Debian/Ubuntu, Python 3.11)
+# make setup | make test | make test-all | make lint | make demo   (Debian/Ubuntu, Python 3.11)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_WORKDIR ?= runs/demo
 
-.PHONY: setup data test demo clean
+.PHONY: setup data lint test test-all demo clean
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,16 @@ data:
 	    echo "or put the four IDX files in a folder and run: make demo FASHION_MNIST_DIR=/that/folder"; exit 1; }; \
 	fi
 
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The fast suite (at most 5 minutes on 2 cores); test-all adds the tests marked slow.
 test: setup data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow" --durations=10
+
+test-all: setup data
+	$(PY) -m pytest -q --durations=25
 
 demo: setup data
 	$(VENV)/bin/jssl pretrain --config configs/simclr_fashion_mnist_cpu.py --workdir $(DEMO_WORKDIR) \

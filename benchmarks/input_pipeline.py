@@ -78,8 +78,14 @@ def measure(source_spec: str, data_dir: str, image_size: int, augment_on: str, a
   config.augment.blur_prob = 0.5 if image_size > 64 else 0.0  # SimCLR: blur for ImageNet-size views only
   source = source_from_config(config.data, seed=0)
   task = make_task(config)
-  ds = pipeline.pretrain_dataset(source, split="train", batch_size=args.batch, host_example=task.host_example,
-                                 seed=0, shuffle_buffer=min(10_000, 4 * args.batch))
+  ds = pipeline.pretrain_dataset(
+    source,
+    split="train",
+    batch_size=args.batch,
+    host_example=task.host_example,
+    seed=0,
+    shuffle_buffer=min(10_000, 4 * args.batch),
+  )
   batches = iter(ds.as_numpy_iterator())
   for _ in range(args.warmup):
     next(batches)
@@ -88,9 +94,16 @@ def measure(source_spec: str, data_dir: str, image_size: int, augment_on: str, a
     batch = next(batches)
   elapsed = time.perf_counter() - start
   host_rate = args.batch * args.batches / elapsed
-  result = {"source": source.name, "image_size": image_size, "augment_on": augment_on, "batch": args.batch,
-            "host_images_per_s": host_rate, "cores": cores(), "host_images_per_s_per_core": host_rate / cores(),
-            "host_batch_shapes": {k: list(v.shape) for k, v in batch.items()}}
+  result = {
+    "source": source.name,
+    "image_size": image_size,
+    "augment_on": augment_on,
+    "batch": args.batch,
+    "host_images_per_s": host_rate,
+    "cores": cores(),
+    "host_images_per_s_per_core": host_rate / cores(),
+    "host_batch_shapes": {k: list(v.shape) for k, v in batch.items()},
+  }
   if augment_on == "device":
     # The other half of device mode: the views made inside jit, timed on the default device.
     from jssl.data import augment_jax  # noqa: PLC0415
@@ -103,8 +116,9 @@ def measure(source_spec: str, data_dir: str, image_size: int, augment_on: str, a
       start = time.perf_counter()
       jax.block_until_ready(views(images, jax.random.key(i + 1)))
       times.append(time.perf_counter() - start)
-    result.update(device_augment_images_per_s=args.batch / statistics.median(times),
-                  device_backend=jax.default_backend())
+    result.update(
+      device_augment_images_per_s=args.batch / statistics.median(times), device_backend=jax.default_backend()
+    )
   return result
 
 
@@ -126,10 +140,24 @@ def main(argv=None) -> list:
         print(json.dumps(result), flush=True)
         print(f"{size}px {augment_on}: {result['host_images_per_s']:.0f} img/s on the host", file=sys.stderr)
         results.append(result)
-  print(json.dumps({"summary": [{k: r[k] for k in ("source", "image_size", "augment_on", "host_images_per_s",
-                                                  "host_images_per_s_per_core", "cores")}
-                                | ({"device_augment_images_per_s": r["device_augment_images_per_s"]}
-                                   if "device_augment_images_per_s" in r else {}) for r in results]}))
+  print(
+    json.dumps(
+      {
+        "summary": [
+          {
+            k: r[k]
+            for k in ("source", "image_size", "augment_on", "host_images_per_s", "host_images_per_s_per_core", "cores")
+          }
+          | (
+            {"device_augment_images_per_s": r["device_augment_images_per_s"]}
+            if "device_augment_images_per_s" in r
+            else {}
+          )
+          for r in results
+        ]
+      }
+    )
+  )
   return results
 
 

@@ -14,11 +14,11 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from jssl import parallel  # noqa: E402
-from jssl.losses import ntxent, ntxent_chunked  # noqa: E402
+from jssl import parallel
+from jssl.losses import ntxent, ntxent_chunked
 
 
 def temp_bytes(loss, batch: int, dim: int, layout, **kwargs) -> int:
@@ -39,16 +39,28 @@ def main() -> None:
   mesh = parallel.make_mesh()
   rows = []
   for batch in args.batches:
-    row = {"global_batch": batch, "devices": mesh.devices.size, "dim": args.dim, "block": args.block,
-           "dense_temp_mib": temp_bytes(ntxent, batch, args.dim, mesh) / 2**20,
-           "chunked_temp_mib": temp_bytes(ntxent_chunked, batch, args.dim, mesh, block_size=args.block,
-                                          mesh=mesh) / 2**20}
+    row = {
+      "global_batch": batch,
+      "devices": mesh.devices.size,
+      "dim": args.dim,
+      "block": args.block,
+      "dense_temp_mib": temp_bytes(ntxent, batch, args.dim, mesh) / 2**20,
+      "chunked_temp_mib": temp_bytes(ntxent_chunked, batch, args.dim, mesh, block_size=args.block, mesh=mesh) / 2**20,
+    }
     rows.append(row)
     print(json.dumps(row), flush=True)
   growth = {k: rows[-1][k] / rows[0][k] for k in ("dense_temp_mib", "chunked_temp_mib")}
-  print(json.dumps({"batch_growth": args.batches[-1] / args.batches[0], "dense_memory_growth": growth["dense_temp_mib"],
-                    "chunked_memory_growth": growth["chunked_temp_mib"], "backend": jax.default_backend(),
-                    "jax_version": jax.__version__}))
+  print(
+    json.dumps(
+      {
+        "batch_growth": args.batches[-1] / args.batches[0],
+        "dense_memory_growth": growth["dense_temp_mib"],
+        "chunked_memory_growth": growth["chunked_temp_mib"],
+        "backend": jax.default_backend(),
+        "jax_version": jax.__version__,
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,11 @@ def main():
   for c in args.C:
     started = time.perf_counter()
     model = LogisticRegression(C=c, max_iter=1000).fit(train_x, train_y)
-    results[f"sklearn_C{c:g}"] = {"top1": float(model.score(test_x, test_y)), "iterations": int(model.n_iter_[0]),
-                                  "seconds": round(time.perf_counter() - started, 1)}
+    results[f"sklearn_C{c:g}"] = {
+      "top1": float(model.score(test_x, test_y)),
+      "iterations": int(model.n_iter_[0]),
+      "seconds": round(time.perf_counter() - started, 1),
+    }
   print(json.dumps(results))
 
 

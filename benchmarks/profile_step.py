@@ -54,8 +54,9 @@ def main(argv=None) -> dict:
   setup = train.make_setup(config)
   state, batch = train.create_state(setup, seed=0), train.random_batch(setup, jax.random.key(1))
   compiled = train.make_train_step(setup).lower(state, batch).compile()
-  op_names = {m.group(1): m.group(2) for m in re.finditer(r"^\s*%?([\w.\-]+) = .*?op_name=\"([^\"]*)\"",
-                                                           compiled.as_text(), re.M)}
+  op_names = {
+    m.group(1): m.group(2) for m in re.finditer(r"^\s*%?([\w.\-]+) = .*?op_name=\"([^\"]*)\"", compiled.as_text(), re.M)
+  }
   state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
   steps = 2
@@ -77,10 +78,15 @@ def main(argv=None) -> dict:
     op_name = op_names.get(hlo, "")
     by_kind[kind_of(op_name, hlo)] += seconds
     by_op[re.sub(r"_\d+", "_N", op_name) or hlo] += seconds  # layer1_0, layer1_1 ... together
-  result = {"model": args.model, "image_size": args.image_size, "batch": args.batch,
-            "backend": jax.default_backend(), "op_seconds_per_step": sum(by_kind.values()),
-            "by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
-            "top_ops": dict(sorted(by_op.items(), key=lambda kv: -kv[1])[:args.top])}
+  result = {
+    "model": args.model,
+    "image_size": args.image_size,
+    "batch": args.batch,
+    "backend": jax.default_backend(),
+    "op_seconds_per_step": sum(by_kind.values()),
+    "by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+    "top_ops": dict(sorted(by_op.items(), key=lambda kv: -kv[1])[: args.top]),
+  }
   print(json.dumps(result))
   return result
 

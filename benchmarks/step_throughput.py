@@ -32,7 +32,9 @@ import time
 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--model", default="resnet18", help="jssl encoder name (resnet_tiny, resnet18, resnet50, vit_tiny, ...)")
+  p.add_argument(
+    "--model", default="resnet18", help="jssl encoder name (resnet_tiny, resnet18, resnet50, vit_tiny, ...)"
+  )
   p.add_argument("--image-size", type=int, default=32)
   p.add_argument("--batch", type=int, default=64, help="global batch of source images (each gives two views)")
   p.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
@@ -42,8 +44,12 @@ def parse_args(argv=None):
   p.add_argument("--head-hidden", type=int, default=2048)
   p.add_argument("--head-out", type=int, default=128)
   p.add_argument("--width", type=float, default=1.0, help="ResNet width multiplier")
-  p.add_argument("--augment-on", choices=("host", "device"), default="host",
-                 help="device: the step also makes the two views from raw images (jssl.data.augment_jax)")
+  p.add_argument(
+    "--augment-on",
+    choices=("host", "device"),
+    default="host",
+    help="device: the step also makes the two views from raw images (jssl.data.augment_jax)",
+  )
   p.add_argument("--peak-size", type=int, default=4096, help="side of the square matmul that measures peak FLOP/s")
   p.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs")
   args = p.parse_args(argv)
@@ -56,8 +62,9 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.devices > 0:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={args.devices}").strip()
+    os.environ["XLA_FLAGS"] = (
+      os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={args.devices}"
+    ).strip()
   import jax  # noqa: PLC0415  (after XLA_FLAGS)
 
   from jssl import flops as flops_lib  # noqa: PLC0415
@@ -82,7 +89,9 @@ def main(argv=None) -> dict:
 
   setup = train.make_setup(config)
   devices = setup.mesh.devices.size
-  say(f"{args.model} {args.image_size}px batch {args.batch} {args.dtype} on {devices} {jax.default_backend()} device(s)")
+  say(
+    f"{args.model} {args.image_size}px batch {args.batch} {args.dtype} on {devices} {jax.default_backend()} device(s)"
+  )
 
   peak_per_device = flops_lib.peak_matmul_flops(args.peak_size, args.dtype)
   # Forced CPU devices share the host's cores; accelerators each bring their own peak.
@@ -98,8 +107,9 @@ def main(argv=None) -> dict:
   # A partitioned step is one program per device: its cost analysis counts one device's share.
   hlo_flops = flops_lib.compiled_flops(compiled) * devices
   analytic = flops_lib.analytic_step_flops(setup, batch)
-  say(f"compiled in {compile_s:.1f} s; {hlo_flops / 1e9:.2f} GFLOP/step (cost analysis), "
-      f"{analytic / 1e9:.2f} (analytic)")
+  say(
+    f"compiled in {compile_s:.1f} s; {hlo_flops / 1e9:.2f} GFLOP/step (cost analysis), {analytic / 1e9:.2f} (analytic)"
+  )
 
   times = []
   for i in range(args.warmup + args.steps):
@@ -116,15 +126,27 @@ def main(argv=None) -> dict:
   # gradients differently, so the analytic count is the numerator; both are reported.
   model_flops = hlo_flops if hlo_flops > 0 else analytic
   result = {
-      "model": args.model, "image_size": args.image_size, "batch": args.batch, "dtype": args.dtype,
-      "augment_on": args.augment_on, "devices": devices, "backend": jax.default_backend(),
-      "device_kind": jax.devices()[0].device_kind, "jax_version": jax.__version__,
-      "step_s": step_s, "step_s_all": times, "images_per_s": args.batch / step_s,
-      "compile_s": compile_s, "model_flops_per_step": model_flops,
-      "flops_source": "cost_analysis" if hlo_flops > 0 else "analytic",
-      "peak_flops": peak, "peak_flops_per_device": peak_per_device,
-      "analytic_flops_per_step": analytic, "mfu": analytic / step_s / peak,
-      "mfu_cost_analysis": model_flops / step_s / peak, "loss": float(metrics["loss"]),
+    "model": args.model,
+    "image_size": args.image_size,
+    "batch": args.batch,
+    "dtype": args.dtype,
+    "augment_on": args.augment_on,
+    "devices": devices,
+    "backend": jax.default_backend(),
+    "device_kind": jax.devices()[0].device_kind,
+    "jax_version": jax.__version__,
+    "step_s": step_s,
+    "step_s_all": times,
+    "images_per_s": args.batch / step_s,
+    "compile_s": compile_s,
+    "model_flops_per_step": model_flops,
+    "flops_source": "cost_analysis" if hlo_flops > 0 else "analytic",
+    "peak_flops": peak,
+    "peak_flops_per_device": peak_per_device,
+    "analytic_flops_per_step": analytic,
+    "mfu": analytic / step_s / peak,
+    "mfu_cost_analysis": model_flops / step_s / peak,
+    "loss": float(metrics["loss"]),
   }
   result["flop_counts_disagree"] = bool(hlo_flops > 0 and abs(hlo_flops - analytic) > 0.1 * analytic)
   print(json.dumps(result))

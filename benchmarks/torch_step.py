@@ -48,8 +48,14 @@ FEATURES = {"resnet18": 512, "resnet50": 2048, "vit_tiny": 192}
 def encoder(name: str, image_size: int) -> nn.Module:
   """Backbone mapping [N, 3, S, S] images to [N, F] features."""
   if name == "vit_tiny":
-    vit = torchvision.models.VisionTransformer(image_size=image_size, patch_size=4 if image_size <= 64 else 16,
-                                               num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768)
+    vit = torchvision.models.VisionTransformer(
+      image_size=image_size,
+      patch_size=4 if image_size <= 64 else 16,
+      num_layers=12,
+      num_heads=3,
+      hidden_dim=192,
+      mlp_dim=768,
+    )
     vit.heads = nn.Identity()  # forward() returns the CLS token after the encoder's final LayerNorm
     return vit
   resnet = getattr(torchvision.models, name)()
@@ -64,8 +70,9 @@ def projection_head(features: int) -> nn.Module:
   """jssl's ProjectionHead: Linear -> BN -> ReLU -> Linear -> BN (no shift), bias-free Linears."""
   last_bn = nn.BatchNorm1d(128)
   last_bn.bias.requires_grad_(False)  # SimCLR v2's last BN has a scale but no shift
-  return nn.Sequential(nn.Linear(features, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(),
-                       nn.Linear(2048, 128, bias=False), last_bn)
+  return nn.Sequential(
+    nn.Linear(features, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(), nn.Linear(2048, 128, bias=False), last_bn
+  )
 
 
 def ntxent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -137,14 +144,26 @@ def main() -> None:
   step_times = timed(step, args.steps, args.warmup)
   forward_times = timed(forward, args.steps, args.warmup)
   step_s = statistics.median(step_times)
-  print(json.dumps({
-      "framework": "torch", "torch_version": torch.__version__, "model": args.model,
-      "image_size": args.image_size, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
-      "threads": torch.get_num_threads(), "channels_last": args.channels_last,
-      "step_s": step_s, "step_s_all": [round(t, 4) for t in step_times],
-      "images_per_s": args.batch / step_s, "forward_s": statistics.median(forward_times),
-      "cpu": cpu_name(),
-  }))
+  print(
+    json.dumps(
+      {
+        "framework": "torch",
+        "torch_version": torch.__version__,
+        "model": args.model,
+        "image_size": args.image_size,
+        "batch": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "threads": torch.get_num_threads(),
+        "channels_last": args.channels_last,
+        "step_s": step_s,
+        "step_s_all": [round(t, 4) for t in step_times],
+        "images_per_s": args.batch / step_s,
+        "forward_s": statistics.median(forward_times),
+        "cpu": cpu_name(),
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

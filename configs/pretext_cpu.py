@@ -58,16 +58,16 @@ def get_config(task="rotation"):
     config.model.head_out_dim = 128
     config.loss.temperature = 0.2
   if task == "swav":
-    config.swav.num_prototypes = 100      # ten per class
+    config.swav.num_prototypes = 100  # ten per class
     config.swav.freeze_prototypes_steps = 30  # a tenth of the run (the paper: its first epoch of 100+)
   if task == "deepcluster":
     config.deepcluster.num_clusters = 100  # ten per class, as the paper's 10k for ImageNet's 1k classes
     config.deepcluster.recluster_every_steps = 100  # k-means of all 60k images before steps 1, 101 and 201
     config.deepcluster.pca_dim = 64
-    config.optim.base_lr = 1e-2           # the SimCLR demo's: a classifier re-made every 100 steps must learn fast
+    config.optim.base_lr = 1e-2  # the SimCLR demo's: a classifier re-made every 100 steps must learn fast
   if task == "frame_order":
     config.data.source = "moving_fashion_mnist"  # 10k clips of 8 frames, 2 objects, from the training images
     config.data.clip_size = 40
-    config.eval.source = "fashion_mnist"         # probed on the images themselves
-    config.train.batch_size = 85                 # tuples of 3 frames: 255 frames through the encoder per step
+    config.eval.source = "fashion_mnist"  # probed on the images themselves
+    config.train.batch_size = 85  # tuples of 3 frames: 255 frames through the encoder per step
   return config

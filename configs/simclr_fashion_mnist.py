@@ -1,7 +1,7 @@
 """SimCLR on Fashion-MNIST for an accelerator: ResNet-18 (CIFAR stem), batch 1024, 500 epochs, LARS.
 
-  jssl pretrain --config configs/simclr_fashion_mnist.py --workdir runs/fmnist_r18
-  jssl eval --workdir runs/fmnist_r18
+jssl pretrain --config configs/simclr_fashion_mnist.py --workdir runs/fmnist_r18
+jssl eval --workdir runs/fmnist_r18
 """
 
 from jssl.config import default_config

@@ -1,6 +1,6 @@
 """Seconds-long SimCLR run on synthetic data with a tiny encoder; logs every step. For tests.
 
-  jssl pretrain --config configs/smoke.py --workdir /tmp/jssl-smoke
+jssl pretrain --config configs/smoke.py --workdir /tmp/jssl-smoke
 """
 
 from jssl.config import default_config

@@ -1,7 +1,7 @@
 """Seconds-long runs of the clustering tasks on synthetic data with a tiny encoder. For tests.
 
-  jssl pretrain --config configs/smoke_clustering.py:swav --workdir /tmp/jssl-swav
-  jssl pretrain --config configs/smoke_clustering.py:deepcluster --workdir /tmp/jssl-deepcluster
+jssl pretrain --config configs/smoke_clustering.py:swav --workdir /tmp/jssl-swav
+jssl pretrain --config configs/smoke_clustering.py:deepcluster --workdir /tmp/jssl-deepcluster
 """
 
 from jssl.config import default_config

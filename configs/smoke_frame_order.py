@@ -18,7 +18,7 @@ def get_config():
   config.data.source = "moving_fashion_mnist"
   config.data.video_clips = 256
   config.data.clip_frames = 8
-  config.data.clip_size = 48            # 20 pixels of room for the 28 x 28 objects to move in
+  config.data.clip_size = 48  # 20 pixels of room for the 28 x 28 objects to move in
   config.data.video_objects = 2
   config.data.image_size = 24
   config.data.shuffle_buffer = 256

@@ -1,7 +1,7 @@
 """Seconds-long runs of the reconstruction tasks on crops of scikit-image's photos. For tests.
 
-  jssl pretrain --config configs/smoke_reconstruction.py:inpainting --workdir /tmp/jssl-inpaint
-  (or :colorization, :superres)
+jssl pretrain --config configs/smoke_reconstruction.py:inpainting --workdir /tmp/jssl-inpaint
+(or :colorization, :superres)
 """
 
 from jssl.config import default_config

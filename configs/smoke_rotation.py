@@ -1,6 +1,6 @@
 """Seconds-long RotNet run on synthetic images with a tiny encoder. For tests.
 
-  jssl pretrain --config configs/smoke_rotation.py --workdir /tmp/jssl-rotation
+jssl pretrain --config configs/smoke_rotation.py --workdir /tmp/jssl-rotation
 """
 
 from jssl.config import default_config

@@ -16,11 +16,16 @@ import orbax.checkpoint as ocp
 class Checkpointer:
   """Saves every ``save_every`` steps (and when forced), keeps the last ``max_to_keep``."""
 
-  def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3, save_every: int = 1000,
-               async_save: bool = True):
+  def __init__(
+    self, workdir: str | pathlib.Path, *, max_to_keep: int = 3, save_every: int = 1000, async_save: bool = True
+  ):
     directory = pathlib.Path(workdir).resolve() / "checkpoints"
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, save_interval_steps=max(1, save_every),
-                                           enable_async_checkpointing=async_save, create=True)
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=max_to_keep,
+      save_interval_steps=max(1, save_every),
+      enable_async_checkpointing=async_save,
+      create=True,
+    )
     self._manager = ocp.CheckpointManager(directory, options=options)
 
   @property
@@ -35,8 +40,7 @@ class Checkpointer:
 
   def save(self, step: int, state, *, force: bool = False) -> bool:
     """Starts an (async) save if ``step`` is due or ``force``; returns whether it did."""
-    return self._manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-                              force=force)
+    return self._manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), force=force)
 
   def restore(self, abstract_state, *, step: int | None = None):
     """The state at ``step`` (default: latest) laid out like ``abstract_state``
@@ -46,8 +50,9 @@ class Checkpointer:
       raise FileNotFoundError(f"No complete checkpoint in {self.directory}; run `jssl pretrain` first.")
     step = steps[-1] if step is None else int(step)
     if step not in steps:
-      raise ValueError(f"No checkpoint at step {step} in {self.directory}; available steps: "
-                       f"{', '.join(map(str, steps))}.")
+      raise ValueError(
+        f"No checkpoint at step {step} in {self.directory}; available steps: {', '.join(map(str, steps))}."
+      )
     target = flax.serialization.to_state_dict(abstract_state)
     restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
     return flax.serialization.from_state_dict(abstract_state, restored)

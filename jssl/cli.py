@@ -6,8 +6,7 @@ import sys
 
 
 def _setup_logging() -> None:
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                      datefmt="%H:%M:%S")
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
   for noisy in ("absl", "orbax", "jax._src", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -15,32 +14,47 @@ def _setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="jssl", description="Self-supervised pretraining in JAX.")
   commands = parser.add_subparsers(dest="command", required=True)
-  pretrain = commands.add_parser("pretrain", help="pretrain an encoder",
-                                 epilog="Override any config field with --config.section.key=value.")
+  pretrain = commands.add_parser(
+    "pretrain", help="pretrain an encoder", epilog="Override any config field with --config.section.key=value."
+  )
   pretrain.add_argument("--config", required=True, help="a Python config file with get_config()")
   pretrain.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here")
-  pretrain.add_argument("--coordinator", default=None,
-                        help="multi-process: HOST:PORT of process 0 (TPU pods and Slurm are detected)")
+  pretrain.add_argument(
+    "--coordinator", default=None, help="multi-process: HOST:PORT of process 0 (TPU pods and Slurm are detected)"
+  )
   pretrain.add_argument("--num-processes", type=int, default=None)
   pretrain.add_argument("--process-id", type=int, default=None)
-  evaluate = commands.add_parser("eval", help="linear probe and kNN of a pretrained encoder",
-                                 epilog="Change the run's eval settings with --config.eval.key=value.")
+  evaluate = commands.add_parser(
+    "eval",
+    help="linear probe and kNN of a pretrained encoder",
+    epilog="Change the run's eval settings with --config.eval.key=value.",
+  )
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   export = commands.add_parser("export", help="write the encoder alone, for transfer")
   export.add_argument("--workdir", required=True)
   export.add_argument("--out", required=True, help="directory to write (must be new or empty)")
   export.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-  export.add_argument("--format", choices=("orbax", "npz", "torch"), default="orbax",
-                      help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision names")
+  export.add_argument(
+    "--format",
+    choices=("orbax", "npz", "torch"),
+    default="orbax",
+    help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision names",
+  )
   export.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
-  finetune = commands.add_parser("finetune", help="train a classifier on an exported encoder",
-                                 epilog="Override any config field with --config.section.key=value.")
+  finetune = commands.add_parser(
+    "finetune",
+    help="train a classifier on an exported encoder",
+    epilog="Override any config field with --config.section.key=value.",
+  )
   finetune.add_argument("--encoder", required=True, help="a `jssl export` directory")
   finetune.add_argument("--config", required=True, help="e.g. configs/finetune_fashion_mnist.py")
   finetune.add_argument("--workdir", default=None, help="default: ENCODER/finetune_<mode>")
-  check = commands.add_parser("compile-check", help="compile the train step for a device count you lack",
-                              epilog="Override any config field with --config.section.key=value.")
+  check = commands.add_parser(
+    "compile-check",
+    help="compile the train step for a device count you lack",
+    epilog="Override any config field with --config.section.key=value.",
+  )
   check.add_argument("--config", required=True)
   check.add_argument("--topology", default=None, help="TPU slice, e.g. v4-64, v5e-16 (sets the device count)")
   check.add_argument("--devices", type=int, default=None, help="device count, instead of --topology")
@@ -53,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if args.command == "compile-check":
       from jssl.compile_check import run as run_check  # noqa: PLC0415
+
       run_check(args.config, rest, topology=args.topology, devices=args.devices)
       return 0
     if args.command in ("pretrain", "finetune"):
@@ -62,18 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pretrain":
       from jssl import parallel  # noqa: PLC0415
       from jssl.train import pretrain as run_pretrain  # noqa: PLC0415
-      parallel.initialize_distributed(coordinator=args.coordinator, num_processes=args.num_processes,
-                                      process_id=args.process_id)
+
+      parallel.initialize_distributed(
+        coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+      )
       run_pretrain(config, args.workdir)
     elif args.command == "eval":
       from jssl.evaluate import evaluate as run_eval  # noqa: PLC0415
+
       run_eval(args.workdir, step=args.step, overrides=rest)
     elif args.command == "export":
       from jssl.export import export_main  # noqa: PLC0415
+
       export_main(args.workdir, args.out, step=args.step, format=args.format, overwrite=args.overwrite)
     else:
-      from jssl.finetune import finetune as run_finetune  # noqa: PLC0415
       import pathlib  # noqa: PLC0415
+
+      from jssl.finetune import finetune as run_finetune  # noqa: PLC0415
+
       workdir = args.workdir or pathlib.Path(args.encoder) / f"finetune_{config.finetune.mode}"
       run_finetune(config, encoder_dir=args.encoder, workdir=workdir)
   except (ValueError, KeyError, FileNotFoundError) as error:

@@ -92,7 +92,7 @@ def sinkhorn(scores: jax.Array, *, epsilon: float, iterations: int, axis_name=No
   q = q / global_sum(q)
 
   def normalise(_, q):
-    q = q / global_sum(q, axis=0) / num_prototypes   # every prototype holds 1/K of the mass
+    q = q / global_sum(q, axis=0) / num_prototypes  # every prototype holds 1/K of the mass
     return q / jnp.sum(q, axis=1, keepdims=True) / batch  # every example holds 1/B
 
   q = jax.lax.fori_loop(0, iterations, normalise, q)
@@ -102,8 +102,9 @@ def sinkhorn(scores: jax.Array, *, epsilon: float, iterations: int, axis_name=No
 # --------------------------------------------------------------------------- k-means
 
 
-def split_empty_clusters(centroids: jax.Array, counts: jax.Array, key: jax.Array, *,
-                         epsilon: float = SPLIT_EPSILON) -> tuple[jax.Array, jax.Array]:
+def split_empty_clusters(
+  centroids: jax.Array, counts: jax.Array, key: jax.Array, *, epsilon: float = SPLIT_EPSILON
+) -> tuple[jax.Array, jax.Array]:
   """Re-seeds every empty cluster by splitting the biggest one (faiss, as DeepCluster uses).
 
   Empty clusters are handled in index order. Each takes a copy of the centroid of the
@@ -191,8 +192,7 @@ def _init_centroids(x, valid, key, *, k: int, num_valid: int, init: str):
 
   def body(t, carry):
     centroids, min_sq = carry
-    noise = jnp.pad(jax.random.gumbel(jax.random.fold_in(key, t), (num_valid,)), (0, padding),
-                    constant_values=-jnp.inf)
+    noise = jnp.pad(jax.random.gumbel(jax.random.fold_in(key, t), (num_valid,)), (0, padding), constant_values=-jnp.inf)
     logits = jnp.where(valid & (min_sq > 0), jnp.log(jnp.maximum(min_sq, 1e-30)), -jnp.inf) + noise
     chosen = x[jnp.argmax(logits)]
     return centroids.at[t].set(chosen), jnp.minimum(min_sq, jnp.sum(jnp.square(x - chosen), axis=-1))
@@ -227,8 +227,9 @@ def _lloyd_local(x, valid, centroids, key, *, iterations: int, block: int, epsil
       sums = sums + jnp.dot(one_hot.T, block_rows, precision=_HIGHEST)
       return (sums, counts + jnp.sum(one_hot, axis=0), inertia + jnp.sum(squared * block_weights)), nearest
 
-    zeros = jax.lax.pcast((jnp.zeros((k, dim), x.dtype), jnp.zeros((k,), x.dtype), jnp.zeros((), x.dtype)),
-                          _AXES, to="varying")
+    zeros = jax.lax.pcast(
+      (jnp.zeros((k, dim), x.dtype), jnp.zeros((k,), x.dtype), jnp.zeros((), x.dtype)), _AXES, to="varying"
+    )
     (sums, counts, inertia), nearest = jax.lax.scan(block_step, zeros, (rows, weights, row_sq))
     sums, counts, inertia = jax.lax.psum((sums, counts, inertia), _AXES)
     return sums, counts, inertia, nearest.reshape(-1)
@@ -255,15 +256,32 @@ def _layout(num_rows: int, devices: int, block_rows: int) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=32)
-def _program(mesh, *, k: int, iterations: int, num_valid: int, block: int, pca_dim: int, l2_normalize: bool,
-             init: str | None, epsilon: float):
+def _program(
+  mesh,
+  *,
+  k: int,
+  iterations: int,
+  num_valid: int,
+  block: int,
+  pca_dim: int,
+  l2_normalize: bool,
+  init: str | None,
+  epsilon: float,
+):
   """The jitted ``(x, valid, key, centroids?) -> (centroids, assignments, inertia)``, cached per shape."""
   batch, replicated = parallel.batch_sharding(mesh), parallel.replicated(mesh)
   preprocess = jax.shard_map(
-      functools.partial(_preprocess_local, num_valid=num_valid, pca_dim=pca_dim, l2_normalize=l2_normalize),
-      mesh=mesh, in_specs=(P(_AXES), P(_AXES)), out_specs=P(_AXES))
-  lloyd = jax.shard_map(functools.partial(_lloyd_local, iterations=iterations, block=block, epsilon=epsilon),
-                        mesh=mesh, in_specs=(P(_AXES), P(_AXES), P(), P()), out_specs=(P(), P(_AXES), P()))
+    functools.partial(_preprocess_local, num_valid=num_valid, pca_dim=pca_dim, l2_normalize=l2_normalize),
+    mesh=mesh,
+    in_specs=(P(_AXES), P(_AXES)),
+    out_specs=P(_AXES),
+  )
+  lloyd = jax.shard_map(
+    functools.partial(_lloyd_local, iterations=iterations, block=block, epsilon=epsilon),
+    mesh=mesh,
+    in_specs=(P(_AXES), P(_AXES), P(), P()),
+    out_specs=(P(), P(_AXES), P()),
+  )
 
   def run(x, valid, key, centroids):
     init_key, split_key = jax.random.split(key)
@@ -276,8 +294,10 @@ def _program(mesh, *, k: int, iterations: int, num_valid: int, block: int, pca_d
   def features(x, valid):
     return preprocess(x, valid)
 
-  return (jax.jit(run, in_shardings=(batch, batch, replicated, replicated), out_shardings=replicated),
-          jax.jit(features, in_shardings=(batch, batch), out_shardings=replicated))
+  return (
+    jax.jit(run, in_shardings=(batch, batch, replicated, replicated), out_shardings=replicated),
+    jax.jit(features, in_shardings=(batch, batch), out_shardings=replicated),
+  )
 
 
 def _checked(features) -> np.ndarray:
@@ -301,8 +321,7 @@ def _placed(features: np.ndarray, mesh, block_rows: int):
   valid = np.arange(padded) < num_rows
   sharding = parallel.batch_sharding(mesh)
   place = functools.partial(jax.make_array_from_callback, sharding=sharding)
-  return (place(x.shape, data_callback=lambda i: x[i]), place(valid.shape, data_callback=lambda i: valid[i]),
-          block)
+  return (place(x.shape, data_callback=lambda i: x[i]), place(valid.shape, data_callback=lambda i: valid[i]), block)
 
 
 def _mesh_or_default(mesh):
@@ -319,8 +338,9 @@ def _check_pca(pca_dim: int, num_features: int) -> None:
     raise ValueError(f"pca_dim={pca_dim}: must be between 0 (no PCA) and the feature dimension {num_features}.")
 
 
-def preprocess(features, *, pca_dim: int = 0, l2_normalize: bool = True, mesh=None,
-               block_rows: int = 4096) -> np.ndarray:
+def preprocess(
+  features, *, pca_dim: int = 0, l2_normalize: bool = True, mesh=None, block_rows: int = 4096
+) -> np.ndarray:
   """DeepCluster's preprocessing, as ``kmeans`` applies it: ``[N, F]`` -> ``[N, pca_dim or F]``.
 
   PCA-whitening to ``pca_dim`` dimensions (0: none), then L2 normalisation (if asked),
@@ -330,14 +350,34 @@ def preprocess(features, *, pca_dim: int = 0, l2_normalize: bool = True, mesh=No
   _check_pca(pca_dim, features.shape[1])
   mesh = _mesh_or_default(mesh)
   x, valid, block = _placed(features, mesh, block_rows)
-  _, program = _program(mesh, k=1, iterations=0, num_valid=len(features), block=block, pca_dim=pca_dim,
-                        l2_normalize=l2_normalize, init=None, epsilon=SPLIT_EPSILON)
-  return _to_numpy(program(x, valid))[:len(features)]
+  _, program = _program(
+    mesh,
+    k=1,
+    iterations=0,
+    num_valid=len(features),
+    block=block,
+    pca_dim=pca_dim,
+    l2_normalize=l2_normalize,
+    init=None,
+    epsilon=SPLIT_EPSILON,
+  )
+  return _to_numpy(program(x, valid))[: len(features)]
 
 
-def kmeans(features, k: int, *, key: jax.Array, iterations: int, mesh=None, init: str = "kmeans++",
-           init_centroids=None, pca_dim: int = 0, l2_normalize: bool = False, block_rows: int = 4096,
-           split_epsilon: float = SPLIT_EPSILON) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kmeans(
+  features,
+  k: int,
+  *,
+  key: jax.Array,
+  iterations: int,
+  mesh=None,
+  init: str = "kmeans++",
+  init_centroids=None,
+  pca_dim: int = 0,
+  l2_normalize: bool = False,
+  block_rows: int = 4096,
+  split_epsilon: float = SPLIT_EPSILON,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Lloyd's k-means of ``features`` over ``mesh``, with DeepCluster's empty-cluster splitting.
 
   Each iteration assigns every row to its nearest centroid (squared Euclidean), moves each
@@ -383,9 +423,17 @@ def kmeans(features, k: int, *, key: jax.Array, iterations: int, mesh=None, init
     centroids = np.asarray(init_centroids, np.float32)
     if centroids.shape != (k, dim):
       raise ValueError(f"k-means: init_centroids must be [{k}, {dim}], got {centroids.shape}.")
-  run, _ = _program(mesh, k=k, iterations=iterations, num_valid=num_rows, block=block, pca_dim=pca_dim,
-                    l2_normalize=l2_normalize, init=init if init_centroids is None else None,
-                    epsilon=float(split_epsilon))
+  run, _ = _program(
+    mesh,
+    k=k,
+    iterations=iterations,
+    num_valid=num_rows,
+    block=block,
+    pca_dim=pca_dim,
+    l2_normalize=l2_normalize,
+    init=init if init_centroids is None else None,
+    epsilon=float(split_epsilon),
+  )
   replicated = parallel.replicated(mesh)
   centroids = jax.make_array_from_callback(centroids.shape, replicated, lambda i: centroids[i])
   centroids, assignments, inertia = run(x, valid, key, centroids)

@@ -17,7 +17,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 # Devices JAX sees per TPU name and size (v4/v5p count TensorCores in the name, 2 per chip).
@@ -45,17 +44,29 @@ def compile_train_step(config: ml_collections.ConfigDict, *, devices: int) -> di
     config.data.synthetic_examples = config.train.batch_size
   mesh = parallel.make_mesh(jax.devices()[:devices], fsdp=config.parallel.fsdp)
   setup = train.make_setup(config, mesh=mesh)
-  batch = {name: jax.ShapeDtypeStruct(spec.shape, spec.dtype, sharding=parallel.batch_sharding(mesh))
-           for name, spec in train.batch_spec(setup).items()}
+  batch = {
+    name: jax.ShapeDtypeStruct(spec.shape, spec.dtype, sharding=parallel.batch_sharding(mesh))
+    for name, spec in train.batch_spec(setup).items()
+  }
   compiled = train.make_train_step(setup).lower(train.abstract_state(setup), batch).compile()
   memory = compiled.memory_analysis()
-  sizes = {"argument": memory.argument_size_in_bytes, "output": memory.output_size_in_bytes,
-           "temp": memory.temp_size_in_bytes, "generated_code": memory.generated_code_size_in_bytes}
+  sizes = {
+    "argument": memory.argument_size_in_bytes,
+    "output": memory.output_size_in_bytes,
+    "temp": memory.temp_size_in_bytes,
+    "generated_code": memory.generated_code_size_in_bytes,
+  }
   # Donated state aliases its output, so arguments + temporaries bound the peak.
   sizes["peak_estimate"] = sizes["argument"] + sizes["temp"]
-  return {"devices": devices, "backend": jax.default_backend(), "global_batch": config.train.batch_size,
-          "per_device_batch": config.train.batch_size // devices, "encoder": config.model.encoder,
-          "image_size": size, **{f"{k}_mib": round(v / 2**20, 1) for k, v in sizes.items()}}
+  return {
+    "devices": devices,
+    "backend": jax.default_backend(),
+    "global_batch": config.train.batch_size,
+    "per_device_batch": config.train.batch_size // devices,
+    "encoder": config.model.encoder,
+    "image_size": size,
+    **{f"{k}_mib": round(v / 2**20, 1) for k, v in sizes.items()},
+  }
 
 
 def run(config_path: str, overrides: list[str], *, topology: str | None, devices: int | None) -> dict:
@@ -63,21 +74,33 @@ def run(config_path: str, overrides: list[str], *, topology: str | None, devices
   count = devices_for_topology(topology) if topology else devices
   if not count:
     raise ValueError("Pass --topology (e.g. v4-64) or --devices N.")
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip())
-  code = ("import json, sys; from jssl import config as c; from jssl.compile_check import compile_train_step; "
-          "cfg = c.apply_overrides(c.load_config(sys.argv[1]), sys.argv[3:]); "
-          "print(json.dumps(compile_train_step(cfg, devices=int(sys.argv[2]))))")
-  result = subprocess.run([sys.executable, "-c", code, config_path, str(count), *overrides], env=env,
-                          capture_output=True, text=True)
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip(),
+  )
+  code = (
+    "import json, sys; from jssl import config as c; from jssl.compile_check import compile_train_step; "
+    "cfg = c.apply_overrides(c.load_config(sys.argv[1]), sys.argv[3:]); "
+    "print(json.dumps(compile_train_step(cfg, devices=int(sys.argv[2]))))"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code, config_path, str(count), *overrides], env=env, capture_output=True, text=True
+  )
   if result.returncode != 0:
     raise RuntimeError(f"compiling for {count} devices failed:\n{result.stderr[-4000:]}")
   report = json.loads(result.stdout.strip().splitlines()[-1])
-  report.update(topology=topology, compiled_for=f"{count} forced CPU devices (not the TPU compiler: memory "
-                "is the CPU compiler's estimate)")
-  print(f"{config_path}: {report['encoder']} at {report['image_size']} px, global batch {report['global_batch']} "
-        f"({report['per_device_batch']} per device) on {report['compiled_for']}")
-  print(f"  per device: arguments {report['argument_mib']} MiB, temporaries {report['temp_mib']} MiB, "
-        f"peak estimate {report['peak_estimate_mib']} MiB")
+  report.update(
+    topology=topology,
+    compiled_for=f"{count} forced CPU devices (not the TPU compiler: memory is the CPU compiler's estimate)",
+  )
+  print(
+    f"{config_path}: {report['encoder']} at {report['image_size']} px, global batch {report['global_batch']} "
+    f"({report['per_device_batch']} per device) on {report['compiled_for']}"
+  )
+  print(
+    f"  per device: arguments {report['argument_mib']} MiB, temporaries {report['temp_mib']} MiB, "
+    f"peak estimate {report['peak_estimate_mib']} MiB"
+  )
   print(json.dumps(report))
   return report

@@ -22,8 +22,9 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   path, colon, argument = str(path).partition(".py:")
   path = pathlib.Path(path + ".py" if colon else path)
   if not path.is_file():
-    raise FileNotFoundError(f"Config file {path} not found; pass one of the files in configs/, "
-                            "e.g. --config configs/smoke.py.")
+    raise FileNotFoundError(
+      f"Config file {path} not found; pass one of the files in configs/, e.g. --config configs/smoke.py."
+    )
   spec = importlib.util.spec_from_file_location(f"jssl_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -57,8 +58,9 @@ def _parse_value(text: str, current, key: str):
       return type(current)(value)
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
-    raise ValueError(f"--config.{key}={text!r}: expected a value of type "
-                     f"{type(current).__name__} (current value {current!r}).") from None
+    raise ValueError(
+      f"--config.{key}={text!r}: expected a value of type {type(current).__name__} (current value {current!r})."
+    ) from None
 
 
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
@@ -87,7 +89,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
     arg = overrides[i]
     if not arg.startswith("--config."):
       raise ValueError(f"Unexpected argument {arg!r}; overrides look like --config.train.batch_size=256.")
-    body = arg[len("--config."):]
+    body = arg[len("--config.") :]
     if "=" in body:
       key, text = body.split("=", 1)
     else:
@@ -119,24 +121,24 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "fashion_mnist"   # fashion_mnist | tfds:NAME | image_folder:PATH | sample_photos | synthetic
-                                    # | moving_fashion_mnist | video_folder:PATH (clips, for video tasks)
-  c.data.dir = ""                   # data directory ("" = the source's default; JSSL_DATA_DIR also works)
+  c.data.source = "fashion_mnist"  # fashion_mnist | tfds:NAME | image_folder:PATH | sample_photos | synthetic
+  # | moving_fashion_mnist | video_folder:PATH (clips, for video tasks)
+  c.data.dir = ""  # data directory ("" = the source's default; JSSL_DATA_DIR also works)
   c.data.train_split = "train"
   c.data.eval_split = "test"
-  c.data.image_size = 32            # side of the square images the model sees
-  c.data.grayscale_to_rgb = True    # repeat single-channel images to 3 channels
-  c.data.shuffle_buffer = 10_000
+  c.data.image_size = 32  # side of the square images the model sees
+  c.data.grayscale_to_rgb = True  # repeat single-channel images to 3 channels
+  c.data.shuffle_buffer = 10_000  # in-memory and TFDS sources; folders are permuted whole each epoch
   c.data.synthetic_shape = (32, 32, 3)
   c.data.synthetic_examples = 1024
   # sample_photos: random square crops of scikit-image's colour photographs (a demo set).
-  c.data.photo_crop_size = 64       # side of the stored crops
-  c.data.photo_crops = 4096         # train crops; "test" has a quarter as many, from held-out rows
+  c.data.photo_crop_size = 64  # side of the stored crops
+  c.data.photo_crops = 4096  # train crops; "test" has a quarter as many, from held-out rows
   # Video sources (jssl.data.video): elements are clips of frames, for tasks such as frame_order.
-  c.data.clip_frames = 8            # frames per clip (video_folder: resampled evenly over each clip)
-  c.data.clip_size = 48             # side of the square frames (moving_fashion_mnist: the canvas)
-  c.data.video_objects = 2          # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
-  c.data.video_clips = 10_000       # moving_fashion_mnist: train clips; "test" has a quarter as many
+  c.data.clip_frames = 8  # frames per clip (video_folder: resampled evenly over each clip)
+  c.data.clip_size = 48  # side of the square frames (moving_fashion_mnist: the canvas)
+  c.data.video_objects = 2  # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
+  c.data.video_clips = 10_000  # moving_fashion_mnist: train clips; "test" has a quarter as many
 
   # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
   c.augment = ml_collections.ConfigDict()
@@ -149,16 +151,16 @@ def default_config() -> ml_collections.ConfigDict:
   c.augment.jitter_strength = 0.5
   c.augment.jitter_prob = 0.8
   c.augment.grayscale_prob = 0.2
-  c.augment.blur_prob = 0.0         # SimCLR turns blur off for CIFAR-sized images
+  c.augment.blur_prob = 0.0  # SimCLR turns blur off for CIFAR-sized images
   c.augment.blur_sigma = (0.1, 2.0)
   c.augment.blur_kernel_fraction = 0.1
 
   c.model = ml_collections.ConfigDict()
-  c.model.encoder = "resnet18"      # resnet_tiny | resnet18 | resnet34 | resnet50 | vit_tiny | vit_small | vit_base
-  c.model.width_multiplier = 1.0    # ResNets only (ViTs are sized by name; must stay 1.0)
-  c.model.stem = "cifar"            # ResNets only: cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
-  c.model.patch_size = 0            # ViTs only: patch side; 0 = auto (4 when data.image_size <= 64, else 16)
-  c.model.depth = 0                 # ViTs only: transformer blocks; 0 = the variant's (12)
+  c.model.encoder = "resnet18"  # resnet_tiny | resnet18 | resnet34 | resnet50 | vit_tiny | vit_small | vit_base
+  c.model.width_multiplier = 1.0  # ResNets only (ViTs are sized by name; must stay 1.0)
+  c.model.stem = "cifar"  # ResNets only: cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
+  c.model.patch_size = 0  # ViTs only: patch side; 0 = auto (4 when data.image_size <= 64, else 16)
+  c.model.depth = 0  # ViTs only: transformer blocks; 0 = the variant's (12)
   c.model.head_hidden_dim = 2048
   c.model.head_out_dim = 128
   c.model.head_layers = 2
@@ -166,12 +168,12 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.5
-  c.loss.block_size = 0             # > 0: ntxent_chunked with key blocks of this size (bounded memory)
+  c.loss.block_size = 0  # > 0: ntxent_chunked with key blocks of this size (bounded memory)
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "lars"             # lars | sgd | adamw
-  c.optim.base_lr = 1.0             # scaled by lr_scaling with the global batch
-  c.optim.lr_scaling = "linear"     # linear (lr*B/256) | sqrt (lr*sqrt(B)) | none
+  c.optim.name = "lars"  # lars | sgd | adamw
+  c.optim.base_lr = 1.0  # scaled by lr_scaling with the global batch
+  c.optim.lr_scaling = "linear"  # linear (lr*B/256) | sqrt (lr*sqrt(B)) | none
   c.optim.warmup_epochs = 10.0
   c.optim.weight_decay = 1e-6
   c.optim.momentum = 0.9
@@ -182,22 +184,22 @@ def default_config() -> ml_collections.ConfigDict:
   # Mesh ("data", "fsdp"): the batch is split over both axes; parameters and optimizer
   # state with at least fsdp_min_size elements are split over "fsdp" (FSDP / ZeRO-3 style).
   c.parallel = ml_collections.ConfigDict()
-  c.parallel.fsdp = 1               # size of the "fsdp" axis; must divide the device count
+  c.parallel.fsdp = 1  # size of the "fsdp" axis; must divide the device count
   c.parallel.fsdp_min_size = 2**14  # smaller arrays (biases, BN, small kernels) stay replicated
-  c.parallel.devices = 0            # > 0: only the first this many devices (one process only); 0: all
+  c.parallel.devices = 0  # > 0: only the first this many devices (one process only); 0: all
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 512          # global, over all devices and processes
+  c.train.batch_size = 512  # global, over all devices and processes
   c.train.epochs = 100.0
-  c.train.steps = 0                 # > 0 overrides epochs
-  c.train.microbatches = 1          # > 1: gradient caching (exact contrastive gradient; BN per micro-batch)
+  c.train.steps = 0  # > 0 overrides epochs
+  c.train.microbatches = 1  # > 1: gradient caching (exact contrastive gradient; BN per micro-batch)
   c.train.log_every = 50
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3
-  c.train.probe_lr = 1e-3           # online linear probe (Adam) on detached features
+  c.train.probe_lr = 1e-3  # online linear probe (Adam) on detached features
   c.train.max_consecutive_nonfinite = 10  # stop (with a checkpoint) after this many NaN/inf steps in a row
-  c.train.eval_every = 0            # tasks that make images: samples.png and held-out scores every this
-                                    # many steps (0: only at the end)
+  c.train.eval_every = 0  # tasks that make images: samples.png and held-out scores every this
+  # many steps (0: only at the end)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 512
@@ -208,16 +210,17 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.linear_val_fraction = 0.1
   c.eval.linear_max_iter = 1000
   c.eval.linear_tol = 1e-5
-  c.eval.knn_ks = (200, 20)         # weighted kNN (cosine) with each k: knn_k200_top1, knn_k20_top1
+  c.eval.knn_ks = (200, 20)  # weighted kNN (cosine) with each k: knn_k200_top1, knn_k20_top1
   c.eval.knn_temperature = 0.1
-  c.eval.max_train_examples = 0     # > 0 caps the train features used by the probes
-  c.eval.source = ""                # non-empty: probe on this image source instead of data.source (e.g.
-                                    # fashion_mnist for an encoder pretrained on moving_fashion_mnist clips)
-  c.eval.holdout_examples = 256     # reconstruction tasks: eval-split images scored during training
-  c.eval.sample_images = 8          # ... of which this many are shown in samples.png
+  c.eval.max_train_examples = 0  # > 0 caps the train features used by the probes
+  c.eval.source = ""  # non-empty: probe on this image source instead of data.source (e.g.
+  # fashion_mnist for an encoder pretrained on moving_fashion_mnist clips)
+  c.eval.holdout_examples = 256  # reconstruction tasks: eval-split images scored during training
+  c.eval.sample_images = 8  # ... of which this many are shown in samples.png
 
   # Each task's own section (config.<task name>), from the task's defaults().
   from jssl.tasks import task_defaults  # noqa: PLC0415  (tasks import JAX; configs rarely load alone)
+
   for name, section in task_defaults().items():
     c[name] = section
   return c
@@ -228,16 +231,20 @@ def finetune_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   base = default_config().data
-  c.data = ml_collections.ConfigDict({k: base[k] for k in (
-      "source", "dir", "train_split", "eval_split", "shuffle_buffer", "synthetic_shape", "synthetic_examples")})
+  c.data = ml_collections.ConfigDict(
+    {
+      k: base[k]
+      for k in ("source", "dir", "train_split", "eval_split", "shuffle_buffer", "synthetic_shape", "synthetic_examples")
+    }
+  )
   c.finetune = ml_collections.ConfigDict()
-  c.finetune.mode = "linear"              # linear (frozen encoder) | full
+  c.finetune.mode = "linear"  # linear (frozen encoder) | full
   c.finetune.epochs = 10.0
   c.finetune.batch_size = 256
-  c.finetune.lr = 1e-3                    # head; AdamW with cosine decay
+  c.finetune.lr = 1e-3  # head; AdamW with cosine decay
   c.finetune.encoder_lr_multiplier = 0.1  # full mode: encoder lr = lr * this
   c.finetune.weight_decay = 1e-4
-  c.finetune.crop_area = (0.5, 1.0)       # training views: random resized crop + flip
+  c.finetune.crop_area = (0.5, 1.0)  # training views: random resized crop + flip
   c.finetune.log_every = 50
   c.finetune.eval_batch_size = 512
   return c

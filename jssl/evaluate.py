@@ -37,8 +37,9 @@ from jssl.train import make_setup, read_run_config, restore_run
 log = logging.getLogger("jssl")
 
 
-def extract_features(encoder, variables, dataset, *, batch_size: int, limit: int = 0, desc: str = "features",
-                     forward=None):
+def extract_features(
+  encoder, variables, dataset, *, batch_size: int, limit: int = 0, desc: str = "features", forward=None
+):
   """Encoder features of every batch of ``dataset`` (``{"image", "label"}``).
 
   Returns ``(features float32 [N, F], labels int32 [N])``. The last, short batch is padded
@@ -79,13 +80,22 @@ def probe_scores(train, test, *, num_classes: int, config) -> dict:
   ``linear_converged``; ``knn_k{k}_top1`` for each k in ``config.knn_ks``.
   """
   train_x, test_x = probes.standardize(train[0], test[0])
-  linear = probes.linear_probe(train_x, train[1], test_x, test[1], num_classes=num_classes,
-                               l2_grid=tuple(config.linear_l2_grid), val_fraction=config.linear_val_fraction,
-                               max_iter=config.linear_max_iter, tol=config.linear_tol)
+  linear = probes.linear_probe(
+    train_x,
+    train[1],
+    test_x,
+    test[1],
+    num_classes=num_classes,
+    l2_grid=tuple(config.linear_l2_grid),
+    val_fraction=config.linear_val_fraction,
+    max_iter=config.linear_max_iter,
+    tol=config.linear_tol,
+  )
   scores = {f"linear_{key}": value for key, value in linear.items()}
   for k in config.knn_ks:
-    scores[f"knn_k{k}_top1"] = probes.knn_top1(train[0], train[1], test[0], test[1], num_classes=num_classes, k=k,
-                                               temperature=config.knn_temperature)
+    scores[f"knn_k{k}_top1"] = probes.knn_top1(
+      train[0], train[1], test[0], test[1], num_classes=num_classes, k=k, temperature=config.knn_temperature
+    )
   return scores
 
 
@@ -99,8 +109,9 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   config = read_run_config(workdir)
   for override in overrides:
     if not override.startswith("--config.eval."):
-      raise ValueError(f"{override}: jssl eval takes only --config.eval.* overrides; the other settings are the "
-                       "run's own.")
+      raise ValueError(
+        f"{override}: jssl eval takes only --config.eval.* overrides; the other settings are the run's own."
+      )
   config_lib.apply_overrides(config, list(overrides))
   setup = make_setup(config)
   source = setup.source
@@ -109,8 +120,10 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     data.source = config.eval.source
     source = source_from_config(data, seed=config.seed)
   elif is_video(source):
-    raise ValueError(f"Source {source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
-                     "fashion_mnist) in the pretraining config (or in the workdir's config.json).")
+    raise ValueError(
+      f"Source {source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
+      "fashion_mnist) in the pretraining config (or in the workdir's config.json)."
+    )
   num_classes = source.num_classes
   if not num_classes:
     raise ValueError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
@@ -122,21 +135,36 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   limit = ev.max_train_examples
 
   def dataset(split):
-    return pipeline.eval_dataset(source, split=split, batch_size=ev.batch_size, image_size=size,
-                                 grayscale_to_rgb=config.data.grayscale_to_rgb)
+    return pipeline.eval_dataset(
+      source, split=split, batch_size=ev.batch_size, image_size=size, grayscale_to_rgb=config.data.grayscale_to_rgb
+    )
 
   pretrained = setup.task.encoder_variables(state.params, state.batch_stats)
   channels = 3 if config.data.grayscale_to_rgb else source.channels
   # Jitted: a ViT initialised op by op took seconds.
   random_init = jax.jit(lambda key: encoder.init(key, jnp.zeros((1, size, size, channels)), train=False))(
-      jax.random.key(config.seed + 1))
+    jax.random.key(config.seed + 1)
+  )
   forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   results = {"step": int(step)}
   for name, variables in (("", pretrained), ("random_init_", random_init)):
-    train = extract_features(encoder, variables, dataset(config.data.train_split), batch_size=ev.batch_size,
-                             limit=limit, desc=f"{name or 'pretrained_'}train", forward=forward)
-    test = extract_features(encoder, variables, dataset(config.data.eval_split), batch_size=ev.batch_size,
-                            desc=f"{name or 'pretrained_'}test", forward=forward)
+    train = extract_features(
+      encoder,
+      variables,
+      dataset(config.data.train_split),
+      batch_size=ev.batch_size,
+      limit=limit,
+      desc=f"{name or 'pretrained_'}train",
+      forward=forward,
+    )
+    test = extract_features(
+      encoder,
+      variables,
+      dataset(config.data.eval_split),
+      batch_size=ev.batch_size,
+      desc=f"{name or 'pretrained_'}test",
+      forward=forward,
+    )
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results[name + key] = value
   if source.image_shape is not None:
@@ -144,8 +172,9 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     test = raw_pixels(source, config.data.eval_split)
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results["raw_pixels_" + key] = value
-  results.update(num_train=int(len(train[1])), num_test=int(len(test[1])),
-                 eval_seconds=round(time.perf_counter() - started, 1))
+  results.update(
+    num_train=int(len(train[1])), num_test=int(len(test[1])), eval_seconds=round(time.perf_counter() - started, 1)
+  )
   (workdir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
   print(format_table(results))
   return results
@@ -154,13 +183,17 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
 def format_table(results: dict) -> str:
   """The results as a small text table, one row per representation."""
   rows = [("pretrained encoder", ""), ("same encoder, random init", "random_init_"), ("raw pixels", "raw_pixels_")]
-  ks = sorted((int(key[len("knn_k"):-len("_top1")]) for key in results if key.startswith("knn_k")), reverse=True)
+  ks = sorted((int(key[len("knn_k") : -len("_top1")]) for key in results if key.startswith("knn_k")), reverse=True)
   header = f"{'features':<28}{'linear top-1':>14}{'(l2)':>8}" + "".join(f"{f'kNN k={k} top-1':>18}" for k in ks)
   lines = [header, "-" * len(header)]
   for label, prefix in rows:
     if prefix + "linear_top1" in results:
-      lines.append(f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{results[prefix + 'linear_l2']:>8.0e}"
-                   + "".join(f"{results[f'{prefix}knn_k{k}_top1']:>18.4f}" for k in ks))
-  lines.append(f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples; "
-               "linear: logistic regression, l2 chosen on held-out train examples)")
+      lines.append(
+        f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{results[prefix + 'linear_l2']:>8.0e}"
+        + "".join(f"{results[f'{prefix}knn_k{k}_top1']:>18.4f}" for k in ks)
+      )
+  lines.append(
+    f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples; "
+    "linear: logistic regression, l2 chosen on held-out train examples)"
+  )
   return "\n".join(lines)

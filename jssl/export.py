@@ -113,8 +113,13 @@ def unflatten(flat: dict[str, Any]) -> dict:
 
 _LAYER = re.compile(r"^layer(\d+)_(\d+)$")
 _MODULES = {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}
-_LEAVES = {("params", "kernel"): "weight", ("params", "scale"): "weight", ("params", "bias"): "bias",
-           ("batch_stats", "mean"): "running_mean", ("batch_stats", "var"): "running_var"}
+_LEAVES = {
+  ("params", "kernel"): "weight",
+  ("params", "scale"): "weight",
+  ("params", "bias"): "bias",
+  ("batch_stats", "mean"): "running_mean",
+  ("batch_stats", "var"): "running_var",
+}
 
 
 def _torch_module(flax_path: list[str]) -> str:
@@ -162,27 +167,34 @@ def torchvision_recipe(name: str, *, width_multiplier: float, stem: str) -> dict
   standard = {"resnet18", "resnet34", "resnet50"}
   if width != 64:
     constructor = None
-    note = (f"No torchvision constructor matches this encoder (first-stage width {width}; torchvision's "
-            "ResNets have 64). The keys and layouts still follow torchvision's ResNet, for a ResNet class "
-            "with that width.")
+    note = (
+      f"No torchvision constructor matches this encoder (first-stage width {width}; torchvision's "
+      "ResNets have 64). The keys and layouts still follow torchvision's ResNet, for a ResNet class "
+      "with that width."
+    )
   else:
-    constructor = (f"torchvision.models.{name}(weights=None)" if name in standard else
-                   f"torchvision.models.resnet.ResNet(torchvision.models.resnet.{block_cls}, {list(stages)})")
+    constructor = (
+      f"torchvision.models.{name}(weights=None)"
+      if name in standard
+      else f"torchvision.models.resnet.ResNet(torchvision.models.resnet.{block_cls}, {list(stages)})"
+    )
     note = "Load into the constructor's model after the replacements in 'replace'."
   replace = {"fc": "torch.nn.Identity()"}
   if stem == "cifar":
     replace["conv1"] = f"torch.nn.Conv2d(3, {width}, kernel_size=3, stride=1, padding=1, bias=False)"
     replace["maxpool"] = "torch.nn.Identity()"
-    note += (" CIFAR stem: conv1 is 3x3 stride 1 and there is no max-pool, so replace model.conv1 and "
-             "model.maxpool as given (use in_channels=1 if input.channels is 1).")
+    note += (
+      " CIFAR stem: conv1 is 3x3 stride 1 and there is no max-pool, so replace model.conv1 and "
+      "model.maxpool as given (use in_channels=1 if input.channels is 1)."
+    )
   return {
-      "constructor": constructor,
-      "replace": replace,
-      "load": f"model.load_state_dict(safetensors.torch.load_file('{TORCH_FILE}'))",
-      "mode": "model.eval() (batch norm uses the exported running statistics)",
-      "input": "float32 [N, C, H, W] (NCHW: images_nhwc.permute(0, 3, 1, 2)) in [0, 1]; no mean/std normalization",
-      "output": "[N, num_features] after global average pooling (with fc = Identity)",
-      "note": note,
+    "constructor": constructor,
+    "replace": replace,
+    "load": f"model.load_state_dict(safetensors.torch.load_file('{TORCH_FILE}'))",
+    "mode": "model.eval() (batch norm uses the exported running statistics)",
+    "input": "float32 [N, C, H, W] (NCHW: images_nhwc.permute(0, 3, 1, 2)) in [0, 1]; no mean/std normalization",
+    "output": "[N, num_features] after global average pooling (with fc = Identity)",
+    "note": note,
   }
 
 
@@ -201,17 +213,27 @@ def _check_out_dir(out_dir: pathlib.Path, workdir: pathlib.Path, *, overwrite: b
   if out_dir.exists() and not out_dir.is_dir():
     raise ValueError(f"--out {out_dir} is a file; give a directory (it is created if missing).")
   if out_dir == workdir or out_dir.is_relative_to(workdir / "checkpoints"):
-    raise ValueError(f"--out {out_dir} is the run's workdir or inside its checkpoints; pick another "
-                     f"directory, e.g. {workdir / 'export'}.")
+    raise ValueError(
+      f"--out {out_dir} is the run's workdir or inside its checkpoints; pick another "
+      f"directory, e.g. {workdir / 'export'}."
+    )
   if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
     entries = sorted(p.name for p in out_dir.iterdir())
     shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-    raise ValueError(f"--out {out_dir} is not empty ({shown}); pass overwrite=True (--overwrite) to replace "
-                     "an earlier export there, or choose an empty directory.")
+    raise ValueError(
+      f"--out {out_dir} is not empty ({shown}); pass overwrite=True (--overwrite) to replace "
+      "an earlier export there, or choose an empty directory."
+    )
 
 
-def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, step: int | None = None,
-                   format: str = "orbax", overwrite: bool = False) -> pathlib.Path:  # noqa: A002
+def export_encoder(
+  workdir: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  *,
+  step: int | None = None,
+  format: str = "orbax",  # noqa: A002  (the CLI's --format)
+  overwrite: bool = False,
+) -> pathlib.Path:
   """Writes the encoder of the run in ``workdir`` (latest checkpoint unless ``step``) to ``out_dir``.
 
   See the module docstring for the files. ``overwrite=True`` allows a non-empty ``out_dir``
@@ -236,9 +258,11 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
   config = read_run_config(workdir)
   name = config.model.encoder
   if format == "torch" and models.encoder_family(name) != "resnet":
-    raise ValueError(f"The torch format (torchvision's ResNet layout) supports ResNet encoders only, not {name!r}; "
-                     f"export it as {' or '.join(repr(f) for f in FORMATS if f != 'torch')} "
-                     "(--format orbax | npz), which jssl.load_encoder reads.")
+    raise ValueError(
+      f"The torch format (torchvision's ResNet layout) supports ResNet encoders only, not {name!r}; "
+      f"export it as {' or '.join(repr(f) for f in FORMATS if f != 'torch')} "
+      "(--format orbax | npz), which jssl.load_encoder reads."
+    )
   kwargs = encoder_kwargs(config)
   _check_out_dir(out_dir, workdir, overwrite=overwrite)
   if not (workdir / "checkpoints").is_dir():
@@ -252,19 +276,21 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
 
   encoder = setup.task.model.encoder
   metadata = {
-      "format_version": FORMAT_VERSION,
-      "format": format,
-      "architecture": {"name": name, "kwargs": kwargs},
-      "num_features": int(encoder.num_features),
-      "input": {"image_size": int(config.data.image_size),
-                "channels": 3 if config.data.grayscale_to_rgb else int(setup.source.channels),
-                "value_range": [0, 1], "normalization": "none",
-                "grayscale_to_rgb": bool(config.data.grayscale_to_rgb)},
-      "source_run": {"workdir": str(workdir), "step": step, "config": json.loads(config_lib.to_json(config))},
+    "format_version": FORMAT_VERSION,
+    "format": format,
+    "architecture": {"name": name, "kwargs": kwargs},
+    "num_features": int(encoder.num_features),
+    "input": {
+      "image_size": int(config.data.image_size),
+      "channels": 3 if config.data.grayscale_to_rgb else int(setup.source.channels),
+      "value_range": [0, 1],
+      "normalization": "none",
+      "grayscale_to_rgb": bool(config.data.grayscale_to_rgb),
+    },
+    "source_run": {"workdir": str(workdir), "step": step, "config": json.loads(config_lib.to_json(config))},
   }
   if format == "torch":
-    metadata["torchvision"] = torchvision_recipe(name, width_multiplier=kwargs["width_multiplier"],
-                                                 stem=kwargs["stem"])
+    metadata["torchvision"] = torchvision_recipe(name, width_multiplier=kwargs["width_multiplier"], stem=kwargs["stem"])
 
   out_dir.mkdir(parents=True, exist_ok=True)
   targets = {artifact: _inside(out_dir, artifact) for artifact in _ARTIFACTS}
@@ -294,16 +320,24 @@ def export_encoder(workdir: str | os.PathLike, out_dir: str | os.PathLike, *, st
   return out_dir
 
 
-def export_main(workdir, out, *, step: int | None = None, format: str = "orbax",  # noqa: A002
-                overwrite: bool = False) -> pathlib.Path:
+def export_main(
+  workdir,
+  out,
+  *,
+  step: int | None = None,
+  format: str = "orbax",  # noqa: A002
+  overwrite: bool = False,
+) -> pathlib.Path:
   """``jssl export``: exports and prints what was written."""
   out_dir = export_encoder(workdir, out, step=step, format=format, overwrite=overwrite)
   metadata = json.loads((out_dir / METADATA_FILE).read_text())
   arch = metadata["architecture"]
   detail = ", ".join(f"{key} {value}" for key, value in arch["kwargs"].items() if key != "dtype")
-  print(f"Exported the {arch['name']} encoder ({metadata['num_features']} features, "
-        f"{detail}) of {metadata['source_run']['workdir']} at step "
-        f"{metadata['source_run']['step']} as {format} to {out_dir}:")
+  print(
+    f"Exported the {arch['name']} encoder ({metadata['num_features']} features, "
+    f"{detail}) of {metadata['source_run']['workdir']} at step "
+    f"{metadata['source_run']['step']} as {format} to {out_dir}:"
+  )
   for artifact in _ARTIFACTS:
     path = out_dir / artifact
     if path.exists():
@@ -311,8 +345,11 @@ def export_main(workdir, out, *, step: int | None = None, format: str = "orbax",
       print(f"  {artifact}{'/' if path.is_dir() else ''}  {size / 1e6:.2f} MB")
   if format == "torch":
     recipe = metadata["torchvision"]
-    print(f"Load in PyTorch: model = {recipe['constructor'] or '(no torchvision constructor; see the json)'}; "
-          + "; ".join(f"model.{k} = {v}" for k, v in recipe["replace"].items()) + f"; {recipe['load']}")
+    print(
+      f"Load in PyTorch: model = {recipe['constructor'] or '(no torchvision constructor; see the json)'}; "
+      + "; ".join(f"model.{k} = {v}" for k, v in recipe["replace"].items())
+      + f"; {recipe['load']}"
+    )
   else:
     print(f"Load with: jssl.load_encoder({str(out_dir)!r})")
   return out_dir
@@ -327,12 +364,16 @@ def _check_variables(found: dict[str, tuple], expected: dict[str, tuple], where:
     if key not in found:
       raise ValueError(f"{where}: variable {key!r} (shape {tuple(shape)}) is missing.")
     if tuple(found[key]) != tuple(shape):
-      raise ValueError(f"{where}: variable {key!r} has shape {tuple(found[key])}, but the architecture in "
-                       f"{METADATA_FILE} needs {tuple(shape)}.")
+      raise ValueError(
+        f"{where}: variable {key!r} has shape {tuple(found[key])}, but the architecture in "
+        f"{METADATA_FILE} needs {tuple(shape)}."
+      )
   extra = sorted(set(found) - set(expected))
   if extra:
-    raise ValueError(f"{where}: variable {extra[0]!r} is not part of the architecture in {METADATA_FILE}"
-                     + (f" ({len(extra) - 1} more)." if len(extra) > 1 else "."))
+    raise ValueError(
+      f"{where}: variable {extra[0]!r} is not part of the architecture in {METADATA_FILE}"
+      + (f" ({len(extra) - 1} more)." if len(extra) > 1 else ".")
+    )
 
 
 @dataclasses.dataclass(eq=False)
@@ -377,7 +418,7 @@ class LoadedEncoder:
     if (height, width) != (size, size):
       side = min(height, width)
       top, left = (height - side) // 2, (width - side) // 2
-      images = images[:, top:top + side, left:left + side]
+      images = images[:, top : top + side, left : left + side]
       images = jax.image.resize(images, (n, size, size, c), method="bilinear")
     return self.model.apply(variables, images, train=False)
 
@@ -388,14 +429,18 @@ class LoadedEncoder:
     expected = int(self.metadata["input"]["channels"])
     channels = images.shape[-1]
     if channels != expected and not (channels == 1 and expected == 3 and self.metadata["input"]["grayscale_to_rgb"]):
-      raise ValueError(f"images have {channels} channels; this encoder takes {expected}"
-                       + (" (or 1, repeated to 3)." if self.metadata["input"]["grayscale_to_rgb"] else "."))
+      raise ValueError(
+        f"images have {channels} channels; this encoder takes {expected}"
+        + (" (or 1, repeated to 3)." if self.metadata["input"]["grayscale_to_rgb"] else ".")
+      )
     if images.dtype != np.uint8:
       if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"images must be uint8 or float in [0, 1]; got {images.dtype}.")
       if images.size and (np.nanmin(images) < -1e-3 or np.nanmax(images) > 1 + 1e-3):
-        raise ValueError(f"float images must be in [0, 1] (no mean/std normalization); got values in "
-                         f"[{np.nanmin(images):.3g}, {np.nanmax(images):.3g}]. Pass uint8 or divide by 255.")
+        raise ValueError(
+          f"float images must be in [0, 1] (no mean/std normalization); got values in "
+          f"[{np.nanmin(images):.3g}, {np.nanmax(images):.3g}]. Pass uint8 or divide by 255."
+        )
     n = len(images)
     if n == 0:
       return np.zeros((0, self.num_features), np.float32)
@@ -404,11 +449,11 @@ class LoadedEncoder:
       return np.asarray(self._forward(variables, images), np.float32)
     out = []
     for start in range(0, n, batch_size):
-      chunk = images[start:start + batch_size]
+      chunk = images[start : start + batch_size]
       pad = batch_size - len(chunk)
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-      out.append(np.asarray(self._forward(variables, chunk), np.float32)[:batch_size - pad])
+      out.append(np.asarray(self._forward(variables, chunk), np.float32)[: batch_size - pad])
     return np.concatenate(out)
 
 
@@ -417,8 +462,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
   path = pathlib.Path(path)
   json_path = path if path.suffix == ".json" and path.is_file() else path / METADATA_FILE
   if not json_path.is_file():
-    raise FileNotFoundError(f"{json_path} not found: {path} is not a `jssl export` directory "
-                            "(or the export did not finish).")
+    raise FileNotFoundError(
+      f"{json_path} not found: {path} is not a `jssl export` directory (or the export did not finish)."
+    )
   try:
     metadata = json.loads(json_path.read_text())
   except json.JSONDecodeError as error:
@@ -426,27 +472,33 @@ def read_metadata(path: str | os.PathLike) -> dict:
   if not isinstance(metadata, dict):
     raise ValueError(f"{json_path} does not hold a JSON object.")
   if metadata.get("format_version") != FORMAT_VERSION:
-    raise ValueError(f"{json_path}: format_version {metadata.get('format_version')!r} is not supported "
-                     f"(this jssl reads {FORMAT_VERSION}).")
+    raise ValueError(
+      f"{json_path}: format_version {metadata.get('format_version')!r} is not supported "
+      f"(this jssl reads {FORMAT_VERSION})."
+    )
   fmt = metadata.get("format")
   if fmt == "torch":
-    raise ValueError(f"{json_path}: the torch format is export-only (encoder.safetensors is for PyTorch; see "
-                     "the json's 'torchvision' entry). Export with --format orbax or npz for load_encoder.")
+    raise ValueError(
+      f"{json_path}: the torch format is export-only (encoder.safetensors is for PyTorch; see "
+      "the json's 'torchvision' entry). Export with --format orbax or npz for load_encoder."
+    )
   if fmt not in ("orbax", "npz"):
     raise ValueError(f"{json_path}: unknown format {fmt!r}; load_encoder reads orbax and npz exports.")
   arch = metadata.get("architecture")
   if not isinstance(arch, dict) or arch.get("name") not in models.ENCODERS:
     arch = arch if isinstance(arch, dict) else {}
-    raise ValueError(f"{json_path}: unknown architecture {arch.get('name')!r}; this jssl knows "
-                     f"{', '.join(models.ENCODERS)}.")
+    raise ValueError(
+      f"{json_path}: unknown architecture {arch.get('name')!r}; this jssl knows {', '.join(models.ENCODERS)}."
+    )
   kwargs = arch.get("kwargs") or {}
   if not isinstance(kwargs, dict):
     raise ValueError(f"{json_path}: architecture kwargs must be an object; got {kwargs!r}.")
   accepted = models.encoder_kwarg_names(arch["name"])
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(f"{json_path}: unknown architecture kwargs {unknown} for {arch['name']}; expected "
-                     f"{list(accepted)}.")
+    raise ValueError(
+      f"{json_path}: unknown architecture kwargs {unknown} for {arch['name']}; expected {list(accepted)}."
+    )
   inputs = metadata.get("input")
   inputs = inputs if isinstance(inputs, dict) else {}
   if not isinstance(metadata.get("num_features"), int):
@@ -479,11 +531,12 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
       raise ValueError(f"{path / METADATA_FILE}: unknown dtype {kwargs['dtype']!r}.") from None
   model = models.make_encoder(arch["name"], **kwargs)
   if metadata["num_features"] != model.num_features:
-    raise ValueError(f"{path / METADATA_FILE}: num_features {metadata.get('num_features')} does not match "
-                     f"{arch['name']} with {arch.get('kwargs')} ({model.num_features}).")
+    raise ValueError(
+      f"{path / METADATA_FILE}: num_features {metadata.get('num_features')} does not match "
+      f"{arch['name']} with {arch.get('kwargs')} ({model.num_features})."
+    )
   size, channels = inputs["image_size"], inputs["channels"]
-  expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, channels)),
-                                               train=False))
+  expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, channels)), train=False))
   expected = flatten({c: dict(expected.get(c, {})) for c in _COLLECTIONS})
   expected_shapes = {key: value.shape for key, value in expected.items()}
 
@@ -513,5 +566,10 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
       raise ValueError(f"{where}: variable {key!r} has dtype {value.dtype}; floating point expected.")
     arrays[key] = jnp.asarray(value, expected[key].dtype)
   variables = unflatten(arrays)
-  return LoadedEncoder(model=model, params=variables.get("params", {}),
-                       batch_stats=variables.get("batch_stats", {}), metadata=metadata, path=path)
+  return LoadedEncoder(
+    model=model,
+    params=variables.get("params", {}),
+    batch_stats=variables.get("batch_stats", {}),
+    metadata=metadata,
+    path=path,
+  )

@@ -32,7 +32,7 @@ log = logging.getLogger("jssl")
 
 @flax.struct.dataclass
 class FinetuneState:
-  params: dict       # {"encoder": ..., "head": {"kernel": [F, K], "bias": [K]}}
+  params: dict  # {"encoder": ..., "head": {"kernel": [F, K], "bias": [K]}}
   batch_stats: dict  # the encoder's
   opt_state: optax.OptState
 
@@ -43,14 +43,16 @@ def _optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
   def scaled(step):
     return schedule(step) * config.encoder_lr_multiplier
 
-  encoder_tx = optax.set_to_zero() if config.mode == "linear" else optax.adamw(
-      scaled, weight_decay=config.weight_decay)
-  return optax.multi_transform({"encoder": encoder_tx, "head": optax.adamw(schedule, weight_decay=config.weight_decay)},
-                               {"encoder": "encoder", "head": "head"})
+  encoder_tx = optax.set_to_zero() if config.mode == "linear" else optax.adamw(scaled, weight_decay=config.weight_decay)
+  return optax.multi_transform(
+    {"encoder": encoder_tx, "head": optax.adamw(schedule, weight_decay=config.weight_decay)},
+    {"encoder": "encoder", "head": "head"},
+  )
 
 
-def finetune(config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Path,
-             workdir: str | pathlib.Path) -> dict:
+def finetune(
+  config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Path, workdir: str | pathlib.Path
+) -> dict:
   """Trains ``config.finetune.mode`` on ``config.data`` from the export in ``encoder_dir``."""
   ft = config.finetune
   if ft.mode not in ("linear", "full"):
@@ -94,25 +96,35 @@ def finetune(config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Pa
 
     (loss, (batch_stats, accuracy)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return (FinetuneState(params=optax.apply_updates(state.params, updates), batch_stats=batch_stats,
-                          opt_state=opt_state), {"loss": loss, "train_top1": accuracy})
+    return (
+      FinetuneState(params=optax.apply_updates(state.params, updates), batch_stats=batch_stats, opt_state=opt_state),
+      {"loss": loss, "train_top1": accuracy},
+    )
 
   replicated, batched = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  step = jax.jit(step, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
-                 donate_argnums=0)
-  predict = jax.jit(lambda state, images: jnp.argmax(logits_fn(state.params, state.batch_stats, images,
-                                                                train=False)[0], -1))
+  step = jax.jit(step, in_shardings=(replicated, batched), out_shardings=(replicated, replicated), donate_argnums=0)
+  predict = jax.jit(
+    lambda state, images: jnp.argmax(logits_fn(state.params, state.batch_stats, images, train=False)[0], -1)
+  )
 
-  views = augment.AugmentConfig(image_size=size, crop_area=tuple(ft.crop_area), jitter_prob=0.0,
-                                grayscale_prob=0.0, blur_prob=0.0)
+  views = augment.AugmentConfig(
+    image_size=size, crop_area=tuple(ft.crop_area), jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0
+  )
 
   def host_example(image, seed):
     return {"image": augment.simclr_view(image, seed, config=views)}
 
-  dataset = pipeline.pretrain_dataset(source, split=config.data.train_split, batch_size=local_batch,
-                                      host_example=host_example, seed=config.seed,
-                                      grayscale_to_rgb=grayscale_to_rgb, shuffle_buffer=config.data.shuffle_buffer,
-                                      process_index=jax.process_index(), process_count=jax.process_count())
+  dataset = pipeline.pretrain_dataset(
+    source,
+    split=config.data.train_split,
+    batch_size=local_batch,
+    host_example=host_example,
+    seed=config.seed,
+    grayscale_to_rgb=grayscale_to_rgb,
+    shuffle_buffer=config.data.shuffle_buffer,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
   writer = MetricsWriter(workdir, resume_step=0, enabled=jax.process_index() == 0)
   started = time.perf_counter()
   batches = dataset.as_numpy_iterator()
@@ -123,15 +135,28 @@ def finetune(config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Pa
   writer.close()
 
   correct = total = 0
-  test = pipeline.eval_dataset(source, split=config.data.eval_split, batch_size=ft.eval_batch_size,
-                               image_size=size, grayscale_to_rgb=grayscale_to_rgb)
+  test = pipeline.eval_dataset(
+    source,
+    split=config.data.eval_split,
+    batch_size=ft.eval_batch_size,
+    image_size=size,
+    grayscale_to_rgb=grayscale_to_rgb,
+  )
   for batch in test.as_numpy_iterator():
     correct += int(np.sum(np.asarray(predict(state, batch["image"])) == batch["label"]))
     total += len(batch["label"])
-  results = {"mode": ft.mode, "top1": correct / total, "num_test": total, "steps": total_steps,
-             "encoder": str(pathlib.Path(encoder_dir).resolve()), "source_run_step": encoder.metadata["source_run"]["step"],
-             "seconds": round(time.perf_counter() - started, 1)}
+  results = {
+    "mode": ft.mode,
+    "top1": correct / total,
+    "num_test": total,
+    "steps": total_steps,
+    "encoder": str(pathlib.Path(encoder_dir).resolve()),
+    "source_run_step": encoder.metadata["source_run"]["step"],
+    "seconds": round(time.perf_counter() - started, 1),
+  }
   (workdir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
-  print(f"{ft.mode} fine-tuning of {encoder_dir}: top-1 {results['top1']:.4f} on {total} test examples "
-        f"after {total_steps} steps")
+  print(
+    f"{ft.mode} fine-tuning of {encoder_dir}: top-1 {results['top1']:.4f} on {total} test examples "
+    f"after {total_steps} steps"
+  )
   return results

@@ -29,8 +29,10 @@ def split_microbatches(x: jax.Array, count: int) -> jax.Array:
   device holds a share of every micro-batch (if its rows divide by ``count``).
   """
   if x.shape[0] % count:
-    raise ValueError(f"batch of {x.shape[0]} does not split into {count} micro-batches; "
-                     "train.microbatches must divide train.batch_size.")
+    raise ValueError(
+      f"batch of {x.shape[0]} does not split into {count} micro-batches; "
+      "train.microbatches must divide train.batch_size."
+    )
   return jnp.swapaxes(x.reshape(x.shape[0] // count, count, *x.shape[1:]), 0, 1)
 
 

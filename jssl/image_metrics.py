@@ -80,8 +80,10 @@ def ssim(pred: jax.Array, target: jax.Array, *, max_value: float = 1.0) -> jax.A
   _check_images(pred, target, "ssim")
   taps = _gaussian_taps()
   if min(pred.shape[1:3]) < len(taps):
-    raise ValueError(f"ssim: images must be at least {len(taps)}x{len(taps)} (the Gaussian window), got "
-                     f"{pred.shape[1]}x{pred.shape[2]}.")
+    raise ValueError(
+      f"ssim: images must be at least {len(taps)}x{len(taps)} (the Gaussian window), got "
+      f"{pred.shape[1]}x{pred.shape[2]}."
+    )
   x, y = jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32)
   # All five local moments in one filtering pass: [5, N, H, W, C] -> [5, N, H', W', C].
   moments = _valid_filter(_valid_filter(jnp.stack([x, y, x * x, y * y, x * y]), taps, 2), taps, 3)

@@ -7,7 +7,8 @@ batch-norm statistics and contrastive negatives are global by construction.
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
 FSDP_AXIS = "fsdp"
@@ -19,8 +20,10 @@ def devices_to_use(count: int) -> list:
   if count == 0:
     return jax.devices()
   if jax.process_count() > 1:
-    raise ValueError(f"parallel.devices={count} picks devices of one process; a {jax.process_count()}-process run "
-                     "uses every device (set it to 0).")
+    raise ValueError(
+      f"parallel.devices={count} picks devices of one process; a {jax.process_count()}-process run "
+      "uses every device (set it to 0)."
+    )
   if not 0 < count <= len(jax.devices()):
     raise ValueError(f"parallel.devices={count}: this machine has {len(jax.devices())} devices (0 uses all).")
   return jax.devices()[:count]
@@ -69,8 +72,10 @@ def check_global_batch(global_batch: int, mesh: Mesh) -> int:
   """Validates ``global_batch`` against the mesh; returns this process's share of it."""
   devices, processes = mesh.devices.size, jax.process_count()
   if global_batch % devices:
-    raise ValueError(f"train.batch_size={global_batch} is not divisible by the {devices} devices; "
-                     f"use a multiple of {devices}, e.g. --config.train.batch_size={devices * max(1, global_batch // devices)}.")
+    raise ValueError(
+      f"train.batch_size={global_batch} is not divisible by the {devices} devices; "
+      f"use a multiple of {devices}, e.g. --config.train.batch_size={devices * max(1, global_batch // devices)}."
+    )
   return global_batch // processes
 
 
@@ -80,8 +85,9 @@ def global_batch(local: dict, mesh: Mesh) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
 
 
-def initialize_distributed(*, coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+def initialize_distributed(
+  *, coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
   """Joins a multi-process run; a no-op for a single process.
 
   Explicit arguments (or ``JSSL_COORDINATOR``, ``JSSL_NUM_PROCESSES``, ``JSSL_PROCESS_ID``)
@@ -98,13 +104,17 @@ def initialize_distributed(*, coordinator: str | None = None, num_processes: int
     num_processes = int(os.environ["JSSL_NUM_PROCESSES"])
   if process_id is None and os.environ.get("JSSL_PROCESS_ID"):
     process_id = int(os.environ["JSSL_PROCESS_ID"])
-  cluster = (os.environ.get("JSSL_AUTO_DISTRIBUTED") == "1" or "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
-             or int(os.environ.get("SLURM_NTASKS", "1")) > 1)
+  cluster = (
+    os.environ.get("JSSL_AUTO_DISTRIBUTED") == "1"
+    or "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+  )
   if coordinator is None and not cluster:
     return
   if coordinator is not None and (num_processes is None or process_id is None):
-    raise ValueError("--coordinator needs --num-processes and --process-id (or JSSL_NUM_PROCESSES and "
-                     "JSSL_PROCESS_ID).")
+    raise ValueError(
+      "--coordinator needs --num-processes and --process-id (or JSSL_NUM_PROCESSES and JSSL_PROCESS_ID)."
+    )
   # CPU processes need a collectives backend to talk to each other; accelerators ignore this.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if coordinator is None:

@@ -5,13 +5,13 @@ import pathlib
 import matplotlib
 
 matplotlib.use("Agg")  # Files only; never needs a display.
-import matplotlib.pyplot as plt  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from jssl.data import augment  # noqa: E402
+from jssl.data import augment
 
 
 def save_image_grid(path: pathlib.Path, rows: dict[str, np.ndarray]) -> None:

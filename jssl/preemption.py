@@ -35,8 +35,7 @@ class PreemptionGuard:
       signal.raise_signal(signum)
       return
     self._requested = True
-    log.warning("Received %s: finishing this step, saving a checkpoint, then exiting.",
-                signal.Signals(signum).name)
+    log.warning("Received %s: finishing this step, saving a checkpoint, then exiting.", signal.Signals(signum).name)
 
   def __enter__(self):
     for sig in self.SIGNALS:

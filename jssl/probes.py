@@ -58,8 +58,9 @@ def _labels(y, *, name: str, n: int, num_classes: int, fn: str) -> np.ndarray:
     raise ValueError(f"{fn}: {name} must be integer class ids, got dtype {y.dtype}.")
   if y.min() < 0 or y.max() >= num_classes:
     raise ValueError(
-        f"{fn}: {name} must lie in [0, {num_classes}) for num_classes={num_classes}, "
-        f"got values in [{y.min()}, {y.max()}].")
+      f"{fn}: {name} must lie in [0, {num_classes}) for num_classes={num_classes}, "
+      f"got values in [{y.min()}, {y.max()}]."
+    )
   return y.astype(np.int32, copy=False)
 
 
@@ -71,8 +72,7 @@ def _check_pair(train_x, train_y, test_x, test_y, *, num_classes: int, fn: str):
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(
-        f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   train_y = _labels(train_y, name="train_y", n=train_x.shape[0], num_classes=num_classes, fn=fn)
   test_y = _labels(test_y, name="test_y", n=test_x.shape[0], num_classes=num_classes, fn=fn)
   return train_x, train_y, test_x, test_y
@@ -107,8 +107,7 @@ def standardize(train_x, test_x, *, eps: float = 1e-6) -> tuple[np.ndarray, np.n
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(
-        f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   # Statistics accumulated in float64: a float32 sum over ~10^6 rows loses digits.
   mean = train_x.mean(axis=0, dtype=np.float64)
   std = train_x.std(axis=0, dtype=np.float64)
@@ -158,6 +157,7 @@ class LogisticFit:
   ``converged`` is ``grad_norm <= tol``; False means the solver stopped at ``max_iter`` or
   when float32 could no longer represent a decrease of the objective.
   """
+
   w: np.ndarray
   b: np.ndarray
   l2: float
@@ -188,6 +188,7 @@ def _lbfgs(params, x, y, weights, l2, tol, precond, *, max_iter):
   it, 938 iterations ended stalled at 5.5e-5. The objective and its minimiser are unchanged;
   the stopping rule reads the gradient in ``w`` (``grad_w = P^-1 grad_v``).
   """
+
   # P = V diag(d) V^T with V [F, F] the second moment's eigenvectors; an empty ``precond``
   # (too many features to decompose) means P = I.
   def p(v):
@@ -301,26 +302,39 @@ class _DeviceRows:
     m[slice(None) if rows is None else rows] = 1
     return self.put(m)
 
-  def fit(self, mask: jax.Array, *, num_classes: int, l2: float, max_iter: int, tol: float,
-          init: dict | None = None) -> tuple[dict, LogisticFit]:
+  def fit(
+    self, mask: jax.Array, *, num_classes: int, l2: float, max_iter: int, tol: float, init: dict | None = None
+  ) -> tuple[dict, LogisticFit]:
     """The probe solved on the rows of ``mask``; returns (device params, summary)."""
     if init is None:
-      init = {"w": jnp.zeros((self.x.shape[1], num_classes), jnp.float32),
-              "b": jnp.zeros((num_classes,), jnp.float32)}
+      init = {"w": jnp.zeros((self.x.shape[1], num_classes), jnp.float32), "b": jnp.zeros((num_classes,), jnp.float32)}
     init = jax.device_put(init, self._replicated)
     weights = mask / jnp.sum(mask)
     precond = {} if self._eigh is None else _preconditioner(*self._eigh, jnp.float32(l2))
     started = time.perf_counter()
-    params, loss, grad_norm, iterations = _lbfgs(init, self.x, self.y, weights, jnp.float32(l2), jnp.float32(tol),
-                                                 precond, max_iter=int(max_iter))
+    params, loss, grad_norm, iterations = _lbfgs(
+      init, self.x, self.y, weights, jnp.float32(l2), jnp.float32(tol), precond, max_iter=int(max_iter)
+    )
     w = params["w"] if self._basis is None else self._basis @ params["w"]
-    summary = LogisticFit(w=np.asarray(w), b=np.asarray(params["b"]), l2=float(l2), loss=float(loss),
-                          grad_norm=float(grad_norm), iterations=int(iterations),
-                          converged=bool(float(grad_norm) <= tol))
+    summary = LogisticFit(
+      w=np.asarray(w),
+      b=np.asarray(params["b"]),
+      l2=float(l2),
+      loss=float(loss),
+      grad_norm=float(grad_norm),
+      iterations=int(iterations),
+      converged=bool(float(grad_norm) <= tol),
+    )
     # One line per fit: the probe of a large set takes minutes and shows no other progress.
-    log.info("linear probe: l2 %g on %d rows, %d L-BFGS iterations, loss %.5f, max |grad| %.1e, %.1f s", l2,
-             int(np.asarray(jnp.sum(mask))), summary.iterations, summary.loss, summary.grad_norm,
-             time.perf_counter() - started)
+    log.info(
+      "linear probe: l2 %g on %d rows, %d L-BFGS iterations, loss %.5f, max |grad| %.1e, %.1f s",
+      l2,
+      int(np.asarray(jnp.sum(mask))),
+      summary.iterations,
+      summary.loss,
+      summary.grad_norm,
+      time.perf_counter() - started,
+    )
     return params, summary
 
 
@@ -331,8 +345,10 @@ def _check_solver(*, l2_grid, val_fraction, max_iter, tol, n, fn):
   if not 0 <= val_fraction < 1:
     raise ValueError(f"{fn}: val_fraction must be in [0, 1), got {val_fraction}.")
   if len(l2_grid) > 1 and (val_fraction == 0 or round(val_fraction * n) < 1 or round(val_fraction * n) >= n):
-    raise ValueError(f"{fn}: choosing among {len(l2_grid)} l2 values needs a validation part: val_fraction "
-                     f"{val_fraction} of {n} training examples leaves none (or nothing to fit).")
+    raise ValueError(
+      f"{fn}: choosing among {len(l2_grid)} l2 values needs a validation part: val_fraction "
+      f"{val_fraction} of {n} training examples leaves none (or nothing to fit)."
+    )
   if int(max_iter) != max_iter or max_iter < 1:
     raise ValueError(f"{fn}: max_iter must be a positive integer, got {max_iter}.")
   if not tol > 0:
@@ -361,15 +377,27 @@ def _choose_l2(rows: _DeviceRows, *, num_classes, l2_grid, val_fraction, seed, m
     scores[l2] = float(_masked_accuracy(params, rows.x, rows.y, val_mask))
     if best is None or scores[l2] > scores[best]:
       best, best_params = l2, params
-  log.info("linear probe: held-out top-1 by l2 %s; chose l2 %g%s", {k: round(v, 4) for k, v in scores.items()}, best,
-           " (an end of the grid: eval.linear_l2_grid could reach further)" if best in (min(l2_grid), max(l2_grid))
-           else "")
+  log.info(
+    "linear probe: held-out top-1 by l2 %s; chose l2 %g%s",
+    {k: round(v, 4) for k, v in scores.items()},
+    best,
+    " (an end of the grid: eval.linear_l2_grid could reach further)" if best in (min(l2_grid), max(l2_grid)) else "",
+  )
   return best, best_params, scores
 
 
-def fit_linear(train_x, train_y, *, num_classes: int, l2_grid=DEFAULT_L2_GRID, val_fraction: float = 0.1,
-               seed: int = 0, max_iter: int = 1000, tol: float = 1e-5,
-               devices=None) -> tuple[LogisticFit, dict[float, float]]:
+def fit_linear(
+  train_x,
+  train_y,
+  *,
+  num_classes: int,
+  l2_grid=DEFAULT_L2_GRID,
+  val_fraction: float = 0.1,
+  seed: int = 0,
+  max_iter: int = 1000,
+  tol: float = 1e-5,
+  devices=None,
+) -> tuple[LogisticFit, dict[float, float]]:
   """Solves the linear probe on the train split, choosing its L2 strength on a part of it.
 
   Args:
@@ -397,8 +425,7 @@ def fit_linear(train_x, train_y, *, num_classes: int, l2_grid=DEFAULT_L2_GRID, v
     raise ValueError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
   x = _features(train_x, name="train_x", fn=fn)
   y = _labels(train_y, name="train_y", n=x.shape[0], num_classes=int(num_classes), fn=fn)
-  l2_grid = _check_solver(l2_grid=l2_grid, val_fraction=val_fraction, max_iter=max_iter, tol=tol,
-                          n=x.shape[0], fn=fn)
+  l2_grid = _check_solver(l2_grid=l2_grid, val_fraction=val_fraction, max_iter=max_iter, tol=tol, n=x.shape[0], fn=fn)
   rows = _DeviceRows(x, y, devices=devices)
   kw = dict(num_classes=int(num_classes), max_iter=max_iter, tol=tol)
   l2, init, scores = _choose_l2(rows, l2_grid=l2_grid, val_fraction=val_fraction, seed=seed, **kw)
@@ -406,9 +433,20 @@ def fit_linear(train_x, train_y, *, num_classes: int, l2_grid=DEFAULT_L2_GRID, v
   return fit, scores
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, num_classes: int, l2_grid=DEFAULT_L2_GRID,
-                 val_fraction: float = 0.1, seed: int = 0, max_iter: int = 1000, tol: float = 1e-5,
-                 devices=None) -> dict:
+def linear_probe(
+  train_x,
+  train_y,
+  test_x,
+  test_y,
+  *,
+  num_classes: int,
+  l2_grid=DEFAULT_L2_GRID,
+  val_fraction: float = 0.1,
+  seed: int = 0,
+  max_iter: int = 1000,
+  tol: float = 1e-5,
+  devices=None,
+) -> dict:
   """Linear-probe accuracy: converged multinomial logistic regression on frozen features.
 
   ``fit_linear`` on the train split (L-BFGS to a gradient of at most ``tol``; L2 strength
@@ -434,11 +472,19 @@ def linear_probe(train_x, train_y, test_x, test_y, *, num_classes: int, l2_grid=
       non-finite features or bad solver settings.
   """
   fn = "linear_probe"
-  train_x, train_y, test_x, test_y = _check_pair(
-      train_x, train_y, test_x, test_y, num_classes=num_classes, fn=fn)
+  train_x, train_y, test_x, test_y = _check_pair(train_x, train_y, test_x, test_y, num_classes=num_classes, fn=fn)
   _check_solver(l2_grid=l2_grid, val_fraction=val_fraction, max_iter=max_iter, tol=tol, n=train_x.shape[0], fn=fn)
-  fit, scores = fit_linear(train_x, train_y, num_classes=num_classes, l2_grid=l2_grid, val_fraction=val_fraction,
-                           seed=seed, max_iter=max_iter, tol=tol, devices=devices)
+  fit, scores = fit_linear(
+    train_x,
+    train_y,
+    num_classes=num_classes,
+    l2_grid=l2_grid,
+    val_fraction=val_fraction,
+    seed=seed,
+    max_iter=max_iter,
+    tol=tol,
+    devices=devices,
+  )
   result = {"top1": _top1(fit, test_x, test_y), "train_top1": _top1(fit, train_x, train_y), "l2": fit.l2}
   if scores:
     result["val_top1"] = scores[fit.l2]
@@ -450,8 +496,8 @@ def _top1(fit: LogisticFit, x: np.ndarray, y: np.ndarray) -> float:
   """Accuracy of the fitted probe on x [N, F], labels y [N] (in chunks: N may be large)."""
   correct = 0
   for start in range(0, x.shape[0], 65536):
-    logits = x[start:start + 65536] @ fit.w + fit.b
-    correct += int(np.sum(np.argmax(logits, axis=-1) == y[start:start + 65536]))
+    logits = x[start : start + 65536] @ fit.w + fit.b
+    correct += int(np.sum(np.argmax(logits, axis=-1) == y[start : start + 65536]))
   return correct / x.shape[0]
 
 
@@ -509,35 +555,39 @@ def _knn(train_x, train_y, test_x, *, num_classes, k, temperature, chunk_size):
   # padded rows' predictions are dropped below.
   pad = -num_test % chunk_size
   test_x = np.pad(test_x, ((0, pad), (0, 0)))
-  pred = _knn_predict(jnp.asarray(train_x), jnp.asarray(train_y), jnp.asarray(test_x),
-                      jnp.float32(temperature), num_classes=int(num_classes), k=k,
-                      chunk_size=chunk_size)
+  pred = _knn_predict(
+    jnp.asarray(train_x),
+    jnp.asarray(train_y),
+    jnp.asarray(test_x),
+    jnp.float32(temperature),
+    num_classes=int(num_classes),
+    k=k,
+    chunk_size=chunk_size,
+  )
   return np.asarray(pred)[:num_test]
 
 
-def knn_predict(train_x, train_y, test_x, *, num_classes: int, k: int = 200,
-                temperature: float = 0.1, chunk_size: int = 1024) -> np.ndarray:
+def knn_predict(
+  train_x, train_y, test_x, *, num_classes: int, k: int = 200, temperature: float = 0.1, chunk_size: int = 1024
+) -> np.ndarray:
   """Weighted-kNN class predictions (see ``knn_top1``), int32 ``[N_test]``.
 
   Ties in the vote go to the lowest class id; which train neighbours are kept when
   similarities tie at the k-th place is left to ``lax.top_k``.
   """
   fn = "knn_predict"
-  _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature,
-                     chunk_size=chunk_size, fn=fn)
+  _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size, fn=fn)
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(
-        f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
-  train_y = _labels(train_y, name="train_y", n=train_x.shape[0],
-                    num_classes=int(num_classes), fn=fn)
-  return _knn(train_x, train_y, test_x, num_classes=num_classes, k=k,
-              temperature=temperature, chunk_size=chunk_size)
+    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+  train_y = _labels(train_y, name="train_y", n=train_x.shape[0], num_classes=int(num_classes), fn=fn)
+  return _knn(train_x, train_y, test_x, num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size)
 
 
-def knn_top1(train_x, train_y, test_x, test_y, *, num_classes: int, k: int = 200,
-             temperature: float = 0.1, chunk_size: int = 1024) -> float:
+def knn_top1(
+  train_x, train_y, test_x, test_y, *, num_classes: int, k: int = 200, temperature: float = 0.1, chunk_size: int = 1024
+) -> float:
   """Top-1 accuracy of the weighted kNN classifier of InstDisc (Wu et al. 2018).
 
   Features are L2-normalised, so similarity is cosine and any positive rescaling of a
@@ -565,10 +615,7 @@ def knn_top1(train_x, train_y, test_x, test_y, *, num_classes: int, k: int = 200
       non-finite features, k < 1, temperature <= 0 or chunk_size < 1.
   """
   fn = "knn_top1"
-  _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature,
-                     chunk_size=chunk_size, fn=fn)
-  train_x, train_y, test_x, test_y = _check_pair(
-      train_x, train_y, test_x, test_y, num_classes=num_classes, fn=fn)
-  pred = _knn(train_x, train_y, test_x, num_classes=num_classes, k=k,
-              temperature=temperature, chunk_size=chunk_size)
+  _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size, fn=fn)
+  train_x, train_y, test_x, test_y = _check_pair(train_x, train_y, test_x, test_y, num_classes=num_classes, fn=fn)
+  pred = _knn(train_x, train_y, test_x, num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size)
   return float(np.mean(pred == test_y))

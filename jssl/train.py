@@ -34,13 +34,13 @@ log = logging.getLogger("jssl")
 class TrainState:
   """Everything a step reads and writes; a pytree, saved whole by the checkpointer."""
 
-  step: jax.Array          # int32 [], steps completed
-  params: Any              # task model parameters
-  batch_stats: Any         # batch-norm running statistics
+  step: jax.Array  # int32 [], steps completed
+  params: Any  # task model parameters
+  batch_stats: Any  # batch-norm running statistics
   opt_state: Any
-  probe: Any               # online linear probe {"kernel": [F, K], "bias": [K]}, or None
+  probe: Any  # online linear probe {"kernel": [F, K], "bias": [K]}, or None
   probe_opt_state: Any
-  rng: jax.Array           # uint32 [2] raw key data (plain arrays checkpoint anywhere)
+  rng: jax.Array  # uint32 [2] raw key data (plain arrays checkpoint anywhere)
   skipped_steps: jax.Array  # int32 [], steps whose loss or gradients were not finite
 
 
@@ -63,8 +63,11 @@ class Setup:
 def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   """Validates the config against the data and devices before anything compiles."""
   source = source_from_config(config.data, seed=config.seed)
-  mesh = parallel.make_mesh(parallel.devices_to_use(config.parallel.devices), fsdp=config.parallel.fsdp) \
-      if mesh is None else mesh
+  mesh = (
+    parallel.make_mesh(parallel.devices_to_use(config.parallel.devices), fsdp=config.parallel.fsdp)
+    if mesh is None
+    else mesh
+  )
   batch = config.train.batch_size
   local_batch_size = parallel.check_global_batch(batch, mesh)
   num_examples = source.num_examples(config.data.train_split)
@@ -72,13 +75,23 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   total_steps = config.train.steps if config.train.steps > 0 else round(config.train.epochs * steps_per_epoch)
   if total_steps < 1:
     raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
-  tx, schedule = optim.make_optimizer(config.optim, batch_size=batch, total_steps=total_steps,
-                                      steps_per_epoch=steps_per_epoch)
+  tx, schedule = optim.make_optimizer(
+    config.optim, batch_size=batch, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+  )
   task = make_task(config, mesh=mesh, source=source)
   task.batch_spec(batch, source)  # the task's checks of the data (e.g. colour images) fail here
-  return Setup(config=config, source=source, task=task, mesh=mesh, tx=task.optimizer(tx),
-               probe_tx=optax.adam(config.train.probe_lr), schedule=schedule, total_steps=total_steps,
-               steps_per_epoch=steps_per_epoch, local_batch_size=local_batch_size)
+  return Setup(
+    config=config,
+    source=source,
+    task=task,
+    mesh=mesh,
+    tx=task.optimizer(tx),
+    probe_tx=optax.adam(config.train.probe_lr),
+    schedule=schedule,
+    total_steps=total_steps,
+    steps_per_epoch=steps_per_epoch,
+    local_batch_size=local_batch_size,
+  )
 
 
 def batch_spec(setup: Setup) -> dict:
@@ -96,9 +109,9 @@ def random_batch(setup: Setup, key: jax.Array) -> dict:
   (for benchmarks that leave the input pipeline out)."""
   spec = batch_spec(setup)
 
-  def make(key):
+  def make(rng):
     batch = {}
-    for name, key in zip(sorted(spec), jax.random.split(key, len(spec))):
+    for name, key in zip(sorted(spec), jax.random.split(rng, len(spec))):
       shape, dtype = spec[name].shape, spec[name].dtype
       if jnp.issubdtype(dtype, jnp.floating):
         batch[name] = jax.random.uniform(key, shape, dtype)
@@ -117,12 +130,20 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
   probe = None
   if setup.source.num_classes:
     num_features = setup.task.model.encoder.num_features
-    probe = {"kernel": jax.random.normal(probe_rng, (num_features, setup.source.num_classes)) * 0.01,
-             "bias": jnp.zeros((setup.source.num_classes,))}
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=setup.tx.init(params), probe=probe,
-                    probe_opt_state=setup.probe_tx.init(probe) if probe is not None else None,
-                    rng=jax.random.key_data(run_rng), skipped_steps=jnp.zeros((), jnp.int32))
+    probe = {
+      "kernel": jax.random.normal(probe_rng, (num_features, setup.source.num_classes)) * 0.01,
+      "bias": jnp.zeros((setup.source.num_classes,)),
+    }
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=setup.tx.init(params),
+    probe=probe,
+    probe_opt_state=setup.probe_tx.init(probe) if probe is not None else None,
+    rng=jax.random.key_data(run_rng),
+    skipped_steps=jnp.zeros((), jnp.int32),
+  )
 
 
 def abstract_state(setup: Setup) -> TrainState:
@@ -165,8 +186,7 @@ def make_train_step(setup: Setup):
 
   def step(state: TrainState, batch: dict):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    (loss, (batch_stats, metrics, features)), grads = task.loss_and_grads(state.params, state.batch_stats,
-                                                                          batch, rng)
+    (loss, (batch_stats, metrics, features)), grads = task.loss_and_grads(state.params, state.batch_stats, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.tree.norm(grads)
@@ -175,7 +195,8 @@ def make_train_step(setup: Setup):
     if probe is not None:
       # The probe sees detached features: labels must never shape the encoder.
       (probe_loss, probe_acc), probe_grads = jax.value_and_grad(_probe_loss, has_aux=True)(
-          probe, jax.lax.stop_gradient(features), batch["label"])
+        probe, jax.lax.stop_gradient(features), batch["label"]
+      )
       probe_updates, probe_opt_state = probe_tx.update(probe_grads, probe_opt_state, probe)
       probe = optax.apply_updates(probe, probe_updates)
       metrics.update(probe_loss=probe_loss, probe_top1=probe_acc)
@@ -187,17 +208,21 @@ def make_train_step(setup: Setup):
       return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
 
     new_state = state.replace(
-        step=state.step + 1, params=keep_if_finite(params, state.params),
-        batch_stats=keep_if_finite(batch_stats, state.batch_stats),
-        opt_state=keep_if_finite(opt_state, state.opt_state), probe=keep_if_finite(probe, state.probe),
-        probe_opt_state=keep_if_finite(probe_opt_state, state.probe_opt_state),
-        skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32))
+      step=state.step + 1,
+      params=keep_if_finite(params, state.params),
+      batch_stats=keep_if_finite(batch_stats, state.batch_stats),
+      opt_state=keep_if_finite(opt_state, state.opt_state),
+      probe=keep_if_finite(probe, state.probe),
+      probe_opt_state=keep_if_finite(probe_opt_state, state.probe_opt_state),
+      skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
+    )
     metrics.update(finite=finite, skipped_steps=new_state.skipped_steps)
     return new_state, metrics
 
   states, batched = state_sharding(setup), parallel.batch_sharding(setup.mesh)
-  return jax.jit(step, in_shardings=(states, batched), out_shardings=(states, parallel.replicated(setup.mesh)),
-                 donate_argnums=0)
+  return jax.jit(
+    step, in_shardings=(states, batched), out_shardings=(states, parallel.replicated(setup.mesh)), donate_argnums=0
+  )
 
 
 class MetricsWriter:
@@ -214,6 +239,7 @@ class MetricsWriter:
       kept = [json.dumps(m) for m in read_metrics(workdir) if m["step"] <= resume_step]
       self.path.write_text("".join(line + "\n" for line in kept))
     import tensorflow as tf  # noqa: PLC0415  (only process 0 writes TensorBoard)
+
     self._tb = tf.summary.create_file_writer(str(workdir / "tensorboard"))
     self._tf = tf
 
@@ -273,23 +299,29 @@ class Holdout:
 
   def __init__(self, setup: Setup):
     config = setup.config
-    dataset = pipeline.eval_dataset(setup.source, split=config.data.eval_split,
-                                    batch_size=config.eval.holdout_examples, image_size=config.data.image_size,
-                                    grayscale_to_rgb=config.data.grayscale_to_rgb)
+    dataset = pipeline.eval_dataset(
+      setup.source,
+      split=config.data.eval_split,
+      batch_size=config.eval.holdout_examples,
+      image_size=config.data.image_size,
+      grayscale_to_rgb=config.data.grayscale_to_rgb,
+    )
     images = next(dataset.as_numpy_iterator())["image"]
     replicated = parallel.replicated(setup.mesh)
     self.images = jax.make_array_from_callback(images.shape, replicated, lambda index: images[index])
     self.sample_images = config.eval.sample_images
     key = jax.random.key(config.seed + 1)
-    self._reconstruct = jax.jit(lambda params, stats, images: setup.task.reconstruct(params, stats, images, key),
-                                out_shardings=replicated)
+    self._reconstruct = jax.jit(
+      lambda params, stats, images: setup.task.reconstruct(params, stats, images, key), out_shardings=replicated
+    )
 
   def report(self, state: TrainState, path: pathlib.Path, *, write: bool) -> dict:
     """Writes ``path`` (when ``write``) and returns ``{"holdout_<score>": mean}``."""
     from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+
     rows, scores = to_host(self._reconstruct(state.params, state.batch_stats, self.images))
     if write:
-      plots.save_image_grid(path, {name: images[:self.sample_images] for name, images in rows.items()})
+      plots.save_image_grid(path, {name: images[: self.sample_images] for name, images in rows.items()})
     return {f"holdout_{name}": float(np.mean(values)) for name, values in scores.items()}
 
 
@@ -304,8 +336,10 @@ def refresh(setup: Setup, state: TrainState) -> TrainState:
     x = np.asarray(x)  # host values, the same on every process
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-  return state.replace(params=jax.tree.map(place, params, shardings.params),
-                       batch_stats=jax.tree.map(place, batch_stats, shardings.batch_stats))
+  return state.replace(
+    params=jax.tree.map(place, params, shardings.params),
+    batch_stats=jax.tree.map(place, batch_stats, shardings.batch_stats),
+  )
 
 
 class NonFiniteError(RuntimeError):
@@ -324,9 +358,10 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
     NonFiniteError: after ``train.max_consecutive_nonfinite`` non-finite steps in a row
       (a checkpoint of the last good state is written first).
   """
+  from tqdm.auto import tqdm  # noqa: PLC0415
+
   from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
   from jssl.preemption import PreemptionGuard  # noqa: PLC0415
-  from tqdm.auto import tqdm  # noqa: PLC0415
 
   workdir = pathlib.Path(workdir).resolve()
   is_main = jax.process_index() == 0
@@ -334,11 +369,18 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config_lib.to_json(config))
-  log.info("%d devices (%s), global batch %d, %d steps (%d per epoch)", setup.mesh.devices.size,
-           jax.default_backend(), config.train.batch_size, setup.total_steps, setup.steps_per_epoch)
+  log.info(
+    "%d devices (%s), global batch %d, %d steps (%d per epoch)",
+    setup.mesh.devices.size,
+    jax.default_backend(),
+    config.train.batch_size,
+    setup.total_steps,
+    setup.steps_per_epoch,
+  )
 
-  checkpointer = Checkpointer(workdir, max_to_keep=config.train.keep_checkpoints,
-                              save_every=config.train.checkpoint_every_steps)
+  checkpointer = Checkpointer(
+    workdir, max_to_keep=config.train.keep_checkpoints, save_every=config.train.checkpoint_every_steps
+  )
   start = checkpointer.latest_step()
   if start is not None:
     state = checkpointer.restore(abstract_state(setup), step=start)
@@ -349,10 +391,18 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   writer = MetricsWriter(workdir, resume_step=start, enabled=is_main)
 
   dataset = pipeline.pretrain_dataset(
-      setup.source, split=config.data.train_split, batch_size=setup.local_batch_size,
-      host_example=setup.task.host_example, seed=config.seed, grayscale_to_rgb=config.data.grayscale_to_rgb,
-      shuffle_buffer=config.data.shuffle_buffer, process_index=jax.process_index(),
-      process_count=jax.process_count(), start_step=start, with_index="index" in batch_spec(setup))
+    setup.source,
+    split=config.data.train_split,
+    batch_size=setup.local_batch_size,
+    host_example=setup.task.host_example,
+    seed=config.seed,
+    grayscale_to_rgb=config.data.grayscale_to_rgb,
+    shuffle_buffer=config.data.shuffle_buffer,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    start_step=start,
+    with_index="index" in batch_spec(setup),
+  )
   if is_main and start == 0:
     plots.save_augmentations(workdir / "augmentations.png", setup, seed=config.seed)
 
@@ -364,8 +414,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   refresh_every = setup.task.refresh_every(setup.steps_per_epoch)
   window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
   pending, consecutive_nonfinite, last_saved, step = None, 0, start, start
-  progress = tqdm(total=setup.total_steps, initial=start, disable=not is_main, unit="step",
-                  dynamic_ncols=True, desc="pretrain")
+  progress = tqdm(
+    total=setup.total_steps, initial=start, disable=not is_main, unit="step", dynamic_ncols=True, desc="pretrain"
+  )
 
   def settle(step_metrics) -> None:
     """Waits for a step and counts it if it was not finite."""
@@ -379,10 +430,11 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
       checkpointer.save(at, state, force=at != last_saved)
       checkpointer.wait()
       raise NonFiniteError(
-          f"{consecutive_nonfinite} consecutive steps up to step {at} had a non-finite loss or "
-          f"gradient (train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}). The last good "
-          f"state is saved at step {at} in {checkpointer.directory}. Lower optim.base_lr, raise "
-          "loss.temperature, or check the data.")
+        f"{consecutive_nonfinite} consecutive steps up to step {at} had a non-finite loss or "
+        f"gradient (train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}). The last good "
+        f"state is saved at step {at} in {checkpointer.directory}. Lower optim.base_lr, raise "
+        "loss.temperature, or check the data."
+      )
 
   with PreemptionGuard() as guard:
     for step in range(start + 1, setup.total_steps + 1):
@@ -400,20 +452,26 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
         settle(pending)
       pending = metrics
       window_steps += 1
-      evaluate_now = holdout is not None and ((eval_every > 0 and step % eval_every == 0)
-                                              or step == setup.total_steps)
+      evaluate_now = holdout is not None and ((eval_every > 0 and step % eval_every == 0) or step == setup.total_steps)
       if step % log_every == 0 or step == setup.total_steps or evaluate_now:
         metrics = to_host(metrics)  # Blocks: the window's time is now real.
         elapsed = time.perf_counter() - window_start
-        scalars = dict(metrics, images_per_s=window_steps * config.train.batch_size / elapsed,
-                       input_wait_fraction=window_wait / elapsed, epoch=step / setup.steps_per_epoch)
+        scalars = dict(
+          metrics,
+          images_per_s=window_steps * config.train.batch_size / elapsed,
+          input_wait_fraction=window_wait / elapsed,
+          epoch=step / setup.steps_per_epoch,
+        )
         del scalars["finite"]
         if evaluate_now:  # After the window's timing, so held-out scoring does not count as training time.
           scalars.update(holdout.report(state, workdir / "samples.png", write=is_main))
         writer.write(step, scalars)
-        progress.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.3g}",
-                             img_s=f"{scalars['images_per_s']:.0f}",
-                             **({"probe": f"{scalars['probe_top1']:.3f}"} if "probe_top1" in scalars else {}))
+        progress.set_postfix(
+          loss=f"{scalars['loss']:.4f}",
+          lr=f"{scalars['lr']:.3g}",
+          img_s=f"{scalars['images_per_s']:.0f}",
+          **({"probe": f"{scalars['probe_top1']:.3f}"} if "probe_top1" in scalars else {}),
+        )
         window_start, window_wait, window_steps = time.perf_counter(), 0.0, 0
       progress.update(1)
       if checkpointer.save(step, state):
@@ -429,8 +487,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   checkpointer.close()
   writer.close()
   if step < setup.total_steps:
-    log.warning("Stopped at step %d of %d with a checkpoint; run the same command to resume.", step,
-                setup.total_steps)
+    log.warning("Stopped at step %d of %d with a checkpoint; run the same command to resume.", step, setup.total_steps)
   elif is_main:
     plots.save_curves(workdir / "curves.png", read_metrics(workdir))
   return state

@@ -22,9 +22,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-import pathlib  # noqa: E402
+import pathlib
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,4 +32,5 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture
 def smoke_config():
   from jssl.config import load_config  # noqa: PLC0415
+
   return load_config(REPO / "configs" / "smoke.py")

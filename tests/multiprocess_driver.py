@@ -1,18 +1,18 @@
 """One process of a local multi-process run with 2 CPU devices (used by test_multiprocess.py).
 
-  python tests/multiprocess_driver.py pretrain COORDINATOR NUM_PROCESSES PROCESS_ID WORKDIR [--config.k=v ...]
-  python tests/multiprocess_driver.py steps COORDINATOR NUM_PROCESSES PROCESS_ID OUT.npz
+python tests/multiprocess_driver.py pretrain COORDINATOR NUM_PROCESSES PROCESS_ID WORKDIR [--config.k=v ...]
+python tests/multiprocess_driver.py steps COORDINATOR NUM_PROCESSES PROCESS_ID OUT.npz
 """
 
 import os
 import pathlib
 import sys
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-from jssl import cli, parallel, train  # noqa: E402
-from jssl.config import load_config  # noqa: E402
+from jssl import cli, parallel, train
+from jssl.config import load_config
 
 SMOKE = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "smoke.py")
 
@@ -21,9 +21,11 @@ def fixed_batch(config, seed):
   """The same global batch whatever the process layout (tests/test_multiprocess.py uses it too)."""
   rng = np.random.default_rng(seed)
   size, batch = config.data.image_size, config.train.batch_size
-  return {"view1": rng.random((batch, size, size, 3), dtype=np.float32),
-          "view2": rng.random((batch, size, size, 3), dtype=np.float32),
-          "label": rng.integers(0, 10, batch).astype(np.int32)}
+  return {
+    "view1": rng.random((batch, size, size, 3), dtype=np.float32),
+    "view2": rng.random((batch, size, size, 3), dtype=np.float32),
+    "label": rng.integers(0, 10, batch).astype(np.int32),
+  }
 
 
 def steps_config():
@@ -41,7 +43,7 @@ def run_steps(out):
   local, index = config.train.batch_size // jax.process_count(), jax.process_index()
   losses = []
   for seed in (0, 1):
-    rows = {k: v[index * local:(index + 1) * local] for k, v in fixed_batch(config, seed).items()}
+    rows = {k: v[index * local : (index + 1) * local] for k, v in fixed_batch(config, seed).items()}
     state, metrics = step(state, parallel.global_batch(rows, setup.mesh))
     losses.append(float(train.to_host(metrics["loss"])))
   if index == 0:
@@ -56,10 +58,27 @@ if __name__ == "__main__":
   os.environ["JAX_PLATFORMS"] = "cpu"
   mode, coordinator, num_processes, process_id, target, *overrides = sys.argv[1:]
   if mode == "steps":
-    parallel.initialize_distributed(coordinator=coordinator, num_processes=int(num_processes),
-                                    process_id=int(process_id))
+    parallel.initialize_distributed(
+      coordinator=coordinator, num_processes=int(num_processes), process_id=int(process_id)
+    )
     run_steps(target)
   else:
-    sys.exit(cli.main(["pretrain", "--config", SMOKE, "--workdir", target, "--coordinator", coordinator,
-                       "--num-processes", num_processes, "--process-id", process_id, "--config.parallel.devices=0",
-                       *overrides]))
+    sys.exit(
+      cli.main(
+        [
+          "pretrain",
+          "--config",
+          SMOKE,
+          "--workdir",
+          target,
+          "--coordinator",
+          coordinator,
+          "--num-processes",
+          num_processes,
+          "--process-id",
+          process_id,
+          "--config.parallel.devices=0",
+          *overrides,
+        ]
+      )
+    )

@@ -12,8 +12,15 @@ from jssl.data.augment import AugmentConfig
 S = 32
 # Every random step off and the crop forced to the whole image: a view is then a
 # plain resize. Individual tests switch one step back on.
-ALL_OFF = dict(image_size=S, crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip_prob=0.0, jitter_prob=0.0,
-               grayscale_prob=0.0, blur_prob=0.0)
+ALL_OFF = dict(
+  image_size=S,
+  crop_area=(1.0, 1.0),
+  crop_aspect=(1.0, 1.0),
+  flip_prob=0.0,
+  jitter_prob=0.0,
+  grayscale_prob=0.0,
+  blur_prob=0.0,
+)
 
 
 def _uint8_image(height, width, channels=3, *, seed=0):
@@ -30,8 +37,9 @@ def _seed(a, b=0):
 
 def _map_over_seeds(fn, num, *, base=12345):
   """Stacks ``fn(seed)`` for seeds ``[base, i]``, i < num, computed in a graph-mode tf.data map."""
-  ds = tf.data.Dataset.range(num).map(lambda i: fn(tf.stack([tf.constant(base, tf.int64), i])),
-                                      num_parallel_calls=tf.data.AUTOTUNE)
+  ds = tf.data.Dataset.range(num).map(
+    lambda i: fn(tf.stack([tf.constant(base, tf.int64), i])), num_parallel_calls=tf.data.AUTOTUNE
+  )
   return next(iter(ds.batch(num).as_numpy_iterator()))
 
 
@@ -52,7 +60,9 @@ def test_config_from_dict_accepts_lists_and_rejects_unknown_fields():
     AugmentConfig.from_dict({"crop_scale": (0.1, 1.0)})
 
 
-@pytest.mark.parametrize("field, value", [
+@pytest.mark.parametrize(
+  "field, value",
+  [
     ("image_size", 0),
     ("image_size", 32.0),
     ("flip_prob", 1.5),
@@ -65,7 +75,8 @@ def test_config_from_dict_accepts_lists_and_rejects_unknown_fields():
     ("crop_aspect", (4 / 3, 3 / 4)),
     ("blur_sigma", (2.0, 0.1)),
     ("jitter_strength", -1.0),
-])
+  ],
+)
 def test_config_validation_names_the_field(field, value):
   with pytest.raises(ValueError, match=field):
     AugmentConfig(**{field: value})
@@ -151,9 +162,10 @@ def test_deterministic_inside_tf_data_map():
 
   def run(parallel):
     ds = tf.data.Dataset.from_tensor_slices(images).enumerate()
-    ds = ds.map(lambda i, x: augment.two_views(augment.to_float_rgb(x), tf.stack([tf.constant(99, tf.int64), i]),
-                                               config=config),
-                num_parallel_calls=tf.data.AUTOTUNE if parallel else None)
+    ds = ds.map(
+      lambda i, x: augment.two_views(augment.to_float_rgb(x), tf.stack([tf.constant(99, tf.int64), i]), config=config),
+      num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
+    )
     return [np.stack(v) for v in zip(*ds.as_numpy_iterator())]
 
   a1, b1 = run(parallel=True)
@@ -225,9 +237,11 @@ def test_crop_area_fraction_statistics():
   samples the crop *height* uniformly, so areas are skewed small: the mean measured
   over 5000 seeds is 0.434 (sd 0.235); the mean of 500 has sd 0.011, tolerance 0.05.
   """
+
   def area(seed):
-    _, size = augment.sample_crop_box(tf.constant([32, 32, 3]), seed, area_range=(0.08, 1.0),
-                                      aspect_range=(3 / 4, 4 / 3))
+    _, size = augment.sample_crop_box(
+      tf.constant([32, 32, 3]), seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)
+    )
     return tf.cast(size[0] * size[1], tf.float32) / (32.0 * 32.0)
 
   areas = _map_over_seeds(area, 500)
@@ -245,8 +259,9 @@ def test_crop_of_structured_image_respects_area_range():
   ys, xs = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
   image = np.stack([ys, xs, np.zeros_like(ys)], axis=-1).astype(np.float32) / (side - 1)
   for i in range(20):
-    begin, size = augment.sample_crop_box(tf.constant([side, side, 3]), _seed(i), area_range=(0.3, 0.5),
-                                          aspect_range=(1.0, 1.0))
+    begin, size = augment.sample_crop_box(
+      tf.constant([side, side, 3]), _seed(i), area_range=(0.3, 0.5), aspect_range=(1.0, 1.0)
+    )
     crop = tf.slice(image, begin, size).numpy()
     height = round((crop[-1, 0, 0] - crop[0, 0, 0]) * (side - 1)) + 1
     width = round((crop[0, -1, 1] - crop[0, 0, 1]) * (side - 1)) + 1
@@ -265,7 +280,8 @@ def test_brightness_jitter_statistics():
   m = float(image.mean())
   n = 400
   views = _map_over_seeds(
-      lambda s: augment.color_jitter(image, s, brightness=0.8, contrast=0.0, saturation=0.0, hue=0.0), n)
+    lambda s: augment.color_jitter(image, s, brightness=0.8, contrast=0.0, saturation=0.0, hue=0.0), n
+  )
   factors = views.reshape(n, -1).mean(axis=1) / m
   # Brightness is a pure scaling: every pixel moved by the same factor.
   np.testing.assert_allclose(views, factors[:, None, None, None] * image, atol=1e-5)
@@ -284,7 +300,8 @@ def test_full_jitter_keeps_mean_brightness_roughly_unbiased_and_in_range():
   """
   image = _float_image(16, 16, low=0.3, high=0.6)
   views = _map_over_seeds(
-      lambda s: augment.color_jitter(image, s, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2), 300)
+    lambda s: augment.color_jitter(image, s, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2), 300
+  )
   assert views.min() >= 0.0 and views.max() <= 1.0
   change = views.reshape(300, -1).mean(axis=1) - image.mean()
   assert abs(change.mean()) < 0.04
@@ -319,13 +336,20 @@ def test_two_views_throughput(name, shape, image_size):
   images = np.stack([_uint8_image(*shape, seed=i) for i in range(256)])
   n = 2048
   ds = tf.data.Dataset.from_tensor_slices(images).repeat().take(n).enumerate()
-  ds = ds.map(lambda i, x: augment.two_views(augment.to_float_rgb(x), tf.stack([tf.constant(0, tf.int64), i]),
-                                             config=config),
-              num_parallel_calls=tf.data.AUTOTUNE).batch(256).prefetch(tf.data.AUTOTUNE)
+  ds = (
+    ds.map(
+      lambda i, x: augment.two_views(augment.to_float_rgb(x), tf.stack([tf.constant(0, tf.int64), i]), config=config),
+      num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    .batch(256)
+    .prefetch(tf.data.AUTOTUNE)
+  )
   for _ in ds.take(1):  # trace and warm up
     pass
   start = time.perf_counter()
   count = sum(int(a.shape[0]) for a, _ in ds)
   elapsed = time.perf_counter() - start
-  print(f"\ntwo_views throughput, {name} -> {image_size}x{image_size}x3, blur off: "
-        f"{count / elapsed:,.0f} images/s ({2 * count / elapsed:,.0f} views/s)")
+  print(
+    f"\ntwo_views throughput, {name} -> {image_size}x{image_size}x3, blur off: "
+    f"{count / elapsed:,.0f} images/s ({2 * count / elapsed:,.0f} views/s)"
+  )

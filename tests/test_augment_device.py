@@ -20,8 +20,15 @@ from jssl.data.augment import AugmentConfig
 
 S = 16
 # Every random step off and the crop forced to the whole image (as in test_augment.py).
-ALL_OFF = dict(image_size=S, crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip_prob=0.0, jitter_prob=0.0,
-               grayscale_prob=0.0, blur_prob=0.0)
+ALL_OFF = dict(
+  image_size=S,
+  crop_area=(1.0, 1.0),
+  crop_aspect=(1.0, 1.0),
+  flip_prob=0.0,
+  jitter_prob=0.0,
+  grayscale_prob=0.0,
+  blur_prob=0.0,
+)
 CROP = dict(area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3))  # AugmentConfig's defaults
 # Random crop and flip only: cheap to compile, for tests of plumbing that no step changes.
 CROP_FLIP = AugmentConfig(**{**ALL_OFF, "crop_area": (0.08, 1.0), "crop_aspect": (3 / 4, 4 / 3), "flip_prob": 0.5})
@@ -39,8 +46,16 @@ def _uint8_images(batch, height, width, channels=3, *, seed=0):
 def _edge_case_image():
   """A 6x8 colour image whose first row holds the HSV edge cases: grey, black, white, ties, pure hues."""
   image = _float_image(6, 8, seed=3)
-  image[0] = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.2, 0.2, 0.7], [0.7, 0.7, 0.2],
-              [0.7, 0.2, 0.7], [1.0, 0.0, 0.0], [0.0, 0.3, 1.0]]
+  image[0] = [
+    [0.5, 0.5, 0.5],
+    [0.0, 0.0, 0.0],
+    [1.0, 1.0, 1.0],
+    [0.2, 0.2, 0.7],
+    [0.7, 0.7, 0.2],
+    [0.7, 0.2, 0.7],
+    [1.0, 0.0, 0.0],
+    [0.0, 0.3, 1.0],
+  ]
   return image
 
 
@@ -50,8 +65,9 @@ def _keys(num, seed=0):
 
 def _tf_map(fn, num, *, base=12345):
   """Stacks ``fn(seed)`` for seeds ``[base, i]``, i < num, computed in a tf.data map (graph mode)."""
-  ds = tf.data.Dataset.range(num).map(lambda i: fn(tf.stack([tf.constant(base, tf.int64), i])),
-                                      num_parallel_calls=tf.data.AUTOTUNE)
+  ds = tf.data.Dataset.range(num).map(
+    lambda i: fn(tf.stack([tf.constant(base, tf.int64), i])), num_parallel_calls=tf.data.AUTOTUNE
+  )
   return next(iter(ds.batch(num).as_numpy_iterator()))
 
 
@@ -67,8 +83,10 @@ def _views_over_keys(config, image, num, keys=None):
 
 # Jitted once here: op-by-op dispatch would compile every primitive on first use, slower.
 _jit_resized_crop = jax.jit(aj.resized_crop, static_argnums=2)
-_jit_op = {name: jax.jit(getattr(aj, name)) for name in ("adjust_brightness", "adjust_contrast", "adjust_saturation",
-                                                         "adjust_hue", "to_grayscale")}
+_jit_op = {
+  name: jax.jit(getattr(aj, name))
+  for name in ("adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue", "to_grayscale")
+}
 _jit_blur = jax.jit(aj.gaussian_blur, static_argnames="kernel_size")
 _jit_jitter_in_order = jax.jit(aj.jitter_in_order)
 
@@ -99,11 +117,12 @@ def _assert_same_mean_and_variance(a, b, what):
   se_mean = np.sqrt(a.var() / n + b.var() / m)
   assert abs(a.mean() - b.mean()) < 4 * se_mean, f"{what}: means {a.mean():.5f} vs {b.mean():.5f} (se {se_mean:.5f})"
   pooled = np.concatenate([a - a.mean(), b - b.mean()])
-  kurtosis = np.mean(pooled**4) / np.mean(pooled**2)**2
+  kurtosis = np.mean(pooled**4) / np.mean(pooled**2) ** 2
   se_log_ratio = np.sqrt((kurtosis - 1) * (1 / n + 1 / m))
   log_ratio = np.log(a.var() / b.var())
   assert abs(log_ratio) < 4 * se_log_ratio, (
-      f"{what}: variances {a.var():.6f} vs {b.var():.6f} (log ratio se {se_log_ratio:.4f})")
+    f"{what}: variances {a.var():.6f} vs {b.var():.6f} (log ratio se {se_log_ratio:.4f})"
+  )
 
 
 # --------------------------------------------------------------------------- distributions match the tf.data version
@@ -119,20 +138,19 @@ def test_crop_box_distribution_matches_tf(height, width):
   0.54 and the KS statistic to ~0.2.
   """
   n = 4000
-  top, left, h, w = map(np.asarray, jax.jit(jax.vmap(
-      lambda k: aj.sample_crop_box(k, height, width, **CROP)))(_keys(n)))
+  top, left, h, w = map(np.asarray, jax.jit(jax.vmap(lambda k: aj.sample_crop_box(k, height, width, **CROP)))(_keys(n)))
 
   def tf_box(seed):
     begin, size = augment.sample_crop_box(tf.constant([height, width, 3]), seed, **CROP)
     return tf.concat([begin[:2], size[:2]], axis=0)
 
   tf_top, tf_left, tf_h, tf_w = _tf_map(tf_box, n).T
-  for t, l, hh, ww in [(top, left, h, w), (tf_top, tf_left, tf_h, tf_w)]:
+  for t, lft, hh, ww in [(top, left, h, w), (tf_top, tf_left, tf_h, tf_w)]:
     area = hh * ww / (height * width)
     assert area.min() >= 0.08 and area.max() <= 1.0
-    assert (t >= 0).all() and (l >= 0).all() and (t + hh <= height).all() and (l + ww <= width).all()
+    assert (t >= 0).all() and (lft >= 0).all() and (t + hh <= height).all() and (lft + ww <= width).all()
     # TF draws the offset from [0, H - h): a shorter crop never reaches the last row.
-    assert ((t + hh < height) | (hh == height)).all() and ((l + ww < width) | (ww == width)).all()
+    assert ((t + hh < height) | (hh == height)).all() and ((lft + ww < width) | (ww == width)).all()
 
   area, tf_area = h * w / (height * width), tf_h * tf_w / (height * width)
   assert _ks_statistic(area, tf_area) < 0.044
@@ -157,11 +175,15 @@ def _chroma(images):
   return (images.max(axis=-1) - images.min(axis=-1)).reshape(len(images), -1).mean(axis=1)
 
 
-@pytest.mark.parametrize("strengths", [
+@pytest.mark.parametrize(
+  "strengths",
+  [
     dict(brightness=0.8, contrast=0.0, saturation=0.0, hue=0.0),
     dict(brightness=0.0, contrast=0.0, saturation=0.8, hue=0.0),
     dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),
-], ids=["brightness", "saturation", "all-in-random-order"])
+  ],
+  ids=["brightness", "saturation", "all-in-random-order"],
+)
 def test_color_jitter_change_matches_tf(strengths):
   """2000 JAX jitters against 2000 TF ones: mean and variance of per-image changes.
 
@@ -178,9 +200,12 @@ def test_color_jitter_change_matches_tf(strengths):
 
   def changes(views):
     flat = views.reshape(n, -1, 3)
-    return {"mean": flat.mean(axis=(1, 2)) - image.mean(),
-            "std": flat.std(axis=1).mean(axis=1) - image.std((0, 1)).mean(),
-            "chroma": _chroma(views) - _chroma(image[None])[0], "red": flat[..., 0].mean(axis=1) - image[..., 0].mean()}
+    return {
+      "mean": flat.mean(axis=(1, 2)) - image.mean(),
+      "std": flat.std(axis=1).mean(axis=1) - image.std((0, 1)).mean(),
+      "chroma": _chroma(views) - _chroma(image[None])[0],
+      "red": flat[..., 0].mean(axis=1) - image[..., 0].mean(),
+    }
 
   ours, theirs = changes(ours), changes(theirs)
   assert ours["chroma"].std() > 1e-3  # the ops acted (each of them scales the chroma)
@@ -218,9 +243,16 @@ def test_application_rates_and_independence_match_the_config():
   flip & blur 0.5, not 0.25).
   """
   rates = {"flip": 0.5, "jitter": 0.8, "grayscale": 0.2, "blur": 0.5}
-  config = AugmentConfig(**{**ALL_OFF, "flip_prob": rates["flip"], "jitter_prob": rates["jitter"],
-                            "grayscale_prob": rates["grayscale"], "blur_prob": rates["blur"],
-                            "blur_sigma": (0.5, 2.0)})
+  config = AugmentConfig(
+    **{
+      **ALL_OFF,
+      "flip_prob": rates["flip"],
+      "jitter_prob": rates["jitter"],
+      "grayscale_prob": rates["grayscale"],
+      "blur_prob": rates["blur"],
+      "blur_sigma": (0.5, 2.0),
+    }
+  )
   assert config.blur_kernel_size == 3
   image = _rates_image()
   n = 4000
@@ -230,13 +262,15 @@ def test_application_rates_and_independence_match_the_config():
     return region.reshape(n, -1, 3).std(axis=1).max(axis=1) < 1e-5
 
   gray = (np.abs(views[..., 0] - views[..., 1]).max(axis=(1, 2)) < 1e-6) & (
-      np.abs(views[..., 0] - views[..., 2]).max(axis=(1, 2)) < 1e-6)
-  kept, flipped = flat(views[:, 3:7, 2:6]), flat(views[:, 3:7, S - 6:S - 2])
+    np.abs(views[..., 0] - views[..., 2]).max(axis=(1, 2)) < 1e-6
+  )
+  kept, flipped = flat(views[:, 3:7, 2:6]), flat(views[:, 3:7, S - 6 : S - 2])
   assert (kept ^ flipped).all()  # the patch interior is in exactly one place
   patch = np.where(flipped[:, None], views[:, 4, S - 4], views[:, 4, 3])
   plain = np.array([0.6, 0.4, 0.3])
   plain = np.where(gray[:, None], plain @ np.array([0.2989, 0.5870, 0.1140]), plain)
   jittered = np.abs(patch - plain).max(axis=1) > 1e-4
+
   def mirror(x):  # column x after the flip, where there was one
     return np.where(flipped, S - 1 - x, x)
 
@@ -249,7 +283,7 @@ def test_application_rates_and_independence_match_the_config():
   for i, a in enumerate(names):
     p = rates[a]
     assert abs(seen[a].mean() - p) < 4 * np.sqrt(p * (1 - p) / n), a
-    for b in names[i + 1:]:
+    for b in names[i + 1 :]:
       p = rates[a] * rates[b]
       assert abs((seen[a] & seen[b]).mean() - p) < 4 * np.sqrt(p * (1 - p) / n), (a, b)
 
@@ -263,7 +297,7 @@ def test_resized_crop_matches_tf(box, size):
   """Crop + bicubic resize + clip, up- and downsampling, against augment's slice + resize."""
   image = _float_image(40, 24, seed=4)
   top, left, h, w = box
-  expected = augment._resize(tf.slice(image, [top, left, 0], [h, w, -1]), size).numpy()  # noqa: SLF001
+  expected = augment._resize(tf.slice(image, [top, left, 0], [h, w, -1]), size).numpy()
   out = _jit_resized_crop(image, tuple(jnp.int32(v) for v in box), size)
   np.testing.assert_allclose(out, expected, atol=ATOL)
 
@@ -283,32 +317,37 @@ def test_random_resized_crop_matches_tf_with_tf_box():
 def test_brightness_contrast_saturation_match_tf(factor):
   image = _edge_case_image()
   factor = np.float32(factor)
-  np.testing.assert_allclose(_jit_op["adjust_brightness"](image, factor), image.astype(np.float64) * factor,
-                             atol=ATOL)
-  np.testing.assert_allclose(_jit_op["adjust_contrast"](image, factor), tf.image.adjust_contrast(image, factor),
-                             atol=ATOL)
-  np.testing.assert_allclose(_jit_op["adjust_saturation"](image, factor), tf.image.adjust_saturation(image, factor),
-                             atol=ATOL)
+  np.testing.assert_allclose(_jit_op["adjust_brightness"](image, factor), image.astype(np.float64) * factor, atol=ATOL)
+  np.testing.assert_allclose(
+    _jit_op["adjust_contrast"](image, factor), tf.image.adjust_contrast(image, factor), atol=ATOL
+  )
+  np.testing.assert_allclose(
+    _jit_op["adjust_saturation"](image, factor), tf.image.adjust_saturation(image, factor), atol=ATOL
+  )
   # Contrast is per channel: a 1-channel image works too.
-  np.testing.assert_allclose(aj.adjust_contrast(image[..., :1], factor),
-                             tf.image.adjust_contrast(image[..., :1], factor), atol=ATOL)
+  np.testing.assert_allclose(
+    aj.adjust_contrast(image[..., :1], factor), tf.image.adjust_contrast(image[..., :1], factor), atol=ATOL
+  )
 
 
 @pytest.mark.parametrize("delta", [-0.5, -0.2, 0.0, 0.05, 0.2, 0.5])
 def test_hue_matches_tf(delta):
   image = _edge_case_image()
-  np.testing.assert_allclose(_jit_op["adjust_hue"](image, np.float32(delta)), tf.image.adjust_hue(image, delta),
-                             atol=ATOL)
+  np.testing.assert_allclose(
+    _jit_op["adjust_hue"](image, np.float32(delta)), tf.image.adjust_hue(image, delta), atol=ATOL
+  )
 
 
 def test_jitter_in_order_matches_tf_ops_in_that_order():
   """Fixed factors, three orders: op order[k] at position k, a clip after each (as augment.color_jitter)."""
   image = _float_image(6, 8, seed=6)
   factors = dict(brightness_factor=1.6, contrast_factor=0.5, saturation_factor=1.7, hue_delta=0.15)
-  tf_ops = [lambda x: x * factors["brightness_factor"],
-            lambda x: tf.image.adjust_contrast(x, factors["contrast_factor"]),
-            lambda x: tf.image.adjust_saturation(x, factors["saturation_factor"]),
-            lambda x: tf.image.adjust_hue(x, factors["hue_delta"])]
+  tf_ops = [
+    lambda x: x * factors["brightness_factor"],
+    lambda x: tf.image.adjust_contrast(x, factors["contrast_factor"]),
+    lambda x: tf.image.adjust_saturation(x, factors["saturation_factor"]),
+    lambda x: tf.image.adjust_hue(x, factors["hue_delta"]),
+  ]
   for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
     expected = tf.constant(image)
     for op in order:
@@ -334,8 +373,16 @@ def test_deterministic_view_matches_tf_view():
   """A config without randomness left gives TF's view: whole-image resize from 24 to 16, then
   flip -> grayscale -> blur at a fixed sigma, in augment's order."""
   image = _float_image(24, 24, seed=8)
-  config = AugmentConfig(**{**ALL_OFF, "flip_prob": 1.0, "grayscale_prob": 1.0, "blur_prob": 1.0,
-                            "blur_sigma": (1.5, 1.5), "blur_kernel_fraction": 0.3})
+  config = AugmentConfig(
+    **{
+      **ALL_OFF,
+      "flip_prob": 1.0,
+      "grayscale_prob": 1.0,
+      "blur_prob": 1.0,
+      "blur_sigma": (1.5, 1.5),
+      "blur_kernel_fraction": 0.3,
+    }
+  )
   expected = augment.simclr_view(image, tf.constant([0, 0], tf.int64), config=config).numpy()
   np.testing.assert_allclose(_views_over_keys(config, image, 2), np.stack([expected] * 2), atol=ATOL)
 

@@ -8,8 +8,9 @@ from conftest import REPO
 
 
 def _last_json(script, *args):
-  result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True,
-                          text=True, timeout=300, cwd=REPO)
+  result = subprocess.run(
+    [sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True, timeout=300, cwd=REPO
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -43,8 +44,16 @@ def test_compile_check_rejects_unknown_topology(capsys):
 def test_step_throughput_smoke():
   # Two forced devices and augmentation inside the step: the least-trodden path, in one run.
   result = _last_json("step_throughput.py", "--smoke", "--devices", "2", "--augment-on", "device")
-  for key in ("images_per_s", "step_s", "model_flops_per_step", "peak_flops", "mfu", "devices", "backend",
-              "jax_version"):
+  for key in (
+    "images_per_s",
+    "step_s",
+    "model_flops_per_step",
+    "peak_flops",
+    "mfu",
+    "devices",
+    "backend",
+    "jax_version",
+  ):
     assert key in result, key
   assert 0 < result["mfu"] <= 1 and 0 < result["mfu_cost_analysis"] <= 1
   assert result["backend"] == "cpu" and result["devices"] == 2 and result["augment_on"] == "device"
@@ -56,8 +65,12 @@ def test_step_throughput_smoke():
 
 def test_input_pipeline_smoke():
   summary = _last_json("input_pipeline.py", "--smoke")["summary"]
-  assert {(r["image_size"], r["augment_on"]) for r in summary} == {(16, "host"), (16, "device"), (48, "host"),
-                                                                   (48, "device")}
+  assert {(r["image_size"], r["augment_on"]) for r in summary} == {
+    (16, "host"),
+    (16, "device"),
+    (48, "host"),
+    (48, "device"),
+  }
   assert any(r["source"].startswith("image_folder:") for r in summary), "JPEG decoding measured"
   for r in summary:
     assert r["host_images_per_s"] > 0 and r["host_images_per_s_per_core"] * r["cores"] == r["host_images_per_s"]

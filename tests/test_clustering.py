@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 from jax.sharding import PartitionSpec as P
 
 import jssl
@@ -16,8 +17,6 @@ from jssl.config import load_config
 from jssl.data import augment, pipeline
 from jssl.tasks import TASKS
 from jssl.tasks.swav import Prototypes, swapped_prediction_loss
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke_clustering.py")
 CLUSTERING_TASKS = ("swav", "deepcluster")
@@ -84,8 +83,9 @@ def test_kmeans_on_eight_devices_equals_one_device():
   results = {}
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = parallel.make_mesh(devices)
-    results[len(devices)] = clustering.kmeans(x, 7, key=jax.random.key(5), iterations=5, mesh=mesh, init="random",
-                                              pca_dim=4, l2_normalize=True, block_rows=4)
+    results[len(devices)] = clustering.kmeans(
+      x, 7, key=jax.random.key(5), iterations=5, mesh=mesh, init="random", pca_dim=4, l2_normalize=True, block_rows=4
+    )
   (c1, a1, i1), (c8, a8, i8) = results[1], results[8]
   processed = clustering.preprocess(x, pca_dim=4, l2_normalize=True, mesh=mesh)
   # Eigenvector signs are arbitrary; the Gram matrix of the processed rows is not.
@@ -159,8 +159,12 @@ def test_sinkhorn_matches_numpy_and_equipartitions():
   mesh = parallel.make_mesh(jax.devices())
   sharded = jax.device_put(jnp.asarray(scores), parallel.batch_sharding(mesh))
   under_jit = jax.jit(lambda s: clustering.sinkhorn(s, epsilon=0.05, iterations=3))(sharded)
-  local = jax.shard_map(lambda s: clustering.sinkhorn(s, epsilon=0.05, iterations=3, axis_name=parallel.BATCH_AXES),
-                        mesh=mesh, in_specs=P(parallel.BATCH_AXES), out_specs=P(parallel.BATCH_AXES))
+  local = jax.shard_map(
+    lambda s: clustering.sinkhorn(s, epsilon=0.05, iterations=3, axis_name=parallel.BATCH_AXES),
+    mesh=mesh,
+    in_specs=P(parallel.BATCH_AXES),
+    out_specs=P(parallel.BATCH_AXES),
+  )
   by_axis = jax.jit(local)(sharded)
   reference = _sinkhorn64(scores, 0.05, 3)
   np.testing.assert_allclose(under_jit, reference, rtol=2e-4, atol=1e-6)
@@ -189,16 +193,24 @@ def test_swav_loss_and_prototypes_match_numpy():
   kernel = rng.normal(size=(5, 7)) * 3  # K = 7 prototypes, deliberately not unit length
   scores64 = z @ (kernel / np.linalg.norm(kernel, axis=0))
   prototypes = Prototypes(num_prototypes=7)
-  scores = prototypes.apply({"params": {"kernel": jnp.asarray(kernel, jnp.float32)}},
-                            jnp.asarray(z.reshape(-1, 5), jnp.float32)).reshape(4, 8, 7)
+  scores = prototypes.apply(
+    {"params": {"kernel": jnp.asarray(kernel, jnp.float32)}}, jnp.asarray(z.reshape(-1, 5), jnp.float32)
+  ).reshape(4, 8, 7)
   np.testing.assert_allclose(scores, scores64, atol=1e-5)
   loss, codes = jax.jit(lambda s: swapped_prediction_loss(s, temperature=0.1, epsilon=0.05, iterations=3))(scores)
   np.testing.assert_allclose(loss, _swav_loss64(scores64, 0.1, 0.05, 3), rtol=1e-4)
   np.testing.assert_allclose(codes[1], _sinkhorn64(scores64[1], 0.05, 3), rtol=2e-4, atol=1e-6)
   # Normalising the kernel in the loss: its gradient is tangent to each column (no radial part).
-  grad = jax.jit(jax.grad(lambda k: swapped_prediction_loss(
-      prototypes.apply({"params": {"kernel": k}}, jnp.asarray(z.reshape(-1, 5), jnp.float32)).reshape(4, 8, 7),
-      temperature=0.1, epsilon=0.05, iterations=3)[0]))(jnp.asarray(kernel, jnp.float32))
+  grad = jax.jit(
+    jax.grad(
+      lambda k: swapped_prediction_loss(
+        prototypes.apply({"params": {"kernel": k}}, jnp.asarray(z.reshape(-1, 5), jnp.float32)).reshape(4, 8, 7),
+        temperature=0.1,
+        epsilon=0.05,
+        iterations=3,
+      )[0]
+    )
+  )(jnp.asarray(kernel, jnp.float32))
   np.testing.assert_allclose(np.sum(np.asarray(grad) * kernel, axis=0), 0.0, atol=1e-5)
   assert np.abs(grad).max() > 1e-3
 
@@ -229,7 +241,7 @@ def _batch(setup, seed):
   batch = {}
   for name, spec in train.batch_spec(setup).items():
     if name == "index":
-      batch[name] = rng.permutation(setup.source.num_examples("train"))[:spec.shape[0]].astype(np.int32)
+      batch[name] = rng.permutation(setup.source.num_examples("train"))[: spec.shape[0]].astype(np.int32)
     elif spec.dtype == jnp.uint8:
       batch[name] = rng.integers(0, 256, spec.shape, dtype=np.uint8)
     elif spec.dtype == jnp.int32:
@@ -319,12 +331,17 @@ def _fixed_batch(task, setup):
   config = setup.config
   if task == "swav":
     examples = setup.source.dataset(config.data.eval_split).take(32)
-    rows = [setup.task.host_example(augment.to_float_rgb(e["image"]), np.asarray([7, i], np.int64))
-            for i, e in enumerate(examples)]
+    rows = [
+      setup.task.host_example(augment.to_float_rgb(e["image"]), np.asarray([7, i], np.int64))
+      for i, e in enumerate(examples)
+    ]
     batch = {k: jnp.asarray(np.stack([r[k].numpy() for r in rows])) for k in rows[0]}
   else:
-    images = next(pipeline.eval_dataset(setup.source, split=config.data.train_split, batch_size=32,
-                                        image_size=config.data.image_size).as_numpy_iterator())["image"]
+    images = next(
+      pipeline.eval_dataset(
+        setup.source, split=config.data.train_split, batch_size=32, image_size=config.data.image_size
+      ).as_numpy_iterator()
+    )["image"]
     batch = {"image": jnp.asarray(np.round(images * 255).astype(np.uint8)), "index": jnp.arange(32, dtype=jnp.int32)}
   return {**batch, "label": jnp.zeros(32, jnp.int32)}
 
@@ -333,8 +350,10 @@ def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
   task, workdir, config, setup, initial = smoke_run
   metrics = train.read_metrics(workdir)
   assert [m["step"] for m in metrics] == list(range(1, config.train.steps + 1))
-  keys = {"swav": ("code_entropy", "prototypes_used"),
-          "deepcluster": ("pseudo_label_top1", "clusters_nmi", "kmeans_inertia", "clusters_used")}[task]
+  keys = {
+    "swav": ("code_entropy", "prototypes_used"),
+    "deepcluster": ("pseudo_label_top1", "clusters_nmi", "kmeans_inertia", "clusters_used"),
+  }[task]
   for key in (*keys, "loss", "probe_top1"):
     assert all(np.isfinite(m[key]) for m in metrics), key
   trained, _ = train.restore_run(setup, workdir)
@@ -354,10 +373,14 @@ def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
 def _check_deepcluster_loss(setup, state, batch, loss):
   """``loss`` (the task's on ``batch``) against float64 cross-entropy of the model's logits
   and the pseudo-labels of the batch's indices; then the same with ``uniform_sampling``."""
-  apply = jax.jit(lambda p, s, x: setup.task.model.apply({"params": p, "batch_stats": s}, x, train=True,
-                                                         mutable=["batch_stats"])[0][1])
-  logits = np.asarray(apply(state.params, {"encoder": state.batch_stats["encoder"]},
-                            batch["image"].astype(jnp.float32) / 255), np.float64)
+  apply = jax.jit(
+    lambda p, s, x: setup.task.model.apply({"params": p, "batch_stats": s}, x, train=True, mutable=["batch_stats"])[0][
+      1
+    ]
+  )
+  logits = np.asarray(
+    apply(state.params, {"encoder": state.batch_stats["encoder"]}, batch["image"].astype(jnp.float32) / 255), np.float64
+  )
   clusters = jax.device_get(state.batch_stats["deepcluster"])
   np.testing.assert_array_equal(clusters["cluster_sizes"], np.bincount(clusters["labels"], minlength=20))
   targets = clusters["labels"][np.asarray(batch["index"])]
@@ -368,8 +391,9 @@ def _check_deepcluster_loss(setup, state, batch, loss):
   settings.uniform_sampling = True
   try:
     # A new function for jit: a bound method would hit the trace made with the old setting.
-    weighted = jax.jit(lambda *args: setup.task.loss(*args)[0])(state.params, state.batch_stats, batch,
-                                                                 jax.random.key(0))
+    weighted = jax.jit(lambda *args: setup.task.loss(*args)[0])(
+      state.params, state.batch_stats, batch, jax.random.key(0)
+    )
   finally:
     settings.uniform_sampling = False
   weights = 1 / clusters["cluster_sizes"][targets]
@@ -387,8 +411,9 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   assert (int(first["clusterings"]), int(second["clusterings"])) == (1, 2)
   assert not np.array_equal(first["labels"], second["labels"]), "pseudo-labels changed"
   assert 0.0 < float(second["nmi"]) < 1.0
-  np.testing.assert_allclose(float(second["nmi"]),
-                             clustering.normalized_mutual_info(first["labels"], second["labels"]), rtol=1e-5)
+  np.testing.assert_allclose(
+    float(second["nmi"]), clustering.normalized_mutual_info(first["labels"], second["labels"]), rtol=1e-5
+  )
   metrics = {m["step"]: m for m in train.read_metrics(workdir)}
   assert metrics[8]["clusterings"] == 1 and metrics[9]["clusterings"] == 2
   redone = jax.device_get(train.refresh(setup, middle).batch_stats["deepcluster"])
@@ -404,8 +429,9 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   encoder = jssl.load_encoder(out)
   images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
   state, _ = train.restore_run(setup, workdir)
-  expected = setup.task.model.encoder.apply(setup.task.encoder_variables(state.params, state.batch_stats), images,
-                                            train=False)
+  expected = setup.task.model.encoder.apply(
+    setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
+  )
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from skimage import color as skcolor
 
-from jssl.losses.colorization import (ab_bins, nearest_bins, ab_histogram, ab_l2_loss, annealed_mean, classification_loss,
-                                      rebalancing_weights, soft_encode)
+from jssl.losses.colorization import (
+  ab_bins,
+  ab_histogram,
+  ab_l2_loss,
+  annealed_mean,
+  classification_loss,
+  nearest_bins,
+  rebalancing_weights,
+  soft_encode,
+)
 
 BINS = ab_bins()
 Q = len(BINS)
@@ -25,7 +33,7 @@ def reference_soft_encode(ab, bins, neighbours, sigma):
   for i, point in enumerate(ab):
     dist = np.linalg.norm(bins - point, axis=1)
     nearest = np.argsort(dist, kind="stable")[:neighbours]
-    weight = np.exp(-dist[nearest]**2 / (2 * sigma**2))
+    weight = np.exp(-(dist[nearest] ** 2) / (2 * sigma**2))
     out[i, nearest] = weight / weight.sum()
   return out
 
@@ -35,7 +43,7 @@ def reference_smoothed_prior(prior, bins, sigma):
   prior, bins = prior / prior.sum(), bins.astype(np.float64)
   smoothed = np.zeros(len(bins))
   for r in range(len(bins)):
-    spread = np.exp(-np.sum((bins - bins[r])**2, axis=1) / (2 * sigma**2))
+    spread = np.exp(-np.sum((bins - bins[r]) ** 2, axis=1) / (2 * sigma**2))
     smoothed += prior[r] * spread / spread.sum()
   return smoothed
 
@@ -124,8 +132,9 @@ def test_soft_encode_on_a_bin_centre():
 @pytest.mark.parametrize("lam,sigma", [(0.5, 5.0), (0.1, 5.0), (0.9, 10.0)])
 def test_rebalancing_matches_reference(lam, sigma):
   prior = random_prior(3)
-  np.testing.assert_allclose(rebalancing_weights(prior, BINS, lam=lam, sigma=sigma),
-                             reference_rebalancing(prior, BINS, lam, sigma), rtol=1e-5)
+  np.testing.assert_allclose(
+    rebalancing_weights(prior, BINS, lam=lam, sigma=sigma), reference_rebalancing(prior, BINS, lam, sigma), rtol=1e-5
+  )
 
 
 def test_rebalancing_is_normalised_and_favours_rare_bins():
@@ -151,8 +160,9 @@ def test_classification_loss_matches_reference(rebalance):
   target = random_ab(6, (3, 8))
   logits = rng.normal(scale=3.0, size=(3, 8, Q))
   weights = np.asarray(rebalancing_weights(random_prior(6), BINS)) if rebalance else np.ones(Q, np.float32)
-  got = classification_loss(jnp.asarray(logits, jnp.float32), jnp.asarray(target, jnp.float32), BINS,
-                            jnp.asarray(weights))
+  got = classification_loss(
+    jnp.asarray(logits, jnp.float32), jnp.asarray(target, jnp.float32), BINS, jnp.asarray(weights)
+  )
   expected = reference_classification_loss(logits, target, BINS, weights.astype(np.float64), 5, 5.0)
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -174,8 +184,9 @@ def test_classification_loss_is_lower_for_logits_on_the_target_bins():
   on_target = 10.0 * soft_encode(target, BINS)
   shuffled = on_target[np.random.default_rng(8).permutation(64)]
   assert classification_loss(on_target, target, BINS, weights) < classification_loss(shuffled, target, BINS, weights)
-  assert classification_loss(on_target, target, BINS, weights) < classification_loss(jnp.zeros((64, Q)), target,
-                                                                                       BINS, weights)
+  assert classification_loss(on_target, target, BINS, weights) < classification_loss(
+    jnp.zeros((64, Q)), target, BINS, weights
+  )
 
 
 def test_classification_loss_jits_and_rejects_bad_shapes():
@@ -197,8 +208,9 @@ def test_annealed_mean_matches_reference(temperature):
   scaled = logits / temperature
   probs = np.exp(scaled - scaled.max(-1, keepdims=True))
   probs /= probs.sum(-1, keepdims=True)
-  np.testing.assert_allclose(annealed_mean(logits, BINS, temperature=temperature), probs @ BINS.astype(np.float64),
-                             atol=1e-4)
+  np.testing.assert_allclose(
+    annealed_mean(logits, BINS, temperature=temperature), probs @ BINS.astype(np.float64), atol=1e-4
+  )
 
 
 def test_annealed_mean_of_a_peaked_logit_is_that_bin():
@@ -219,7 +231,7 @@ def test_ab_histogram_matches_reference():
 def test_ab_l2_loss_matches_reference():
   rng = np.random.default_rng(12)
   pred, target = rng.normal(size=(2, 4, 4, 2)), rng.normal(size=(2, 4, 4, 2))
-  np.testing.assert_allclose(ab_l2_loss(pred, target), np.mean((pred - target)**2), rtol=1e-5)
+  np.testing.assert_allclose(ab_l2_loss(pred, target), np.mean((pred - target) ** 2), rtol=1e-5)
   assert float(ab_l2_loss(pred, pred)) == 0.0
   with pytest.raises(ValueError):
     ab_l2_loss(pred, target[..., :1])
@@ -233,7 +245,9 @@ def test_precomputed_nearest_bins_give_the_same_loss_and_histogram():
   logits = jnp.asarray(rng.normal(size=(2, 5, 5, len(bins))), jnp.float32)
   weights = jnp.asarray(rng.uniform(0.5, 2.0, len(bins)), jnp.float32)
   nearest = nearest_bins(ab, bins, neighbours=5, sigma=5.0)
-  np.testing.assert_allclose(classification_loss(logits, ab, bins, weights, nearest=nearest),
-                             classification_loss(logits, ab, bins, weights), rtol=1e-6)
-  np.testing.assert_array_equal(ab_histogram(ab, bins, nearest=nearest),
-                                ab_histogram(ab, bins))
+  np.testing.assert_allclose(
+    classification_loss(logits, ab, bins, weights, nearest=nearest),
+    classification_loss(logits, ab, bins, weights),
+    rtol=1e-6,
+  )
+  np.testing.assert_array_equal(ab_histogram(ab, bins, nearest=nearest), ab_histogram(ab, bins))

@@ -6,9 +6,17 @@ from jssl import config as config_lib
 
 
 def test_overrides_are_parsed_to_the_field_type(smoke_config):
-  config_lib.apply_overrides(smoke_config, ["--config.train.batch_size=64", "--config.optim.base_lr", "0.5",
-                                            "--config.data.grayscale_to_rgb=false",
-                                            "--config.augment.crop_area=(0.2, 1.0)", "--config.data.source=x"])
+  config_lib.apply_overrides(
+    smoke_config,
+    [
+      "--config.train.batch_size=64",
+      "--config.optim.base_lr",
+      "0.5",
+      "--config.data.grayscale_to_rgb=false",
+      "--config.augment.crop_area=(0.2, 1.0)",
+      "--config.data.source=x",
+    ],
+  )
   assert smoke_config.train.batch_size == 64 and isinstance(smoke_config.train.batch_size, int)
   assert smoke_config.optim.base_lr == 0.5
   assert smoke_config.data.grayscale_to_rgb is False
@@ -40,6 +48,7 @@ def test_json_round_trip(smoke_config):
 
 def test_every_shipped_config_loads():
   import pathlib  # noqa: PLC0415
+
   for path in sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py")):
     if path.name.startswith("_"):
       continue

@@ -27,12 +27,12 @@ def numpy_kernel_gradient(x, dy, kernel_shape, strides, padding):
 
 
 CASES = [  # (input H, W), kernel (kh, kw), strides, padding
-    ((8, 8), (3, 3), (1, 1), ((1, 1), (1, 1))),
-    ((8, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
-    ((9, 7), (3, 3), (2, 2), ((1, 1), (1, 1))),      # odd sizes: the last row/column is unused
-    ((8, 8), (1, 1), (2, 2), ((0, 0), (0, 0))),      # ResNet downsample
-    ((12, 12), (7, 7), (2, 2), ((3, 3), (3, 3))),    # ImageNet stem
-    ((6, 10), (3, 5), (1, 2), ((0, 2), (1, 3))),     # asymmetric everything
+  ((8, 8), (3, 3), (1, 1), ((1, 1), (1, 1))),
+  ((8, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
+  ((9, 7), (3, 3), (2, 2), ((1, 1), (1, 1))),  # odd sizes: the last row/column is unused
+  ((8, 8), (1, 1), (2, 2), ((0, 0), (0, 0))),  # ResNet downsample
+  ((12, 12), (7, 7), (2, 2), ((3, 3), (3, 3))),  # ImageNet stem
+  ((6, 10), (3, 5), (1, 2), ((0, 2), (1, 3))),  # asymmetric everything
 ]
 
 
@@ -44,8 +44,7 @@ def test_kernel_gradient_matches_float64_numpy(size, kernel, strides, padding, c
   w = rng.normal(size=(*kernel, 4, 5)).astype(np.float32)
   y = lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
   dy = rng.normal(size=y.shape).astype(np.float32)
-  got = conv_lib.kernel_gradient(jnp.asarray(x), jnp.asarray(dy), w.shape, strides, padding,
-                                 chunk_bytes=chunk_bytes)
+  got = conv_lib.kernel_gradient(jnp.asarray(x), jnp.asarray(dy), w.shape, strides, padding, chunk_bytes=chunk_bytes)
   np.testing.assert_allclose(got, numpy_kernel_gradient(x, dy, w.shape, strides, padding), rtol=1e-4, atol=1e-4)
 
 

@@ -4,11 +4,10 @@ import json
 import shutil
 
 import pytest
+from conftest import REPO
 
 from jssl import cli
 from jssl.train import read_metrics
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 
@@ -40,8 +39,14 @@ def test_pretraining_lowers_the_loss(smoke_run):
 def test_eval_writes_probe_results(smoke_run, capsys):
   assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
-  for key in ("linear_top1", "knn_k20_top1", "random_init_linear_top1", "random_init_knn_k20_top1",
-              "raw_pixels_linear_top1", "raw_pixels_knn_k20_top1"):
+  for key in (
+    "linear_top1",
+    "knn_k20_top1",
+    "random_init_linear_top1",
+    "random_init_knn_k20_top1",
+    "raw_pixels_linear_top1",
+    "raw_pixels_knn_k20_top1",
+  ):
     assert 0.0 <= results[key] <= 1.0, key
   assert "knn_k200_top1" not in results  # configs/smoke.py asks for k=20 only
   for prefix in ("", "random_init_", "raw_pixels_"):

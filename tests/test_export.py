@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 
 import jssl
 from jssl import cli, export
@@ -21,8 +22,6 @@ from jssl import config as config_lib
 from jssl.checkpoint import Checkpointer
 from jssl.tasks import build_encoder
 from jssl.train import abstract_state, make_setup
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 # Features compared across two jitted forward passes of the same weights on the same
@@ -76,8 +75,9 @@ def test_loaded_encoder_reproduces_the_training_state_features(exported, referen
   assert np.std(expected, axis=0).max() > 1e-3, "features vary between images (the comparison means something)"
   np.testing.assert_allclose(features, expected, atol=ATOL, rtol=RTOL)
   # Exactly the training state's encoder variables, BN statistics included.
-  np.testing.assert_array_equal(encoder.batch_stats["layer1_0"]["bn1"]["var"],
-                                variables["batch_stats"]["layer1_0"]["bn1"]["var"])
+  np.testing.assert_array_equal(
+    encoder.batch_stats["layer1_0"]["bn1"]["var"], variables["batch_stats"]["layer1_0"]["bn1"]["var"]
+  )
   np.testing.assert_array_equal(encoder.params["conv1"]["kernel"], variables["params"]["conv1"]["kernel"])
 
 
@@ -100,11 +100,18 @@ def test_input_kinds_give_the_same_features(exported, images):
 def test_metadata_describes_architecture_input_and_source(run, exported):
   metadata = json.loads((exported["orbax"] / "jssl_encoder.json").read_text())
   assert metadata["format_version"] == 1 and metadata["format"] == "orbax"
-  assert metadata["architecture"] == {"name": "resnet_tiny",
-                                      "kwargs": {"width_multiplier": 1.0, "stem": "cifar", "dtype": "float32"}}
+  assert metadata["architecture"] == {
+    "name": "resnet_tiny",
+    "kwargs": {"width_multiplier": 1.0, "stem": "cifar", "dtype": "float32"},
+  }
   assert metadata["num_features"] == 128
-  assert metadata["input"] == {"image_size": 16, "channels": 3, "value_range": [0, 1], "normalization": "none",
-                               "grayscale_to_rgb": True}
+  assert metadata["input"] == {
+    "image_size": 16,
+    "channels": 3,
+    "value_range": [0, 1],
+    "normalization": "none",
+    "grayscale_to_rgb": True,
+  }
   assert metadata["source_run"]["step"] == LATEST
   assert metadata["source_run"]["workdir"] == str(run.resolve())
   assert metadata["source_run"]["config"] == json.loads((run / "config.json").read_text())
@@ -135,9 +142,12 @@ def test_unreadable_metadata_fails_before_loading(exported, tmp_path):
   edited = _copy_export(exported["npz"], tmp_path / "edited")
   (edited / "encoder.npz").write_bytes(b"not an npz")  # Reading it would fail differently.
   metadata = json.loads((edited / "jssl_encoder.json").read_text())
-  for change, message in (({"architecture": {"name": "vit_giant", "kwargs": {}}}, "unknown architecture 'vit_giant'"),
-                          ({"format": "torch"}, "export-only"), ({"format": "onnx"}, "unknown format"),
-                          ({"format_version": 2}, "format_version 2")):
+  for change, message in (
+    ({"architecture": {"name": "vit_giant", "kwargs": {}}}, "unknown architecture 'vit_giant'"),
+    ({"format": "torch"}, "export-only"),
+    ({"format": "onnx"}, "unknown format"),
+    ({"format_version": 2}, "format_version 2"),
+  ):
     (edited / "jssl_encoder.json").write_text(json.dumps({**metadata, **change}))
     with pytest.raises(ValueError, match=message):
       export.load_encoder(edited)
@@ -197,8 +207,10 @@ def test_out_dir_is_checked_before_writing(run, tmp_path):
 
 def _resnet18_keys() -> set[str]:
   """torchvision.models.resnet18().state_dict() keys, without fc.weight / fc.bias."""
+
   def bn(prefix):
     return {f"{prefix}.{leaf}" for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+
   keys = {"conv1.weight"} | bn("bn1")
   for layer in range(1, 5):
     for block in range(2):
@@ -234,9 +246,12 @@ def resnet18_run(tmp_path_factory):
   checkpointer.save(0, state, force=True)
   checkpointer.close()
   out = tmp_path_factory.mktemp("resnet18_exports")
-  return {"workdir": workdir, "state": state,
-          "torch": export.export_encoder(workdir, out / "torch", format="torch"),
-          "npz": export.export_encoder(workdir, out / "npz", format="npz")}
+  return {
+    "workdir": workdir,
+    "state": state,
+    "torch": export.export_encoder(workdir, out / "torch", format="torch"),
+    "npz": export.export_encoder(workdir, out / "npz", format="npz"),
+  }
 
 
 def test_torch_export_has_torchvision_resnet18_keys_and_layouts(resnet18_run):
@@ -244,20 +259,28 @@ def test_torch_export_has_torchvision_resnet18_keys_and_layouts(resnet18_run):
 
   tensors = load_file(str(resnet18_run["torch"] / "encoder.safetensors"))
   assert set(tensors) == _resnet18_keys()  # all of resnet18().state_dict() except fc.*
-  shapes = {"conv1.weight": (64, 3, 3, 3), "layer1.0.conv1.weight": (64, 64, 3, 3),
-            "layer2.0.conv1.weight": (128, 64, 3, 3), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
-            "layer4.1.conv2.weight": (512, 512, 3, 3), "layer4.1.bn2.running_var": (512,),
-            "bn1.num_batches_tracked": ()}
+  shapes = {
+    "conv1.weight": (64, 3, 3, 3),
+    "layer1.0.conv1.weight": (64, 64, 3, 3),
+    "layer2.0.conv1.weight": (128, 64, 3, 3),
+    "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+    "layer4.1.conv2.weight": (512, 512, 3, 3),
+    "layer4.1.bn2.running_var": (512,),
+    "bn1.num_batches_tracked": (),
+  }
   for key, shape in shapes.items():
     assert tensors[key].shape == shape, key
   assert tensors["bn1.num_batches_tracked"].dtype == np.int64
   encoder = resnet18_run["state"].params["encoder"]
   stats = resnet18_run["state"].batch_stats["encoder"]
-  np.testing.assert_array_equal(tensors["layer3.0.downsample.0.weight"],
-                                np.transpose(encoder["layer3_0"]["downsample_conv"]["kernel"], (3, 2, 0, 1)))
+  np.testing.assert_array_equal(
+    tensors["layer3.0.downsample.0.weight"],
+    np.transpose(encoder["layer3_0"]["downsample_conv"]["kernel"], (3, 2, 0, 1)),
+  )
   np.testing.assert_array_equal(tensors["layer2.1.bn2.weight"], encoder["layer2_1"]["bn2"]["scale"])
-  np.testing.assert_array_equal(tensors["layer4.0.downsample.1.running_mean"],
-                                stats["layer4_0"]["downsample_bn"]["mean"])
+  np.testing.assert_array_equal(
+    tensors["layer4.0.downsample.1.running_mean"], stats["layer4_0"]["downsample_bn"]["mean"]
+  )
   metadata = json.loads((resnet18_run["torch"] / "jssl_encoder.json").read_text())
   recipe = metadata["torchvision"]
   assert recipe["constructor"] == "torchvision.models.resnet18(weights=None)"
@@ -290,8 +313,18 @@ def test_torchvision_resnet18_forward_matches(resnet18_run, images, tmp_path):
     if importlib.util.find_spec(module) is None:
       pytest.skip(f"{module} is not installed")
   np.save(tmp_path / "images.npy", images)
-  subprocess.run([sys.executable, "-c", _TORCH_FORWARD, str(resnet18_run["torch"] / "encoder.safetensors"),
-                  str(tmp_path / "images.npy"), str(tmp_path / "torch.npy")], check=True, timeout=300)
+  subprocess.run(
+    [
+      sys.executable,
+      "-c",
+      _TORCH_FORWARD,
+      str(resnet18_run["torch"] / "encoder.safetensors"),
+      str(tmp_path / "images.npy"),
+      str(tmp_path / "torch.npy"),
+    ],
+    check=True,
+    timeout=300,
+  )
   ours = np.load(tmp_path / "torch.npy")
   theirs = export.load_encoder(resnet18_run["npz"])(images)
   assert ours.shape == theirs.shape == (12, 512)
@@ -316,10 +349,18 @@ def test_finetune_trains_a_classifier_on_an_exported_encoder(exported, tmp_path,
   from jssl.finetune import finetune  # noqa: PLC0415
 
   config = config_lib.load_config(REPO / "configs" / "finetune_fashion_mnist.py")
-  config_lib.apply_overrides(config, ["--config.data.source=synthetic", "--config.data.synthetic_shape=(16,16,3)",
-                                      "--config.data.synthetic_examples=256", "--config.finetune.epochs=4",
-                                      "--config.finetune.batch_size=32", f"--config.finetune.mode={mode}",
-                                      "--config.finetune.lr=0.03"])
+  config_lib.apply_overrides(
+    config,
+    [
+      "--config.data.source=synthetic",
+      "--config.data.synthetic_shape=(16,16,3)",
+      "--config.data.synthetic_examples=256",
+      "--config.finetune.epochs=4",
+      "--config.finetune.batch_size=32",
+      f"--config.finetune.mode={mode}",
+      "--config.finetune.lr=0.03",
+    ],
+  )
   results = finetune(config, encoder_dir=exported["orbax"], workdir=tmp_path)
   assert json.loads((tmp_path / "eval.json").read_text())["top1"] == results["top1"]
   # 10 synthetic classes (chance 0.1) built from colour templates that the features keep.

@@ -14,8 +14,11 @@ def _mlp(params, x):
 
 
 def _params(rng):
-  return {"w1": jnp.asarray(rng.normal(size=(6, 16)), jnp.float32), "b1": jnp.zeros(16),
-          "w2": jnp.asarray(rng.normal(size=(16, 8)), jnp.float32)}
+  return {
+    "w1": jnp.asarray(rng.normal(size=(6, 16)), jnp.float32),
+    "b1": jnp.zeros(16),
+    "w2": jnp.asarray(rng.normal(size=(16, 8)), jnp.float32),
+  }
 
 
 def test_split_and_merge_are_inverse_and_interleaved():
@@ -32,7 +35,7 @@ def test_gradient_equals_full_batch_gradient(microbatches):
   rng = np.random.default_rng(microbatches)
   params = _params(rng)
   views = jnp.asarray(rng.normal(size=(2, 16, 6)), jnp.float32)  # two views of 16 examples
-  inputs = jnp.concatenate([views[0], views[1]], axis=1)          # [16, 12]: both views per example
+  inputs = jnp.concatenate([views[0], views[1]], axis=1)  # [16, 12]: both views per example
 
   def embed(p, carry, x):
     z = jnp.concatenate([_mlp(p, x[:, :6]), _mlp(p, x[:, 6:])], axis=1)
@@ -45,14 +48,15 @@ def test_gradient_equals_full_batch_gradient(microbatches):
     return loss(embed(p, 0, inputs)[0])
 
   want_loss, want_grads = jax.value_and_grad(full)(params)
-  got_loss, got_grads, aux, carry = jax.jit(
-      lambda p: grad_cache(embed, loss, p, 0, inputs, microbatches=microbatches))(params)
+  got_loss, got_grads, aux, carry = jax.jit(lambda p: grad_cache(embed, loss, p, 0, inputs, microbatches=microbatches))(
+    params
+  )
   # Same arithmetic regrouped: float32 round-off (observed ~1e-7).
   np.testing.assert_allclose(got_loss, want_loss, rtol=1e-6)
   for key in params:
     np.testing.assert_allclose(got_grads[key], want_grads[key], rtol=1e-4, atol=1e-6)
   np.testing.assert_array_equal(aux, inputs[:, 0])  # per-example outputs come back in order
-  assert int(carry) == microbatches                  # the carry went through every micro-batch once
+  assert int(carry) == microbatches  # the carry went through every micro-batch once
 
 
 def test_train_step_with_microbatches_runs_and_learns(smoke_config):
@@ -63,9 +67,14 @@ def test_train_step_with_microbatches_runs_and_learns(smoke_config):
   state = train.create_state(setup, seed=0)
   step = train.make_train_step(setup)
   rng = np.random.default_rng(0)
-  batch = parallel.global_batch({"view1": rng.random((32, 16, 16, 3), dtype=np.float32),
-                                 "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
-                                 "label": rng.integers(0, 10, 32).astype(np.int32)}, setup.mesh)
+  batch = parallel.global_batch(
+    {
+      "view1": rng.random((32, 16, 16, 3), dtype=np.float32),
+      "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
+      "label": rng.integers(0, 10, 32).astype(np.int32),
+    },
+    setup.mesh,
+  )
   losses = []
   for _ in range(6):
     state, metrics = step(state, batch)

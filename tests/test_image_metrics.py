@@ -19,10 +19,14 @@ def noisy_pair(seed, shape, noise, max_value=1.0):
 
 
 def skimage_ssim(pred, target, max_value):
-  return np.array([
-      structural_similarity(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                            data_range=max_value, channel_axis=-1) for p, t in zip(pred, target)
-  ])
+  return np.array(
+    [
+      structural_similarity(
+        p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=max_value, channel_axis=-1
+      )
+      for p, t in zip(pred, target)
+    ]
+  )
 
 
 def reference_colourfulness(rgb):
@@ -31,7 +35,7 @@ def reference_colourfulness(rgb):
   for image in 255.0 * rgb.astype(np.float64):
     r, g, b = image[..., 0].ravel(), image[..., 1].ravel(), image[..., 2].ravel()
     rg, yb = r - g, 0.5 * (r + g) - b
-    out.append(np.sqrt(np.std(rg)**2 + np.std(yb)**2) + 0.3 * np.sqrt(np.mean(rg)**2 + np.mean(yb)**2))
+    out.append(np.sqrt(np.std(rg) ** 2 + np.std(yb) ** 2) + 0.3 * np.sqrt(np.mean(rg) ** 2 + np.mean(yb) ** 2))
   return np.array(out)
 
 

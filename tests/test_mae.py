@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 
 import jssl
 from jssl import cli, parallel, train
@@ -21,8 +22,6 @@ from jssl.models.mae import sincos_2d
 from jssl.models.vit import PatchEmbed
 from jssl.tasks import TASKS, make_task
 from jssl.tasks.base import global_indices
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke_mae.py")
 
@@ -44,8 +43,14 @@ def _numpy_patches(images, p):
   """Patch (i, j) of every image, row-major, each flattened (row, column, channel): loops, no reshapes shared
   with the code under test."""
   b, h, w, _ = images.shape
-  return np.stack([images[:, i * p:(i + 1) * p, j * p:(j + 1) * p, :].reshape(b, -1)
-                   for i in range(h // p) for j in range(w // p)], axis=1)
+  return np.stack(
+    [
+      images[:, i * p : (i + 1) * p, j * p : (j + 1) * p, :].reshape(b, -1)
+      for i in range(h // p)
+      for j in range(w // p)
+    ],
+    axis=1,
+  )
 
 
 # --------------------------------------------------------------------------- patches and the loss
@@ -62,10 +67,13 @@ def test_patchify_matches_numpy_round_trips_and_is_patch_embeds_order():
     mae_losses.unpatchify(patches, 4, (3, 3))
   # PatchEmbed's stride-p conv is patchify(images) @ kernel.reshape(p * p * C, dim): token n is patch n.
   rng = np.random.default_rng(1)
-  params = {"proj": {"kernel": rng.normal(size=(4, 4, 3, 5)), "bias": rng.normal(size=5)},
-            "pos_embed": rng.normal(size=(1, 6, 5))}
-  tokens = PatchEmbed(dim=5, patch_size=4).apply({"params": jax.tree.map(jnp.float32, params)},
-                                                 jnp.asarray(images, jnp.float32))
+  params = {
+    "proj": {"kernel": rng.normal(size=(4, 4, 3, 5)), "bias": rng.normal(size=5)},
+    "pos_embed": rng.normal(size=(1, 6, 5)),
+  }
+  tokens = PatchEmbed(dim=5, patch_size=4).apply(
+    {"params": jax.tree.map(jnp.float32, params)}, jnp.asarray(images, jnp.float32)
+  )
   expected = _numpy_patches(images, 4) @ params["proj"]["kernel"].reshape(-1, 5) + params["proj"]["bias"]
   np.testing.assert_allclose(tokens, expected + params["pos_embed"], rtol=1e-5, atol=1e-5)
 
@@ -87,8 +95,14 @@ def test_masked_patch_loss_matches_numpy_and_ignores_visible_patches(normalize):
   expected = (per_patch * mask).sum() / mask.sum()
 
   def loss(pred, target, mask):
-    return float(mae_losses.masked_patch_loss(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32),
-                                              jnp.asarray(mask, jnp.float32), normalize_targets=normalize))
+    return float(
+      mae_losses.masked_patch_loss(
+        jnp.asarray(pred, jnp.float32),
+        jnp.asarray(target, jnp.float32),
+        jnp.asarray(mask, jnp.float32),
+        normalize_targets=normalize,
+      )
+    )
 
   np.testing.assert_allclose(loss(pred, target, mask), expected, rtol=1e-5)
   # Anything at all in the visible patches, predicted or target, changes nothing.
@@ -118,8 +132,9 @@ def test_random_masking_keeps_round_n_quarter_distinct_patches_per_example():
       mae_losses.num_kept(16, ratio)
   for num_patches, count in ((16, 4000), (49, 64)):
     kept = mae_losses.num_kept(num_patches, 0.75)
-    keep, mask, restore = (np.asarray(x) for x in mae_losses.random_masking(
-        key, jnp.arange(count), num_patches=num_patches, mask_ratio=0.75))
+    keep, mask, restore = (
+      np.asarray(x) for x in mae_losses.random_masking(key, jnp.arange(count), num_patches=num_patches, mask_ratio=0.75)
+    )
     assert keep.shape == (count, kept) and mask.shape == restore.shape == (count, num_patches)
     for b in range(64):
       assert len(set(keep[b])) == kept and np.all(np.diff(keep[b]) > 0)  # distinct, increasing
@@ -141,8 +156,10 @@ def test_masks_are_the_same_on_one_and_eight_devices():
   masks = []
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = parallel.make_mesh(devices)
-    make = jax.jit(lambda k: mae_losses.random_masking(k, global_indices(32), num_patches=16, mask_ratio=0.75),
-                   out_shardings=parallel.batch_sharding(mesh))
+    make = jax.jit(
+      lambda k: mae_losses.random_masking(k, global_indices(32), num_patches=16, mask_ratio=0.75),
+      out_shardings=parallel.batch_sharding(mesh),
+    )
     masks.append(jax.device_get(make(key)))
   for one, eight in zip(*masks):
     np.testing.assert_array_equal(one, eight)
@@ -157,8 +174,11 @@ def test_decoder_position_embeddings_are_maes_sine_cosine():
   omega = np.array([1.0, 1e-2])  # 10000^(-k / 2), k = 0, 1
   for n in range(6):
     row, col = divmod(n, 3)
-    np.testing.assert_allclose(pe[n], np.concatenate([np.sin(col * omega), np.cos(col * omega),
-                                                      np.sin(row * omega), np.cos(row * omega)]), atol=1e-6)
+    np.testing.assert_allclose(
+      pe[n],
+      np.concatenate([np.sin(col * omega), np.cos(col * omega), np.sin(row * omega), np.cos(row * omega)]),
+      atol=1e-6,
+    )
   with pytest.raises(ValueError, match="divisible by 4"):
     sincos_2d(6, (2, 2))
 
@@ -170,8 +190,11 @@ def test_mae_is_registered_and_rejects_bad_settings():
   config.model.encoder, config.model.depth, config.model.patch_size = "resnet_tiny", 0, 0
   with pytest.raises(ValueError, match="needs a ViT encoder"):
     make_task(config)
-  for key, value, match in (("mask_ratio", 1.0, r"in \(0, 1\)"), ("decoder_heads", 3, "divisible by mae.decoder_heads"),
-                            ("decoder_depth", 0, "positive integer")):
+  for key, value, match in (
+    ("mask_ratio", 1.0, r"in \(0, 1\)"),
+    ("decoder_heads", 3, "divisible by mae.decoder_heads"),
+    ("decoder_depth", 0, "positive integer"),
+  ):
     config = _config()
     config.mae[key] = value
     with pytest.raises(ValueError, match=match):

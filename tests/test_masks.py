@@ -111,8 +111,7 @@ def test_masks_do_not_depend_on_sharding(kind):
 
 def test_raw_uint32_keys_give_the_masks_of_the_typed_key():
   raw = jax.random.PRNGKey(3)
-  np.testing.assert_array_equal(_masks("rectangles", key=raw),
-                                _masks("rectangles", key=jax.random.wrap_key_data(raw)))
+  np.testing.assert_array_equal(_masks("rectangles", key=raw), _masks("rectangles", key=jax.random.wrap_key_data(raw)))
 
 
 def test_bad_arguments_are_clear_errors():

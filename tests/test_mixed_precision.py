@@ -9,9 +9,11 @@ from jssl import parallel, train
 
 def _batch(seed=0):
   rng = np.random.default_rng(seed)
-  return {"view1": rng.random((32, 16, 16, 3), dtype=np.float32),
-          "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
-          "label": rng.integers(0, 10, 32).astype(np.int32)}
+  return {
+    "view1": rng.random((32, 16, 16, 3), dtype=np.float32),
+    "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
+    "label": rng.integers(0, 10, 32).astype(np.int32),
+  }
 
 
 def _first_loss(config):

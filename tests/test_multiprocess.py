@@ -9,14 +9,12 @@ import time
 
 import jax
 import numpy as np
-
-from jssl.checkpoint import Checkpointer
-from jssl.train import read_metrics
-
 from conftest import REPO
 from multiprocess_driver import fixed_batch, steps_config
 
 from jssl import parallel, train
+from jssl.checkpoint import Checkpointer
+from jssl.train import read_metrics
 
 DRIVER = str(REPO / "tests" / "multiprocess_driver.py")
 
@@ -29,9 +27,16 @@ def _free_port() -> int:
 
 def _start(workdir, *overrides, mode="pretrain"):
   coordinator = f"127.0.0.1:{_free_port()}"
-  return [subprocess.Popen([sys.executable, DRIVER, mode, coordinator, "2", str(i), str(workdir), *overrides],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
-          for i in range(2)]
+  return [
+    subprocess.Popen(
+      [sys.executable, DRIVER, mode, coordinator, "2", str(i), str(workdir), *overrides],
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=REPO,
+    )
+    for i in range(2)
+  ]
 
 
 def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):

@@ -11,29 +11,35 @@ from jssl.losses import ntxent, ntxent_chunked
 
 def _inputs(batch, dim, seed=0):
   rng = np.random.default_rng(seed)
-  return (jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32),
-          jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32))
+  return (
+    jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32),
+    jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32),
+  )
 
 
 def _value_and_grads(loss, z_a, z_b, **kwargs):
   return jax.jit(jax.value_and_grad(lambda a, b: loss(a, b, **kwargs), argnums=(0, 1)))(z_a, z_b)
 
 
-@pytest.mark.parametrize("batch,dim,block,temperature,devices", [
-    (8, 4, 3, 0.5, 1),      # block does not divide 2B = 16
+@pytest.mark.parametrize(
+  "batch,dim,block,temperature,devices",
+  [
+    (8, 4, 3, 0.5, 1),  # block does not divide 2B = 16
     (16, 32, 16, 0.1, 1),
-    (16, 32, 5, 0.05, 8),   # sharded, ragged blocks, low temperature
-    (32, 16, 64, 0.2, 8),   # block larger than the batch
+    (16, 32, 5, 0.05, 8),  # sharded, ragged blocks, low temperature
+    (32, 16, 64, 0.2, 8),  # block larger than the batch
     (24, 8, 7, 1.0, 4),
-])
+  ],
+)
 def test_value_and_gradient_equal_dense(batch, dim, block, temperature, devices):
   z_a, z_b = _inputs(batch, dim, seed=batch + block)
   mesh = parallel.make_mesh(jax.devices()[:devices]) if devices > 1 else None
   if mesh is not None:
     z_a, z_b = (jax.device_put(z, parallel.batch_sharding(mesh)) for z in (z_a, z_b))
   dense, dense_grads = _value_and_grads(ntxent, z_a, z_b, temperature=temperature)
-  chunked, chunked_grads = _value_and_grads(ntxent_chunked, z_a, z_b, temperature=temperature, block_size=block,
-                                            mesh=mesh)
+  chunked, chunked_grads = _value_and_grads(
+    ntxent_chunked, z_a, z_b, temperature=temperature, block_size=block, mesh=mesh
+  )
   # float32, different summation order: round-off only.
   np.testing.assert_allclose(chunked, dense, rtol=2e-6, atol=2e-6)
   for got, want in zip(chunked_grads, dense_grads):

@@ -28,11 +28,17 @@ def test_warmup_then_cosine():
 
 
 def test_kernel_mask_is_by_shape():
-  params = {"conv": {"kernel": jnp.ones((3, 3, 1, 4))}, "bn": {"scale": jnp.ones(4), "bias": jnp.ones(4)},
-            "dense": {"kernel": jnp.ones((4, 2)), "bias": jnp.ones(2)}}
+  params = {
+    "conv": {"kernel": jnp.ones((3, 3, 1, 4))},
+    "bn": {"scale": jnp.ones(4), "bias": jnp.ones(4)},
+    "dense": {"kernel": jnp.ones((4, 2)), "bias": jnp.ones(2)},
+  }
   mask = optim.kernel_mask(params)
-  assert mask == {"conv": {"kernel": True}, "bn": {"scale": False, "bias": False},
-                  "dense": {"kernel": True, "bias": False}}
+  assert mask == {
+    "conv": {"kernel": True},
+    "bn": {"scale": False, "bias": False},
+    "dense": {"kernel": True, "bias": False},
+  }
 
 
 def test_kernel_mask_skips_vit_embeddings():

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+from PIL import Image
 
 from jssl.data import augment, pipeline
 from jssl.data.sources import make_source
@@ -17,8 +18,9 @@ def _views(image, seed):
 
 def _first_batches(seed, count=3, **kwargs):
   source = make_source("synthetic", synthetic_shape=(10, 14, 1), synthetic_examples=64)
-  ds = pipeline.pretrain_dataset(source, split="train", batch_size=8, host_example=_views, seed=seed,
-                                 shuffle_buffer=64, **kwargs)
+  ds = pipeline.pretrain_dataset(
+    source, split="train", batch_size=8, host_example=_views, seed=seed, shuffle_buffer=64, **kwargs
+  )
   return [b for _, b in zip(range(count), ds.as_numpy_iterator())]
 
 
@@ -43,8 +45,7 @@ def test_processes_read_disjoint_shards():
   source = make_source("synthetic", synthetic_shape=(4, 4, 1), synthetic_examples=40)
   seen = []
   for index in range(2):
-    ds = pipeline.eval_dataset(source, split="train", batch_size=7, image_size=4, process_index=index,
-                               process_count=2)
+    ds = pipeline.eval_dataset(source, split="train", batch_size=7, image_size=4, process_index=index, process_count=2)
     seen.append(np.concatenate([b["image"].reshape(len(b["image"]), -1) for b in ds.as_numpy_iterator()]))
   assert len(seen[0]) == len(seen[1]) == 20
   rows = {r.tobytes() for r in seen[0]}
@@ -71,9 +72,18 @@ def test_with_index_gives_each_example_its_position_in_the_split():
     return {"image": image}
 
   def batches(process_index, shuffle_buffer):
-    ds = pipeline.pretrain_dataset(source, split="train", batch_size=5, host_example=keep, seed=0,
-                                   shuffle_buffer=shuffle_buffer, grayscale_to_rgb=False, process_index=process_index,
-                                   process_count=2, with_index=True)
+    ds = pipeline.pretrain_dataset(
+      source,
+      split="train",
+      batch_size=5,
+      host_example=keep,
+      seed=0,
+      shuffle_buffer=shuffle_buffer,
+      grayscale_to_rgb=False,
+      process_index=process_index,
+      process_count=2,
+      with_index=True,
+    )
     return [b for _, b in zip(range(4), ds.as_numpy_iterator())]  # 20 examples: this process's epoch
 
   seen = []
@@ -89,7 +99,6 @@ def test_with_index_gives_each_example_its_position_in_the_split():
 
 def _class_sorted_folder(root, *, classes=10, per_class=200, size=4):
   """``root/c{k}/{i}.png``: image k of class c has every pixel (k * 7 + i) % 256 in channel 0, c * 20 in 1."""
-  from PIL import Image
   for c in range(classes):
     os.makedirs(root / f"c{c}")
     for i in range(per_class):
@@ -105,8 +114,9 @@ def _keep(image, seed):
 
 def _folder_batches(source, *, count, seed=0, **kwargs):
   # A buffer of 1,000 over classes of 200 is ImageNet's 10,000 over classes of ~1,300, scaled.
-  ds = pipeline.pretrain_dataset(source, split="train", batch_size=64, host_example=_keep, seed=seed,
-                                 shuffle_buffer=1000, **kwargs)
+  ds = pipeline.pretrain_dataset(
+    source, split="train", batch_size=64, host_example=_keep, seed=seed, shuffle_buffer=1000, **kwargs
+  )
   return [b for _, b in zip(range(count), ds.as_numpy_iterator())]
 
 
@@ -139,8 +149,16 @@ def test_folder_index_names_the_file_each_process_reads_its_share(tmp_path):
   files = np.stack([e["image"] for e in source.dataset("train").as_numpy_iterator()])
   seen = []
   for process in range(2):
-    ds = pipeline.pretrain_dataset(source, split="train", batch_size=16, host_example=_keep, seed=3,
-                                   process_index=process, process_count=2, with_index=True)
+    ds = pipeline.pretrain_dataset(
+      source,
+      split="train",
+      batch_size=16,
+      host_example=_keep,
+      seed=3,
+      process_index=process,
+      process_count=2,
+      with_index=True,
+    )
     batches = [b for _, b in zip(range(4), ds.as_numpy_iterator())]  # 64: this process's epoch
     for batch in batches:
       assert batch["index"].dtype == np.int32

@@ -64,12 +64,15 @@ def test_standardize_constant_feature_stays_finite_and_accepts_jax_arrays():
   np.testing.assert_allclose(test_z, [[0.0, 0.0]], atol=1e-6)
 
 
-@pytest.mark.parametrize("train, test, match", [
+@pytest.mark.parametrize(
+  "train, test, match",
+  [
     (np.zeros((0, 3)), np.zeros((2, 3)), "train_x is empty"),
     (np.zeros((4, 3)), np.zeros((2, 5)), "3 features but test_x has 5"),
     (np.zeros(4), np.zeros((2, 3)), r"\[N, F\]"),
     (np.array([[np.nan, 1.0]]), np.zeros((1, 2)), "NaN"),
-])
+  ],
+)
 def test_standardize_rejects_bad_input(train, test, match):
   with pytest.raises(ValueError, match=match):
     standardize(train, test)
@@ -104,22 +107,22 @@ def knn_data():
   return _split(rng, n_train=300, n_test=103, num_classes=5, dim=16, spread=0.6)
 
 
-@pytest.mark.parametrize("k, temperature, chunk_size", [
-    (1, 0.1, 1024),    # nearest neighbour, one chunk larger than N_test
-    (20, 0.07, 32),    # 32 does not divide 103: padded last chunk
-    (50, 1.0, 1),      # one test point per chunk
-    (500, 0.5, 50),    # k > N_train = 300: clipped, every train point votes
-])
+@pytest.mark.parametrize(
+  "k, temperature, chunk_size",
+  [
+    (1, 0.1, 1024),  # nearest neighbour, one chunk larger than N_test
+    (20, 0.07, 32),  # 32 does not divide 103: padded last chunk
+    (50, 1.0, 1),  # one test point per chunk
+    (500, 0.5, 50),  # k > N_train = 300: clipped, every train point votes
+  ],
+)
 def test_knn_matches_float64_reference(knn_data, k, temperature, chunk_size):
   train_x, train_y, test_x, test_y = knn_data
-  expected = _knn_reference(train_x, train_y, test_x, num_classes=5, k=k,
-                            temperature=temperature)
-  pred = knn_predict(train_x, train_y, test_x, num_classes=5, k=k, temperature=temperature,
-                     chunk_size=chunk_size)
+  expected = _knn_reference(train_x, train_y, test_x, num_classes=5, k=k, temperature=temperature)
+  pred = knn_predict(train_x, train_y, test_x, num_classes=5, k=k, temperature=temperature, chunk_size=chunk_size)
   assert pred.shape == (103,) and pred.dtype == np.int32
   np.testing.assert_array_equal(pred, expected)
-  top1 = knn_top1(train_x, train_y, test_x, test_y, num_classes=5, k=k,
-                  temperature=temperature, chunk_size=chunk_size)
+  top1 = knn_top1(train_x, train_y, test_x, test_y, num_classes=5, k=k, temperature=temperature, chunk_size=chunk_size)
   assert isinstance(top1, float)
   assert top1 == pytest.approx(np.mean(expected == test_y), abs=1e-12)
   assert 0.3 < top1 < 1.0  # the data make the comparison non-trivial
@@ -142,8 +145,7 @@ def test_knn_vote_weighting_beats_majority():
   # T = 0.1 the votes are exp(9.99) ~ 2e4 for class 0 against 2 * exp(5) ~ 300.
   # At T = 10 the weights are nearly equal and the majority wins again.
   s60 = math.sin(math.radians(60))
-  train_x = np.array([[1.0, 0.05], [0.5, s60], [0.5, -s60], [-1.0, 0.1], [-1.0, -0.1]],
-                     np.float32)
+  train_x = np.array([[1.0, 0.05], [0.5, s60], [0.5, -s60], [-1.0, 0.1], [-1.0, -0.1]], np.float32)
   train_y = np.array([0, 1, 1, 2, 2])
   test_x = np.array([[1.0, 0.0]], np.float32)
 
@@ -155,8 +157,7 @@ def test_knn_vote_weighting_beats_majority():
     ref = _knn_reference(train_x, train_y, test_x, num_classes=3, k=3, temperature=temperature)
     pred = knn_predict(train_x, train_y, test_x, num_classes=3, k=3, temperature=temperature)
     assert ref[0] == expected and pred[0] == expected
-    assert knn_top1(train_x, train_y, test_x, np.array([expected]), num_classes=3, k=3,
-                    temperature=temperature) == 1.0
+    assert knn_top1(train_x, train_y, test_x, np.array([expected]), num_classes=3, k=3, temperature=temperature) == 1.0
 
 
 def test_knn_k_above_train_size_uses_every_train_point():
@@ -176,8 +177,7 @@ def test_knn_small_temperature_does_not_overflow(knn_data):
   # exp(1 / 0.005) = exp(200) overflows float32; the per-row max shift must keep
   # the votes finite and the ranking intact (compare with the float64 reference).
   train_x, train_y, test_x, _ = knn_data
-  expected = _knn_reference(train_x, train_y, test_x, num_classes=5, k=10,
-                            temperature=0.005)
+  expected = _knn_reference(train_x, train_y, test_x, num_classes=5, k=10, temperature=0.005)
   pred = knn_predict(train_x, train_y, test_x, num_classes=5, k=10, temperature=0.005)
   np.testing.assert_array_equal(pred, expected)
 
@@ -191,7 +191,9 @@ def test_knn_top_k_is_not_lowered_to_a_full_sort():
   assert " sort(" not in hlo
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     (dict(k=0), "k must be a positive integer"),
     (dict(temperature=0.0), "temperature must be > 0"),
     (dict(chunk_size=0), "chunk_size must be a positive integer"),
@@ -202,10 +204,12 @@ def test_knn_top_k_is_not_lowered_to_a_full_sort():
     (dict(train_x=np.zeros((0, 2)), train_y=np.zeros(0, int)), "train_x is empty"),
     (dict(test_x=np.zeros((0, 2)), test_y=np.zeros(0, int)), "test_x is empty"),
     (dict(test_x=np.ones((2, 4))), "train_x has 2 features but test_x has 4"),
-])
+  ],
+)
 def test_knn_rejects_bad_input(kwargs, match):
-  args = dict(train_x=np.ones((3, 2)), train_y=np.array([0, 1, 2]), test_x=np.ones((2, 2)),
-              test_y=np.array([0, 1]), num_classes=3)
+  args = dict(
+    train_x=np.ones((3, 2)), train_y=np.array([0, 1, 2]), test_x=np.ones((2, 2)), test_y=np.array([0, 1]), num_classes=3
+  )
   args.update(kwargs)
   with pytest.raises(ValueError, match=f"knn_top1: {match}"):
     knn_top1(**args)
@@ -226,6 +230,7 @@ def _objective64(w, b, x, y, l2):
 def _sklearn_fit(x, y, l2):
   """scikit-learn's converged multinomial logistic regression with the same objective."""
   from sklearn.linear_model import LogisticRegression  # noqa: PLC0415  (test-only dependency)
+
   # scikit-learn minimises C * sum_i CE_i + ||w||^2 / 2, i.e. N * C * (mean CE + ||w||^2 / (2 N C)).
   model = LogisticRegression(C=1.0 / (l2 * len(y)), tol=1e-6, max_iter=5000)
   model.fit(x.astype(np.float64), y)
@@ -256,8 +261,10 @@ def test_linear_probe_matches_sklearn_on_gaussian_clusters():
   assert fit.l2 in probes.DEFAULT_L2_GRID
 
 
-@pytest.mark.skipif(not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
-                    reason="dataset-fashion-mnist not installed (make test installs it)")
+@pytest.mark.skipif(
+  not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
+  reason="dataset-fashion-mnist not installed (make test installs it)",
+)
 def test_linear_probe_matches_sklearn_on_raw_fashion_mnist(monkeypatch):
   monkeypatch.delenv("JSSL_DATA_DIR", raising=False)
   source = make_source("fashion_mnist")
@@ -270,8 +277,7 @@ def test_linear_probe_matches_sklearn_on_raw_fashion_mnist(monkeypatch):
 
 def test_linear_probe_separates_gaussian_clusters():
   rng = np.random.default_rng(3)
-  train_x, train_y, test_x, test_y = _split(rng, n_train=2000, n_test=500, num_classes=4,
-                                            dim=20, spread=2.0)
+  train_x, train_y, test_x, test_y = _split(rng, n_train=2000, n_test=500, num_classes=4, dim=20, spread=2.0)
   train_x, test_x = standardize(train_x, test_x)
   result = linear_probe(train_x, train_y, test_x, test_y, num_classes=4)  # defaults
   assert set(result) == {"top1", "train_top1", "l2", "val_top1", "loss", "grad_norm", "iterations", "converged"}
@@ -286,8 +292,7 @@ def test_l2_choice_never_reads_the_test_split():
   train_x, train_y, test_x, test_y = _split(rng, n_train=600, n_test=300, num_classes=3, dim=40, spread=0.3)
   clean = linear_probe(train_x, train_y, test_x, test_y, num_classes=3)
   # Poisoned test split: labels shifted by one class, features replaced by noise of another scale.
-  poisoned = linear_probe(train_x, train_y, 5 * rng.standard_normal(test_x.shape), (test_y + 1) % 3,
-                          num_classes=3)
+  poisoned = linear_probe(train_x, train_y, 5 * rng.standard_normal(test_x.shape), (test_y + 1) % 3, num_classes=3)
   assert clean["top1"] != poisoned["top1"]  # the test split did change ...
   # ... and nothing chosen or fitted did.
   for key in ("l2", "val_top1", "train_top1", "loss", "grad_norm", "iterations"):
@@ -325,8 +330,7 @@ def test_linear_probe_on_random_labels_stays_at_chance():
 
 def test_linear_probe_is_deterministic():
   rng = np.random.default_rng(5)
-  train_x, train_y, test_x, test_y = _split(rng, n_train=700, n_test=100, num_classes=3,
-                                            dim=8, spread=0.5)
+  train_x, train_y, test_x, test_y = _split(rng, n_train=700, n_test=100, num_classes=3, dim=8, spread=0.5)
   # jax arrays accepted as well as numpy
   a = linear_probe(jnp.asarray(train_x), jnp.asarray(train_y), test_x, test_y, num_classes=3)
   b = linear_probe(train_x, train_y, test_x, test_y, num_classes=3)
@@ -408,7 +412,9 @@ def test_default_config_uses_the_probe_default_grid():
   assert tuple(default_config().eval.linear_l2_grid) == probes.DEFAULT_L2_GRID
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     (dict(train_y=np.array([0, 1, 4])), r"train_y must lie in \[0, 3\)"),
     (dict(test_y=np.array([3, 0])), r"test_y must lie in \[0, 3\)"),
     (dict(train_y=np.array([0, 1])), "train_y has 2 labels but the features have 3 rows"),
@@ -424,10 +430,18 @@ def test_default_config_uses_the_probe_default_grid():
     (dict(max_iter=0), "max_iter must be a positive integer"),
     (dict(tol=0.0), "tol must be > 0"),
     (dict(train_x=np.array([[np.inf, 0.0]] * 3)), "train_x contains NaN or infinite"),
-])
+  ],
+)
 def test_linear_probe_rejects_bad_input(kwargs, match):
-  args = dict(train_x=np.ones((3, 2)), train_y=np.array([0, 1, 2]), test_x=np.ones((2, 2)),
-              test_y=np.array([0, 1]), num_classes=3, l2_grid=(1e-3,), val_fraction=0.0)
+  args = dict(
+    train_x=np.ones((3, 2)),
+    train_y=np.array([0, 1, 2]),
+    test_x=np.ones((2, 2)),
+    test_y=np.array([0, 1]),
+    num_classes=3,
+    l2_grid=(1e-3,),
+    val_fraction=0.0,
+  )
   args.update(kwargs)
   with pytest.raises(ValueError, match=f"linear_probe: {match}"):
     linear_probe(**args)

@@ -35,9 +35,11 @@ def test_masked_l2_matches_numpy_and_ignores_unmasked_pixels(pair):
   np.testing.assert_allclose(float(got), expected, rtol=1e-5)
   # Anything at all where the mask is 0 changes nothing.
   scribbled = np.where(mask > 0, pred, 1e3 * np.random.default_rng(2).standard_normal(pred.shape))
-  np.testing.assert_allclose(float(losses.masked_l2(jnp.asarray(scribbled, jnp.float32),
-                                                   jnp.asarray(target, jnp.float32), jnp.asarray(mask))),
-                             expected, rtol=1e-5)
+  np.testing.assert_allclose(
+    float(losses.masked_l2(jnp.asarray(scribbled, jnp.float32), jnp.asarray(target, jnp.float32), jnp.asarray(mask))),
+    expected,
+    rtol=1e-5,
+  )
   assert float(losses.masked_l2(jnp.ones((1, 4, 4, 3)), jnp.zeros((1, 4, 4, 3)), jnp.zeros((1, 4, 4, 1)))) == 0.0
 
 

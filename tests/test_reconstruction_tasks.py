@@ -7,13 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 
 import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks import TASKS
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke_reconstruction.py")
 RECONSTRUCTION_TASKS = ("colorization", "superres", "inpainting")
@@ -84,8 +83,10 @@ def test_adversarial_step_moves_each_network_the_right_way():
       (loss, (stats, metrics, _)), grads = loss_and_grads(params, stats, batch, rng)
       history.append({k: float(v) for k, v in metrics.items()})
       if i < steps:
-        params = {k: jax.tree.map(lambda p, g: p - lr * g, v, grads[k]) if (k == "discriminator") == (part == "d")
-                  else v for k, v in params.items()}
+        params = {
+          k: jax.tree.map(lambda p, g: p - lr * g, v, grads[k]) if (k == "discriminator") == (part == "d") else v
+          for k, v in params.items()
+        }
     return params, stats, history[0], history[-1]
 
   frozen_generator = params["encoder"]
@@ -144,8 +145,11 @@ def test_smoke_run_lowers_the_loss_and_writes_samples(smoke_run):
   assert after < before, (before, after)
   scored = [m for m in metrics if any(k.startswith("holdout_") for k in m)]
   assert [m["step"] for m in scored] == list(range(every, steps + 1, every)), "every train.eval_every steps"
-  pairs = {"colorization": ("ab_rmse", "ab_rmse_gray"), "superres": ("psnr", "psnr_bicubic"),
-           "inpainting": ("masked_psnr", "masked_psnr_mean_fill")}[task]
+  pairs = {
+    "colorization": ("ab_rmse", "ab_rmse_gray"),
+    "superres": ("psnr", "psnr_bicubic"),
+    "inpainting": ("masked_psnr", "masked_psnr_mean_fill"),
+  }[task]
   for key in pairs:
     assert np.isfinite(scored[-1][f"holdout_{key}"]), key
   for name in ("samples.png", "augmentations.png", "curves.png"):
@@ -161,8 +165,9 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   config = train.read_run_config(workdir)
   setup = train.make_setup(config)
   state, _ = train.restore_run(setup, workdir)
-  expected = setup.task.model.encoder.apply(setup.task.encoder_variables(state.params, state.batch_stats), images,
-                                            train=False)
+  expected = setup.task.model.encoder.apply(
+    setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
+  )
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 

@@ -1,7 +1,6 @@
 """Checkpoints that never lose a run: round trip, kill -9 and resume, SIGTERM, torn saves,
 restore on another device count, and non-finite steps."""
 
-import os
 import shutil
 import signal
 import subprocess
@@ -11,13 +10,12 @@ import time
 import jax
 import numpy as np
 import pytest
+from conftest import REPO
 
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
 from jssl.tasks.simclr import SimCLR
 from jssl.train import read_metrics
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 STEPS = 24  # configs/smoke.py
@@ -34,8 +32,9 @@ def _run(workdir, *overrides):
 
 
 def _start(workdir, *overrides):
-  return subprocess.Popen(_command(workdir, *overrides), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, cwd=REPO)
+  return subprocess.Popen(
+    _command(workdir, *overrides), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO
+  )
 
 
 def _wait_for_steps(workdir, count, process, timeout=240):
@@ -69,8 +68,11 @@ def test_checkpoint_round_trip_is_bit_identical(smoke_config, tmp_path):
   state = train.create_state(setup, seed=0)
   step = train.make_train_step(setup)
   rng = np.random.default_rng(0)
-  batch = {"view1": rng.random((32, 16, 16, 3), dtype=np.float32), "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
-           "label": rng.integers(0, 10, 32).astype(np.int32)}
+  batch = {
+    "view1": rng.random((32, 16, 16, 3), dtype=np.float32),
+    "view2": rng.random((32, 16, 16, 3), dtype=np.float32),
+    "label": rng.integers(0, 10, 32).astype(np.int32),
+  }
   for _ in range(2):
     state, _ = step(state, parallel.global_batch(batch, setup.mesh))
   checkpointer = Checkpointer(tmp_path)
@@ -158,13 +160,18 @@ def test_non_finite_step_changes_nothing_but_the_counters(smoke_config):
   setup = train.make_setup(smoke_config)
   state = train.create_state(setup, seed=0)
   before = jax.device_get(state)
-  batch = {"view1": np.full((32, 16, 16, 3), np.nan, np.float32), "view2": np.zeros((32, 16, 16, 3), np.float32),
-           "label": np.zeros(32, np.int32)}
+  batch = {
+    "view1": np.full((32, 16, 16, 3), np.nan, np.float32),
+    "view2": np.zeros((32, 16, 16, 3), np.float32),
+    "label": np.zeros(32, np.int32),
+  }
   after, metrics = train.make_train_step(setup)(state, parallel.global_batch(batch, setup.mesh))
   assert not bool(metrics["finite"])
   assert int(after.step) == 1 and int(after.skipped_steps) == 1
-  for a, b in zip(jax.tree.leaves((before.params, before.batch_stats, before.opt_state)),
-                  jax.tree.leaves(jax.device_get((after.params, after.batch_stats, after.opt_state)))):
+  for a, b in zip(
+    jax.tree.leaves((before.params, before.batch_stats, before.opt_state)),
+    jax.tree.leaves(jax.device_get((after.params, after.batch_stats, after.opt_state))),
+  ):
     np.testing.assert_array_equal(a, b)
 
 

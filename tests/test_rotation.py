@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 
 import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks.rotation import rotate
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke_rotation.py")
 
@@ -20,8 +19,10 @@ SMOKE = str(REPO / "configs" / "smoke_rotation.py")
 def _batch(config, seed=0):
   rng = np.random.default_rng(seed)
   size, batch = config.data.image_size, config.train.batch_size
-  return {"image": rng.integers(0, 256, (batch, size, size, 3)).astype(np.uint8),
-          "label": rng.integers(0, 8, batch).astype(np.int32)}
+  return {
+    "image": rng.integers(0, 256, (batch, size, size, 3)).astype(np.uint8),
+    "label": rng.integers(0, 8, batch).astype(np.int32),
+  }
 
 
 def test_rotate_turns_each_image_by_its_own_quarter_turns():
@@ -58,8 +59,9 @@ def test_eight_devices_match_one_device():
   results = {}
   for devices in (jax.devices()[:1], jax.devices()):
     setup = train.make_setup(config, mesh=parallel.make_mesh(devices))
-    state, metrics = train.make_train_step(setup)(train.create_state(setup, seed=0),
-                                                  parallel.global_batch(_batch(config), setup.mesh))
+    state, metrics = train.make_train_step(setup)(
+      train.create_state(setup, seed=0), parallel.global_batch(_batch(config), setup.mesh)
+    )
     results[len(devices)] = jax.device_get((state, metrics["loss"]))
   for a, b in zip(jax.tree.leaves(results[1]), jax.tree.leaves(results[8])):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-5)
@@ -90,8 +92,9 @@ def test_smoke_run_exports_and_evaluates(smoke_run, tmp_path):
   setup = train.make_setup(config)
   state, _ = train.restore_run(setup, smoke_run)
   images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  expected = setup.task.model.encoder.apply(setup.task.encoder_variables(state.params, state.batch_stats), images,
-                                            train=False)
+  expected = setup.task.model.encoder.apply(
+    setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
+  )
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
   # eval settings can change for one evaluation; the model's cannot.
   assert cli.main(["eval", "--workdir", str(smoke_run), "--config.model.encoder=resnet18"]) == 2

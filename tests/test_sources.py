@@ -3,15 +3,16 @@
 import gzip
 import logging
 import os
+import sys
 
+import ml_collections
 import numpy as np
 import pytest
-from PIL import Image
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from jssl.data import sources
 from jssl.data.sources import make_source
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -100,8 +101,7 @@ def test_fashion_mnist_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
   assert "tfds build fashion_mnist" in message
 
 
-@pytest.mark.skipif(not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
-                    reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR), reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist(monkeypatch):
   monkeypatch.delenv("JSSL_DATA_DIR", raising=False)
   source = make_source("fashion_mnist")
@@ -146,10 +146,15 @@ class JsslTinyImages(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(8, 8, 3)),
-        "label": tfds.features.ClassLabel(num_classes=3),
-    }))
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(8, 8, 3)),
+          "label": tfds.features.ClassLabel(num_classes=3),
+        }
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     return {"train": self._generate_examples(10), "test": self._generate_examples(4)}
@@ -271,14 +276,12 @@ def test_process_shards_are_disjoint_cover_and_deterministic(kind, tmp_path, tfd
     return element[0].tobytes(), element[1]
 
   full = [key(e) for e in _elements(source.dataset("train"))]
-  shards = [[key(e) for e in _elements(source.dataset("train", process_index=p, process_count=2))]
-            for p in range(2)]
+  shards = [[key(e) for e in _elements(source.dataset("train", process_index=p, process_count=2))] for p in range(2)]
   assert len(full) == source.num_examples("train") and len(set(full)) == len(full)
   for p in range(2):
     assert shards[p] == full[p::2]  # element i goes to process i % 2, in order
   assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == sorted(full)
-  assert [key(e) for e in _elements(source.dataset("train", process_index=1, process_count=2))] \
-      == shards[1]
+  assert [key(e) for e in _elements(source.dataset("train", process_index=1, process_count=2))] == shards[1]
   with pytest.raises(ValueError, match="process_index"):
     source.dataset("train", process_index=2, process_count=2)
 
@@ -335,13 +338,13 @@ def test_sample_photos_shapes_labels_and_pixels():
     assert (std > 1.0).mean() >= 0.9
     assert np.abs(images[..., 0].astype(np.float32) - images[..., 1]).mean() > 10
   # The loader resizes exactly the boxes _sample_photo_crops chose.
-  from PIL import Image
+
   images, _ = source.arrays("train")
   photos = sources._load_sample_photos()
   boxes = sources._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
   for i in (0, 13, 63):
     p, top, left, side = boxes[i].tolist()
-    crop = Image.fromarray(photos[p][top:top + side, left:left + side]).resize((32, 32), Image.Resampling.BOX)
+    crop = Image.fromarray(photos[p][top : top + side, left : left + side]).resize((32, 32), Image.Resampling.BOX)
     np.testing.assert_array_equal(images[i], np.asarray(crop))
   elements = _elements(source.dataset("test", process_index=1, process_count=2))
   assert [label for _, label in elements] == [i % 8 for i in range(1, 16, 2)]
@@ -367,7 +370,6 @@ def test_sample_photos_bad_arguments():
 
 
 def test_sample_photos_from_config():
-  import ml_collections
   # A config's data section by hand: jssl.config pulls in every task module.
   old = dict(source="sample_photos", dir="", synthetic_shape=(32, 32, 3), synthetic_examples=1024)
   data = ml_collections.ConfigDict(dict(old, photo_crop_size=24, photo_crops=32))
@@ -379,7 +381,6 @@ def test_sample_photos_from_config():
 
 
 def test_sample_photos_without_scikit_image_says_how_to_install(monkeypatch):
-  import sys
   monkeypatch.setitem(sys.modules, "skimage.data", None)  # makes `import skimage.data` fail
   sources._load_sample_photos.cache_clear()
   try:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 SCRIPT = REPO / "tpu" / "tpu.sh"
@@ -16,7 +15,9 @@ SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh", REPO / "benchma
 
 def _dry_run(*args):
   # --dry-run right after the subcommand: anything after "--" belongs to jssl.
-  result = subprocess.run(["bash", str(SCRIPT), args[0], "--dry-run", *args[1:]], capture_output=True, text=True, timeout=30)
+  result = subprocess.run(
+    ["bash", str(SCRIPT), args[0], "--dry-run", *args[1:]], capture_output=True, text=True, timeout=30
+  )
   return result.returncode, result.stdout, result.stderr
 
 
@@ -43,19 +44,33 @@ def test_create_and_delete_commands():
 
 
 def test_launch_runs_the_same_command_on_every_worker():
-  code, out, _ = _dry_run("launch", "--name", "pod", "--zone", "z", "--config", "configs/simclr_imagenet_r50.py",
-                          "--workdir", "/gcs/b/run", "--", "--config.data.dir=gs://b/tfds")
+  code, out, _ = _dry_run(
+    "launch",
+    "--name",
+    "pod",
+    "--zone",
+    "z",
+    "--config",
+    "configs/simclr_imagenet_r50.py",
+    "--workdir",
+    "/gcs/b/run",
+    "--",
+    "--config.data.dir=gs://b/tfds",
+  )
   assert code == 0
   assert "--worker=all" in out and "JSSL_AUTO_DISTRIBUTED=1" in out
   assert "configs/simclr_imagenet_r50.py" in out and "--config.data.dir=gs://b/tfds" in out
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["launch", "--name", "a", "--zone", "z"], "--config is required"),
     (["create", "--zone", "z"], "--name is required"),
     (["frobnicate", "--name", "a", "--zone", "z"], "unknown command"),
     (["create", "--name", "a", "--zone", "z", "--colour", "red"], "unknown argument"),
-])
+  ],
+)
 def test_bad_arguments_are_explained(args, message):
   code, _, err = _dry_run(*args)
   assert code == 2 and message in err

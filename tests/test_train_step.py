@@ -14,9 +14,11 @@ def _setup(config, devices):
 def _batch(config, seed=0):
   rng = np.random.default_rng(seed)
   size, batch = config.data.image_size, config.train.batch_size
-  return {"view1": rng.random((batch, size, size, 3), dtype=np.float32),
-          "view2": rng.random((batch, size, size, 3), dtype=np.float32),
-          "label": rng.integers(0, 10, batch).astype(np.int32)}
+  return {
+    "view1": rng.random((batch, size, size, 3), dtype=np.float32),
+    "view2": rng.random((batch, size, size, 3), dtype=np.float32),
+    "label": rng.integers(0, 10, batch).astype(np.int32),
+  }
 
 
 def _steps(config, devices, count):
@@ -105,8 +107,10 @@ def test_fsdp_splits_parameters_and_matches_one_device(smoke_config):
 def _image_batch(config, seed=0):
   rng = np.random.default_rng(seed)
   size, batch = config.data.image_size, config.train.batch_size
-  return {"image": rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
-          "label": rng.integers(0, 10, batch).astype(np.int32)}
+  return {
+    "image": rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
+    "label": rng.integers(0, 10, batch).astype(np.int32),
+  }
 
 
 def test_device_augmentation_is_the_same_on_one_and_eight_devices(smoke_config):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO
 from PIL import Image
 
 import jssl
@@ -19,10 +20,7 @@ from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.data import pipeline, video
 from jssl.data.sources import make_source
-from jssl.tasks import TASKS
 from jssl.tasks.frame_order import FrameOrder, permutations
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke_frame_order.py")
 N_TRAIN, N_TEST = 160, 48  # fake Fashion-MNIST; unlike the clip counts (256, 64), so eval shows what it read
@@ -40,8 +38,9 @@ def fmnist_dir(tmp_path_factory):
   folder = tmp_path_factory.mktemp("fmnist")
   rng = np.random.default_rng(0)
   for prefix, n, low in (("train", N_TRAIN, 1), ("t10k", N_TEST, 128)):
-    _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(low, low + 127, (n, 28, 28), dtype=np.uint8),
-               2051)
+    _write_idx(
+      folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(low, low + 127, (n, 28, 28), dtype=np.uint8), 2051
+    )
     _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8), 2049)
   return str(folder)
 
@@ -55,8 +54,9 @@ def _objects(count, size, seed=0):
 
 def test_generator_is_deterministic_by_seed():
   objects = _objects(5, 8)
-  a, b, c = (video.moving_fashion_mnist(objects, num_clips=6, frames=5, canvas=20, objects=2, seed=s)
-             for s in (3, 3, 4))
+  a, b, c = (
+    video.moving_fashion_mnist(objects, num_clips=6, frames=5, canvas=20, objects=2, seed=s) for s in (3, 3, 4)
+  )
   assert a.shape == (6, 5, 20, 20, 1) and a.dtype == np.uint8
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
@@ -64,27 +64,30 @@ def test_generator_is_deterministic_by_seed():
 
 def test_generator_pastes_whole_objects_with_max_inside_the_canvas():
   objects = _objects(7, 8)
-  clips, ids, positions = video.moving_fashion_mnist(objects, num_clips=12, frames=6, canvas=20, objects=2, seed=1,
-                                                     return_tracks=True)
+  clips, ids, positions = video.moving_fashion_mnist(
+    objects, num_clips=12, frames=6, canvas=20, objects=2, seed=1, return_tracks=True
+  )
   assert ids.shape == (12, 2) and positions.shape == (12, 6, 2, 2)
   assert positions.min() >= 0 and positions.max() <= 20 - 8
   for i, f in itertools.product(range(12), range(6)):  # an independent max composite
     expected = np.zeros((20, 20))
     for k in range(2):
       y, x = positions[i, f, k]
-      expected[y:y + 8, x:x + 8] = np.maximum(expected[y:y + 8, x:x + 8], objects[ids[i, k]])
+      expected[y : y + 8, x : x + 8] = np.maximum(expected[y : y + 8, x : x + 8], objects[ids[i, k]])
     np.testing.assert_array_equal(clips[i, f, ..., 0], expected)
   # One object per clip: every frame holds all of it, nothing cut off at an edge.
-  single, ids = video.moving_fashion_mnist(objects, num_clips=12, frames=6, canvas=20, objects=1, seed=2,
-                                           return_tracks=True)[:2]
+  single, ids = video.moving_fashion_mnist(
+    objects, num_clips=12, frames=6, canvas=20, objects=1, seed=2, return_tracks=True
+  )[:2]
   totals = single.reshape(12, 6, -1).sum(-1, dtype=np.int64)
   np.testing.assert_array_equal(totals, np.repeat(objects[ids[:, 0]].reshape(12, -1).sum(-1)[:, None], 6, 1))
 
 
 def test_objects_move_in_straight_lines_and_bounce_off_the_walls():
   room, speed = 36, (2.0, 4.0)
-  _, _, positions = video.moving_fashion_mnist(_objects(3, 4), num_clips=32, frames=20, canvas=40, objects=1, seed=0,
-                                               speed=speed, return_tracks=True)
+  _, _, positions = video.moving_fashion_mnist(
+    _objects(3, 4), num_clips=32, frames=20, canvas=40, objects=1, seed=0, speed=speed, return_tracks=True
+  )
   p = positions[:, :, 0].astype(np.int64)  # [N, T, 2]
   step = np.diff(p, axis=1)
   assert np.all(np.abs(step) <= speed[1] + 1), "at most the speed per frame (plus rounding)"
@@ -106,8 +109,9 @@ def test_moving_fashion_mnist_source(fmnist_dir):
   assert video.is_video(source) and not video.is_video(make_source("synthetic"))
   assert (source.clip_frames, source.image_shape, source.num_classes) == (4, (40, 40, 1), 10)
   assert source.num_examples("train") == 12 and source.num_examples("test") == 3
-  objects = {split: make_source("fashion_mnist", data_dir=fmnist_dir).arrays(split)[0][..., 0]
-             for split in ("train", "test")}
+  objects = {
+    split: make_source("fashion_mnist", data_dir=fmnist_dir).arrays(split)[0][..., 0] for split in ("train", "test")
+  }
   for split in ("train", "test"):
     elements = list(source.dataset(split).as_numpy_iterator())
     assert len(elements) == source.num_examples(split)
@@ -116,7 +120,7 @@ def test_moving_fashion_mnist_source(fmnist_dir):
       assert clip.shape == (4, 40, 40, 1) and clip.dtype == np.uint8 and label.dtype == np.int32
       # The object in frame 0 is one of the split's own images, and the label is its class.
       rows, cols = np.nonzero(clip[0, ..., 0])
-      patch = clip[0, rows.min():rows.min() + 28, cols.min():cols.min() + 28, 0]
+      patch = clip[0, rows.min() : rows.min() + 28, cols.min() : cols.min() + 28, 0]
       match = np.flatnonzero((objects[split] == patch).all(axis=(1, 2)))
       assert len(match) >= 1 and label in match % 10
       assert not np.array_equal(clip[0], clip[-1]), "it moves"
@@ -154,15 +158,18 @@ def test_video_folder_reads_frame_folders_and_gifs(tmp_path):
   assert source.num_examples("train") == 3
   # Sorted by path: run/b.gif, run/broken.gif (skipped), walk/clip_a; classes run=0, walk=1.
   # Frames evenly resampled: 10 -> indices 0, 3, 6, 9; 5 -> 0, 1, 3, 4; 3 -> 0, 1, 1, 2; 2 -> 0, 0, 1, 1.
-  expected = {"train": [(0, [0, 40, 120, 160]), (1, [20, 80, 140, 200])],
-              "test": [(0, [50, 50, 60, 60]), (1, [10, 20, 20, 30])]}
+  expected = {
+    "train": [(0, [0, 40, 120, 160]), (1, [20, 80, 140, 200])],
+    "test": [(0, [50, 50, 60, 60]), (1, [10, 20, 20, 30])],
+  }
   for split, clips in expected.items():
     got = list(source.dataset(split).as_numpy_iterator())
     assert [int(e["label"]) for e in got] == [label for label, _ in clips]
     for e, (_, values) in zip(got, clips):
       assert e["image"].shape == (4, 12, 12, 3) and e["image"].dtype == np.uint8
-      np.testing.assert_array_equal(e["image"], np.broadcast_to(np.array(values, np.uint8)[:, None, None, None],
-                                                                (4, 12, 12, 3)))
+      np.testing.assert_array_equal(
+        e["image"], np.broadcast_to(np.array(values, np.uint8)[:, None, None, None], (4, 12, 12, 3))
+      )
   assert len(source.skipped_files()) == 1 and source.skipped_files()[0].endswith("broken.gif")
 
 
@@ -284,8 +291,9 @@ def test_exported_encoder_is_the_per_frame_encoder(smoke_run, tmp_path):
   setup = train.make_setup(train.read_run_config(smoke_run))
   state, _ = train.restore_run(setup, smoke_run)
   rgb = np.repeat(images, 3, axis=-1).astype(np.float32) / 255
-  expected = setup.task.model.encoder.apply(setup.task.encoder_variables(state.params, state.batch_stats), rgb,
-                                            train=False)
+  expected = setup.task.model.encoder.apply(
+    setup.task.encoder_variables(state.params, state.batch_stats), rgb, train=False
+  )
   np.testing.assert_allclose(encoder(images), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
@@ -311,11 +319,18 @@ def test_eval_probes_on_the_image_source(smoke_run, capsys):
 def _batch(task, config, seed):
   """Frames made by the task's own host_example from generated clips (RGB, as the pipeline gives them)."""
   objects = _objects(20, 28, seed)
-  clips = video.moving_fashion_mnist(objects, num_clips=config.train.batch_size, frames=config.data.clip_frames,
-                                     canvas=config.data.clip_size, objects=2, seed=seed)
+  clips = video.moving_fashion_mnist(
+    objects,
+    num_clips=config.train.batch_size,
+    frames=config.data.clip_frames,
+    canvas=config.data.clip_size,
+    objects=2,
+    seed=seed,
+  )
   clips = np.repeat(clips, 3, axis=-1).astype(np.float32) / 255
-  frames = [task.host_example(tf.constant(c), tf.constant([seed, i], tf.int64))["frames"].numpy()
-            for i, c in enumerate(clips)]
+  frames = [
+    task.host_example(tf.constant(c), tf.constant([seed, i], tf.int64))["frames"].numpy() for i, c in enumerate(clips)
+  ]
   return {"frames": np.stack(frames), "label": np.arange(len(frames), dtype=np.int32) % 10}
 
 
@@ -334,8 +349,11 @@ def sharded(smoke_run, fmnist_dir):
   steps = {n: train.make_train_step(setup) for n, setup in setups.items()}
   trained, _ = train.restore_run(train.make_setup(train.read_run_config(smoke_run)), smoke_run)
   trained = jax.device_get(trained)
-  initial = trained.replace(step=np.zeros((), np.int32), opt_state=setups[1].tx.init(trained.params),
-                            probe_opt_state=setups[1].probe_tx.init(trained.probe))
+  initial = trained.replace(
+    step=np.zeros((), np.int32),
+    opt_state=setups[1].tx.init(trained.params),
+    probe_opt_state=setups[1].probe_tx.init(trained.probe),
+  )
   batches = [_batch(setups[1].task, config, seed) for seed in range(2)]
   return setups, steps, jax.device_get(initial), batches
 
@@ -353,8 +371,9 @@ def test_eight_devices_match_one_device_and_the_loss_is_cross_entropy(sharded):
       task = setups[1].task
       rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0)
       shown, _, labels = task.shuffle(task.frames_of(jax.tree.map(jnp.asarray, batches[0])), rng)
-      (_, logits), _ = jax.jit(lambda v, x: task.model.apply(v, x, train=True, mutable=["batch_stats"]))(
-          {"params": state.params, "batch_stats": state.batch_stats}, shown)
+      (_, logits), _ = jax.jit(lambda v, x, task=task: task.model.apply(v, x, train=True, mutable=["batch_stats"]))(
+        {"params": state.params, "batch_stats": state.batch_stats}, shown
+      )
       logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
       log_softmax = logits - logits.max(1, keepdims=True)
       log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
@@ -393,8 +412,9 @@ def test_grayscale_clips_become_rgb_frames_in_the_pipeline(fmnist_dir):
   config = load_config(SMOKE)
   config.data.dir, config.data.video_clips = fmnist_dir, 8
   setup = train.make_setup(config)
-  dataset = pipeline.pretrain_dataset(setup.source, split="train", batch_size=4, host_example=setup.task.host_example,
-                                      seed=0, shuffle_buffer=8)
+  dataset = pipeline.pretrain_dataset(
+    setup.source, split="train", batch_size=4, host_example=setup.task.host_example, seed=0, shuffle_buffer=8
+  )
   batch = next(dataset.as_numpy_iterator())
   assert batch["frames"].shape == (4, 3, 24, 24, 3) and batch["label"].shape == (4,)
   np.testing.assert_array_equal(batch["frames"][..., 0], batch["frames"][..., 2])

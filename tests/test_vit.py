@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 
 import jssl
 from jssl import cli, export
@@ -19,8 +20,6 @@ from jssl import config as config_lib
 from jssl.models import ENCODERS, ViT, make_encoder, vit
 from jssl.tasks import build_encoder, encoder_kwargs
 from jssl.train import read_metrics
-
-from conftest import REPO
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 
@@ -39,14 +38,21 @@ def _abstract_variables(model, size: int, batch: int = 1):
 
 def _expected_count(*, dim: int, depth: int, patches: int, patch: int, channels: int = 3, mlp_ratio: int = 4) -> int:
   """Parameters of our ViT from the architecture (Python ints: exact)."""
-  patch_embed = patch * patch * channels * dim + dim    # conv kernel + bias
-  embeddings = patches * dim + dim                      # position embeddings (patches only) + [CLS]
+  patch_embed = patch * patch * channels * dim + dim  # conv kernel + bias
+  embeddings = patches * dim + dim  # position embeddings (patches only) + [CLS]
   hidden = mlp_ratio * dim
-  block = (2 * dim                                      # norm1 scale, bias
-           + dim * 3 * dim + 3 * dim                    # qkv
-           + dim * dim + dim                            # attention output projection
-           + 2 * dim                                    # norm2
-           + dim * hidden + hidden + hidden * dim + dim)  # MLP
+  block = (
+    2 * dim  # norm1 scale, bias
+    + dim * 3 * dim
+    + 3 * dim  # qkv
+    + dim * dim
+    + dim  # attention output projection
+    + 2 * dim  # norm2
+    + dim * hidden
+    + hidden
+    + hidden * dim
+    + dim
+  )  # MLP
   return patch_embed + embeddings + depth * block + 2 * dim  # + final norm
 
 
@@ -110,8 +116,9 @@ def test_position_embeddings_for_4px_patches_of_32px_images():
   assert params["patch_embed"]["proj"]["kernel"].shape == (4, 4, 3, 192)
   tokens = jax.eval_shape(lambda p: model.apply({"params": p}, jnp.zeros((2, 32, 32, 3)), method=ViT.embed), params)
   assert tokens.shape == (2, 64, 192)
-  encoded = jax.eval_shape(lambda p, t: model.apply({"params": p}, t, train=False, method=ViT.encode_tokens),
-                           params, tokens)
+  encoded = jax.eval_shape(
+    lambda p, t: model.apply({"params": p}, t, train=False, method=ViT.encode_tokens), params, tokens
+  )
   assert encoded.shape == (2, 65, 192)
 
 
@@ -228,8 +235,21 @@ def test_config_picks_the_patch_size_and_rejects_nonsense(smoke_config):
 def vit_run(tmp_path_factory):
   """Two SimCLR steps of vit_tiny (2 blocks) on the smoke recipe's 16 px images (4 px patches)."""
   workdir = tmp_path_factory.mktemp("vit_run")
-  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.model.encoder=vit_tiny",
-                   "--config.model.depth=2", "--config.train.steps=2"]) == 0
+  assert (
+    cli.main(
+      [
+        "pretrain",
+        "--config",
+        SMOKE,
+        "--workdir",
+        str(workdir),
+        "--config.model.encoder=vit_tiny",
+        "--config.model.depth=2",
+        "--config.train.steps=2",
+      ]
+    )
+    == 0
+  )
   return workdir
 
 
@@ -251,19 +271,22 @@ def test_vit_export_and_load_encoder_round_trip(vit_run, tmp_path):
   variables = setup.task.encoder_variables(state.params, state.batch_stats)
   assert variables["batch_stats"] == {}
   images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
-  expected = np.asarray(jax.jit(lambda v, x: build_encoder(config).apply(v, x, train=False))(
-      variables, jnp.asarray(images, jnp.float32) / 255))
+  expected = np.asarray(
+    jax.jit(lambda v, x: build_encoder(config).apply(v, x, train=False))(
+      variables, jnp.asarray(images, jnp.float32) / 255
+    )
+  )
 
   for fmt in ("orbax", "npz"):
     out = export.export_encoder(vit_run, tmp_path / fmt, format=fmt)
     metadata = json.loads((out / "jssl_encoder.json").read_text())
-    assert metadata["architecture"] == {"name": "vit_tiny",
-                                        "kwargs": {"patch_size": 4, "depth": 2, "dtype": "float32"}}
+    assert metadata["architecture"] == {"name": "vit_tiny", "kwargs": {"patch_size": 4, "depth": 2, "dtype": "float32"}}
     assert metadata["num_features"] == 192 and metadata["input"]["image_size"] == 16
     encoder = jssl.load_encoder(out)
     assert encoder.batch_stats == {}
-    np.testing.assert_array_equal(encoder.params["patch_embed"]["pos_embed"],
-                                  variables["params"]["patch_embed"]["pos_embed"])
+    np.testing.assert_array_equal(
+      encoder.params["patch_embed"]["pos_embed"], variables["params"]["patch_embed"]["pos_embed"]
+    )
     np.testing.assert_allclose(encoder(images), expected, atol=1e-5, rtol=1e-5)
   with np.load(tmp_path / "npz" / "encoder.npz", allow_pickle=False) as npz:
     assert {key.split("/")[0] for key in npz.files} == {"params"}

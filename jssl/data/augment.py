@@ -190,8 +190,9 @@ def center_resize(image: tf.Tensor, *, image_size: int) -> tf.Tensor:
   return _resize(cropped, image_size)
 
 
-def sample_crop_box(image_shape: tf.Tensor, seed: tf.Tensor, *, area_range: tuple[float, float],
-                    aspect_range: tuple[float, float]) -> tuple[tf.Tensor, tf.Tensor]:
+def sample_crop_box(
+  image_shape: tf.Tensor, seed: tf.Tensor, *, area_range: tuple[float, float], aspect_range: tuple[float, float]
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Samples the random-resized-crop window of an image (Inception-style).
 
   Args:
@@ -206,20 +207,26 @@ def sample_crop_box(image_shape: tf.Tensor, seed: tf.Tensor, *, area_range: tupl
   """
   whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]], tf.float32)  # [1, 1, 4] box (y0, x0, y1, x1)
   begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      image_size=image_shape,
-      bounding_boxes=whole_image,
-      seed=seed,
-      min_object_covered=0.1,  # SimCLR's value; with the whole image as box it floors the area at 0.1
-      aspect_ratio_range=aspect_range,
-      area_range=area_range,
-      max_attempts=100,
-      use_image_if_no_bounding_boxes=True,
+    image_size=image_shape,
+    bounding_boxes=whole_image,
+    seed=seed,
+    min_object_covered=0.1,  # SimCLR's value; with the whole image as box it floors the area at 0.1
+    aspect_ratio_range=aspect_range,
+    area_range=area_range,
+    max_attempts=100,
+    use_image_if_no_bounding_boxes=True,
   )
   return begin, size
 
 
-def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, *, image_size: int, area_range: tuple[float, float],
-                        aspect_range: tuple[float, float]) -> tf.Tensor:
+def random_resized_crop(
+  image: tf.Tensor,
+  seed: tf.Tensor,
+  *,
+  image_size: int,
+  area_range: tuple[float, float],
+  aspect_range: tuple[float, float],
+) -> tf.Tensor:
   """float ``[H, W, C]`` -> float32 ``[S, S, C]`` in [0, 1]: random crop, bicubic resize.
 
   Images smaller than S are simply upsampled.
@@ -236,20 +243,27 @@ def random_flip(image: tf.Tensor, seed: tf.Tensor, *, prob: float) -> tf.Tensor:
   return _random_apply(lambda x: tf.reverse(x, axis=[1]), image, prob=prob, seed=seed)
 
 
-def crop_flip_uint8(image: tf.Tensor, seed: tf.Tensor, *, image_size: int, area_range: tuple[float, float],
-                    aspect_range: tuple[float, float], flip_prob: float) -> tf.Tensor:
+def crop_flip_uint8(
+  image: tf.Tensor,
+  seed: tf.Tensor,
+  *,
+  image_size: int,
+  area_range: tuple[float, float],
+  aspect_range: tuple[float, float],
+  flip_prob: float,
+) -> tf.Tensor:
   """The mild host augmentation of tasks that corrupt images in the step (reconstruction,
   rotation, masked modeling): float ``[H, W, C]`` -> a random resized crop and flip, uint8
   ``[S, S, C]`` (a quarter of float32 to copy to the devices)."""
   crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  image = random_resized_crop(image, crop_seed, image_size=image_size, area_range=area_range,
-                              aspect_range=aspect_range)
+  image = random_resized_crop(image, crop_seed, image_size=image_size, area_range=area_range, aspect_range=aspect_range)
   image = random_flip(image, flip_seed, prob=flip_prob)
   return tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
 
 
-def color_jitter(image: tf.Tensor, seed: tf.Tensor, *, brightness: float, contrast: float, saturation: float,
-                 hue: float) -> tf.Tensor:
+def color_jitter(
+  image: tf.Tensor, seed: tf.Tensor, *, brightness: float, contrast: float, saturation: float, hue: float
+) -> tf.Tensor:
   """SimCLR v2 colour jitter of float ``[H, W, C]`` in [0, 1], ops in a random order.
 
   Brightness multiplies by a factor uniform in ``[max(0, 1 - b), 1 + b]``; contrast and
@@ -282,10 +296,10 @@ def color_jitter(image: tf.Tensor, seed: tf.Tensor, *, brightness: float, contra
 
   # Zero-strength ops are the identity (and the TF ops reject empty ranges).
   ops = [
-      brightness_op if brightness > 0 else identity,
-      contrast_op if contrast > 0 else identity,
-      saturation_op if saturation > 0 and channels == 3 else identity,
-      hue_op if hue > 0 and channels == 3 else identity,
+    brightness_op if brightness > 0 else identity,
+    contrast_op if contrast > 0 else identity,
+    saturation_op if saturation > 0 and channels == 3 else identity,
+    hue_op if hue > 0 and channels == 3 else identity,
   ]
   if all(op is identity for op in ops):
     return image
@@ -326,8 +340,9 @@ def gaussian_blur(image: tf.Tensor, *, sigma: tf.Tensor, kernel_size: int) -> tf
   return blurred[0]
 
 
-def random_blur(image: tf.Tensor, seed: tf.Tensor, *, prob: float, sigma_range: tuple[float, float],
-                kernel_size: int) -> tf.Tensor:
+def random_blur(
+  image: tf.Tensor, seed: tf.Tensor, *, prob: float, sigma_range: tuple[float, float], kernel_size: int
+) -> tf.Tensor:
   """Gaussian blur with probability ``prob``, sigma uniform in ``sigma_range``."""
   apply_seed, sigma_seed = _split(seed, 2)
 
@@ -349,8 +364,9 @@ def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> 
   crop_seed, flip_seed, jitter_seed, gray_seed, blur_seed = _split(seed, 5)
   jitter_apply_seed, jitter_ops_seed = _split(jitter_seed, 2)
 
-  image = random_resized_crop(image, crop_seed, image_size=config.image_size, area_range=config.crop_area,
-                              aspect_range=config.crop_aspect)
+  image = random_resized_crop(
+    image, crop_seed, image_size=config.image_size, area_range=config.crop_area, aspect_range=config.crop_aspect
+  )
   image = random_flip(image, flip_seed, prob=config.flip_prob)
   s = config.jitter_strength
 
@@ -359,8 +375,9 @@ def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> 
 
   image = _random_apply(jitter, image, prob=config.jitter_prob if s > 0 else 0.0, seed=jitter_apply_seed)
   image = _random_apply(to_grayscale, image, prob=config.grayscale_prob, seed=gray_seed)
-  image = random_blur(image, blur_seed, prob=config.blur_prob, sigma_range=config.blur_sigma,
-                      kernel_size=config.blur_kernel_size)
+  image = random_blur(
+    image, blur_seed, prob=config.blur_prob, sigma_range=config.blur_sigma, kernel_size=config.blur_kernel_size
+  )
   return tf.ensure_shape(image, [config.image_size, config.image_size, channels])
 
 
@@ -380,17 +397,17 @@ def two_views(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> tu
 
 
 __all__ = [
-    "AugmentConfig",
-    "center_resize",
-    "color_jitter",
-    "crop_flip_uint8",
-    "gaussian_blur",
-    "random_blur",
-    "random_flip",
-    "random_resized_crop",
-    "sample_crop_box",
-    "simclr_view",
-    "to_float_rgb",
-    "to_grayscale",
-    "two_views",
+  "AugmentConfig",
+  "center_resize",
+  "color_jitter",
+  "crop_flip_uint8",
+  "gaussian_blur",
+  "random_blur",
+  "random_flip",
+  "random_resized_crop",
+  "sample_crop_box",
+  "simclr_view",
+  "to_float_rgb",
+  "to_grayscale",
+  "two_views",
 ]

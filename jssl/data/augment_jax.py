@@ -66,8 +66,7 @@ def _channels(image: jax.Array) -> int:
   return image.shape[-1]
 
 
-def _random_apply(fn: Callable[[jax.Array], jax.Array], image: jax.Array, *, prob: float,
-                  coin: jax.Array) -> jax.Array:
+def _random_apply(fn: Callable[[jax.Array], jax.Array], image: jax.Array, *, prob: float, coin: jax.Array) -> jax.Array:
   """``fn(image)`` when the uniform ``coin`` < ``prob``, else ``image``; 0 and 1 decided in Python (no cost).
 
   Both sides are computed and one selected: what vmap makes of a ``lax.cond`` anyway.
@@ -95,8 +94,9 @@ def _lrint(x: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- crop
 
 
-def sample_crop_box(key: jax.Array, height: int, width: int, *, area_range: tuple[float, float],
-                    aspect_range: tuple[float, float]) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+def sample_crop_box(
+  key: jax.Array, height: int, width: int, *, area_range: tuple[float, float], aspect_range: tuple[float, float]
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """The random-resized-crop window, distributed as ``augment.sample_crop_box``'s.
 
   A vectorised port of TF's ``sample_distorted_bounding_box`` (min_object_covered
@@ -152,8 +152,7 @@ def _crop_box(draws, height, width, *, area_range, aspect_range):
   crop_w = _lrint(crop_h * aspect)
   area = (crop_w * crop_h).astype(jnp.float32)
 
-  valid = ((area >= min_area) & (area <= max_area) & (crop_w <= width) & (crop_h <= height) & (crop_w > 0)
-           & (crop_h > 0))
+  valid = (area >= min_area) & (area <= max_area) & (crop_w <= width) & (crop_h <= height) & (crop_w > 0) & (crop_h > 0)
   # The overlap constraint with the whole image as the object: at least one pixel and
   # min_object_covered of the image's area.
   valid &= (area >= 1.0) & (area / f32(width * height) >= f32(_MIN_OBJECT_COVERED))
@@ -162,8 +161,12 @@ def _crop_box(draws, height, width, *, area_range, aspect_range):
   left = _uniform_int(u_left, width - crop_w)
   first = jnp.argmax(valid)  # index of the first True (0 when none)
   found = valid[first]
-  return (jnp.where(found, top[first], 0), jnp.where(found, left[first], 0),
-          jnp.where(found, crop_h[first], height), jnp.where(found, crop_w[first], width))
+  return (
+    jnp.where(found, top[first], 0),
+    jnp.where(found, left[first], 0),
+    jnp.where(found, crop_h[first], height),
+    jnp.where(found, crop_w[first], width),
+  )
 
 
 def _keys_cubic_table() -> np.ndarray:
@@ -196,8 +199,9 @@ def _cubic_matrix(start: jax.Array, length: jax.Array, in_size: int, out_size: i
   pos = (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * scale - 0.5
   base = jnp.floor(pos)
   offset = _lrint((pos - base) * 1024.0)  # [out], TF's table index
-  weights = jnp.stack([table[offset, 1], table[offset, 0], table[1024 - offset, 0], table[1024 - offset, 1]],
-                      axis=-1)  # [out, 4] for taps base-1 .. base+2
+  weights = jnp.stack(
+    [table[offset, 1], table[offset, 0], table[1024 - offset, 0], table[1024 - offset, 1]], axis=-1
+  )  # [out, 4] for taps base-1 .. base+2
   taps = base.astype(jnp.int32)[:, None] + jnp.arange(-1, 3)  # [out, 4], crop coordinates
   weights = jnp.where((taps >= 0) & (taps < length), weights, 0.0)
   total = jnp.sum(weights, axis=-1, keepdims=True)
@@ -206,8 +210,7 @@ def _cubic_matrix(start: jax.Array, length: jax.Array, in_size: int, out_size: i
   return jnp.einsum("ot,oti->oi", weights, one_hot.astype(jnp.float32), precision=_HIGHEST)
 
 
-def resized_crop(image: jax.Array, box: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
-                 size: int) -> jax.Array:
+def resized_crop(image: jax.Array, box: tuple[jax.Array, jax.Array, jax.Array, jax.Array], size: int) -> jax.Array:
   """float ``[H, W, C]`` -> float32 ``[size, size, C]`` in [0, 1]: crop to ``box``, bicubic resize, clip.
 
   ``box = (top, left, height, width)`` may be traced. Equals ``augment``'s
@@ -302,9 +305,15 @@ def adjust_hue(image: jax.Array, delta: jax.Array) -> jax.Array:
   return jnp.stack([r, g, b], axis=-1)
 
 
-def jitter_in_order(image: jax.Array, order: jax.Array, *, brightness_factor: jax.Array | None,
-                    contrast_factor: jax.Array | None, saturation_factor: jax.Array | None,
-                    hue_delta: jax.Array | None) -> jax.Array:
+def jitter_in_order(
+  image: jax.Array,
+  order: jax.Array,
+  *,
+  brightness_factor: jax.Array | None,
+  contrast_factor: jax.Array | None,
+  saturation_factor: jax.Array | None,
+  hue_delta: jax.Array | None,
+) -> jax.Array:
   """The jitter ops with given parameters, op ``order[k]`` at position ``k``, each followed by a clip.
 
   Ops are numbered 0 brightness, 1 contrast, 2 saturation, 3 hue; ``None`` (or any
@@ -318,16 +327,21 @@ def jitter_in_order(image: jax.Array, order: jax.Array, *, brightness_factor: ja
       return lambda x: x
     return lambda x: op(x, param)
 
-  ops = [maybe(adjust_brightness, brightness_factor), maybe(adjust_contrast, contrast_factor),
-         maybe(adjust_saturation, saturation_factor), maybe(adjust_hue, hue_delta)]
+  ops = [
+    maybe(adjust_brightness, brightness_factor),
+    maybe(adjust_contrast, contrast_factor),
+    maybe(adjust_saturation, saturation_factor),
+    maybe(adjust_hue, hue_delta),
+  ]
   branches = [lambda x, op=op: jnp.clip(op(x), 0.0, 1.0) for op in ops]
   # A loop rather than 4 unrolled switches: the ops are traced and compiled once.
   # Under vmap a switch computes all four ops and selects; unbatched it runs one.
   return jax.lax.fori_loop(0, 4, lambda position, x: jax.lax.switch(order[position], branches, x), image)
 
 
-def color_jitter(image: jax.Array, key: jax.Array, *, brightness: float, contrast: float, saturation: float,
-                 hue: float) -> jax.Array:
+def color_jitter(
+  image: jax.Array, key: jax.Array, *, brightness: float, contrast: float, saturation: float, hue: float
+) -> jax.Array:
   """SimCLR v2 colour jitter of float ``[H, W, C]`` in [0, 1], ops in a random order (as ``augment``).
 
   Brightness multiplies by a factor uniform in ``[max(0, 1 - b), 1 + b]``; contrast and
@@ -339,8 +353,14 @@ def color_jitter(image: jax.Array, key: jax.Array, *, brightness: float, contras
   Returns:
     float32 ``[H, W, C]`` in [0, 1].
   """
-  return _color_jitter(_as_float(image), jax.random.uniform(key, (_JITTER_DRAWS,)), brightness=brightness,
-                       contrast=contrast, saturation=saturation, hue=hue)
+  return _color_jitter(
+    _as_float(image),
+    jax.random.uniform(key, (_JITTER_DRAWS,)),
+    brightness=brightness,
+    contrast=contrast,
+    saturation=saturation,
+    hue=hue,
+  )
 
 
 def _color_jitter(image, u, *, brightness, contrast, saturation, hue):
@@ -357,9 +377,14 @@ def _color_jitter(image, u, *, brightness, contrast, saturation, hue):
 
   # A uniformly random permutation of the 4 ops: argsort of i.i.d. uniforms, as augment.
   order = jnp.argsort(u[:4])
-  return jitter_in_order(image, order, brightness_factor=factor(u[4], brightness),
-                         contrast_factor=factor(u[5], contrast), saturation_factor=factor(u[6], saturation),
-                         hue_delta=between(u[7], -hue, hue) if hue > 0 else None)
+  return jitter_in_order(
+    image,
+    order,
+    brightness_factor=factor(u[4], brightness),
+    contrast_factor=factor(u[5], contrast),
+    saturation_factor=factor(u[6], saturation),
+    hue_delta=between(u[7], -hue, hue) if hue > 0 else None,
+  )
 
 
 def to_grayscale(image: jax.Array) -> jax.Array:
@@ -387,15 +412,17 @@ def gaussian_blur(image: jax.Array, *, sigma: jax.Array, kernel_size: int) -> ja
   height, width, _ = image.shape
   padded = jnp.pad(image, [(radius, radius), (radius, radius), (0, 0)], mode="symmetric")
   # A weighted sum of k shifted windows: static slices, no convolution with a traced kernel.
-  rows = sum(kernel[i] * padded[i:i + height] for i in range(kernel_size))
-  return sum(kernel[i] * rows[:, i:i + width] for i in range(kernel_size))
+  rows = sum(kernel[i] * padded[i : i + height] for i in range(kernel_size))
+  return sum(kernel[i] * rows[:, i : i + width] for i in range(kernel_size))
 
 
-def random_blur(image: jax.Array, key: jax.Array, *, prob: float, sigma_range: tuple[float, float],
-                kernel_size: int) -> jax.Array:
+def random_blur(
+  image: jax.Array, key: jax.Array, *, prob: float, sigma_range: tuple[float, float], kernel_size: int
+) -> jax.Array:
   """Gaussian blur with probability ``prob``, sigma uniform in ``sigma_range``."""
-  return _random_blur(image, jax.random.uniform(key, (_BLUR_DRAWS,)), prob=prob, sigma_range=sigma_range,
-                      kernel_size=kernel_size)
+  return _random_blur(
+    image, jax.random.uniform(key, (_BLUR_DRAWS,)), prob=prob, sigma_range=sigma_range, kernel_size=kernel_size
+  )
 
 
 def _random_blur(image, u, *, prob, sigma_range, kernel_size):
@@ -434,8 +461,9 @@ def simclr_view(image: jax.Array, key: jax.Array, *, config: AugmentConfig) -> j
 
   view = _random_apply(jitter, view, prob=config.jitter_prob if s > 0 else 0.0, coin=jitter_coin)
   view = _random_apply(to_grayscale, view, prob=config.grayscale_prob, coin=gray_coin)
-  return _random_blur(view, blur_u, prob=config.blur_prob, sigma_range=config.blur_sigma,
-                      kernel_size=config.blur_kernel_size)
+  return _random_blur(
+    view, blur_u, prob=config.blur_prob, sigma_range=config.blur_sigma, kernel_size=config.blur_kernel_size
+  )
 
 
 def two_views(image: jax.Array, key: jax.Array, *, config: AugmentConfig) -> tuple[jax.Array, jax.Array]:
@@ -445,8 +473,9 @@ def two_views(image: jax.Array, key: jax.Array, *, config: AugmentConfig) -> tup
   return views[0], views[1]
 
 
-def batch_views(images: jax.Array, key: jax.Array, *, config: AugmentConfig,
-                indices: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def batch_views(
+  images: jax.Array, key: jax.Array, *, config: AugmentConfig, indices: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
   """Two views of every image of a batch: ``[B, H, W, C]`` (uint8 or float in [0, 1]) -> 2 x float32 ``[B, S, S, C]``.
 
   Example ``b`` draws from ``fold_in(key, indices[b])`` (``indices`` defaults to
@@ -463,19 +492,19 @@ def batch_views(images: jax.Array, key: jax.Array, *, config: AugmentConfig,
 
 
 __all__ = [
-    "AugmentConfig",
-    "adjust_brightness",
-    "adjust_contrast",
-    "adjust_hue",
-    "adjust_saturation",
-    "batch_views",
-    "color_jitter",
-    "gaussian_blur",
-    "jitter_in_order",
-    "random_blur",
-    "resized_crop",
-    "sample_crop_box",
-    "simclr_view",
-    "to_grayscale",
-    "two_views",
+  "AugmentConfig",
+  "adjust_brightness",
+  "adjust_contrast",
+  "adjust_hue",
+  "adjust_saturation",
+  "batch_views",
+  "color_jitter",
+  "gaussian_blur",
+  "jitter_in_order",
+  "random_blur",
+  "resized_crop",
+  "sample_crop_box",
+  "simclr_view",
+  "to_grayscale",
+  "two_views",
 ]

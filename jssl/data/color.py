@@ -18,11 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 
 # float64 NumPy, public so that host-side float64 code (jssl.losses.colorization) shares the definition.
-XYZ_FROM_RGB = np.array([
+XYZ_FROM_RGB = np.array(
+  [
     [0.412453, 0.357580, 0.180423],
     [0.212671, 0.715160, 0.072169],
     [0.019334, 0.119193, 0.950227],
-])
+  ]
+)
 RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)  # inverted in float64, then cast
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 

@@ -47,8 +47,7 @@ def check_settings(kind: str, image_size: int, area_fraction: float, max_rectang
   if kind not in MASK_KINDS:
     raise ValueError(f"Unknown mask kind {kind!r}; valid kinds: {', '.join(map(repr, MASK_KINDS))}.")
   if not 0.0 < area_fraction < 1.0:
-    raise ValueError(
-        f"area_fraction must be in (0, 1) (the fraction of pixels masked), got {area_fraction}.")
+    raise ValueError(f"area_fraction must be in (0, 1) (the fraction of pixels masked), got {area_fraction}.")
   if int(image_size) != image_size or image_size < 1:
     raise ValueError(f"image_size must be a positive int, got {image_size}.")
   if int(max_rectangles) != max_rectangles or max_rectangles < 1:
@@ -122,13 +121,13 @@ def _blobs(key: jax.Array, image_size: int, area_fraction: jax.Array) -> jax.Arr
 
 
 def batch_masks(
-    key: jax.Array,
-    indices: jax.Array,
-    *,
-    image_size: int,
-    kind: str,
-    area_fraction: float = 0.25,
-    max_rectangles: int = 4,
+  key: jax.Array,
+  indices: jax.Array,
+  *,
+  image_size: int,
+  kind: str,
+  area_fraction: float = 0.25,
+  max_rectangles: int = 4,
 ) -> jax.Array:
   """Random inpainting masks for a batch, 1 = missing pixel, 0 = kept.
 
@@ -156,11 +155,11 @@ def batch_masks(
     raise ValueError(f"indices must be int [B], got shape {indices.shape}.")
   if kind == "center":
     # No randomness: a constant, outside the jit below.
-    mask = jnp.broadcast_to(jnp.asarray(_center(image_size, area_fraction)),
-                            (indices.shape[0], image_size, image_size))
+    mask = jnp.broadcast_to(jnp.asarray(_center(image_size, area_fraction)), (indices.shape[0], image_size, image_size))
     return mask.astype(jnp.float32)[..., None]
-  return _random_masks(key, indices, jnp.float32(area_fraction), image_size=int(image_size), kind=kind,
-                       max_rectangles=int(max_rectangles))
+  return _random_masks(
+    key, indices, jnp.float32(area_fraction), image_size=int(image_size), kind=kind, max_rectangles=int(max_rectangles)
+  )
 
 
 # Jitted so that eager calls (tests, host-side previews) compile once per configuration

@@ -51,9 +51,20 @@ def _epoch_orders(n: int, *, seed: int, process_index: int, process_count: int) 
   return tf.data.Dataset.range(np.iinfo(np.int64).max).flat_map(epoch_indices)
 
 
-def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_example, seed: int,
-                     grayscale_to_rgb: bool = True, shuffle_buffer: int = 10_000, process_index: int = 0,
-                     process_count: int = 1, start_step: int = 0, with_index: bool = False) -> tf.data.Dataset:
+def pretrain_dataset(
+  source: Source,
+  *,
+  split: str,
+  batch_size: int,
+  host_example,
+  seed: int,
+  grayscale_to_rgb: bool = True,
+  shuffle_buffer: int = 10_000,
+  process_index: int = 0,
+  process_count: int = 1,
+  start_step: int = 0,
+  with_index: bool = False,
+) -> tf.data.Dataset:
   """Endless batches ``{**host_example(image, seed), "label": int32 [b]}`` for this process.
 
   Args:
@@ -67,8 +78,10 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
       (the order one process reads ``source.dataset(split)`` in, as ``eval_dataset`` does).
   """
   if source.random_access:  # e.g. image folders, listed class after class: a buffer would not mix them
-    ds = source.read(split, _epoch_orders(source.num_examples(split), seed=seed, process_index=process_index,
-                                          process_count=process_count))
+    ds = source.read(
+      split,
+      _epoch_orders(source.num_examples(split), seed=seed, process_index=process_index, process_count=process_count),
+    )
     if not with_index:
       ds = ds.map(lambda example: {"image": example["image"], "label": example["label"]})
   else:
@@ -92,17 +105,23 @@ def pretrain_dataset(source: Source, *, split: str, batch_size: int, host_exampl
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def eval_dataset(source: Source, *, split: str, batch_size: int, image_size: int,
-                 grayscale_to_rgb: bool = True, process_index: int = 0,
-                 process_count: int = 1) -> tf.data.Dataset:
+def eval_dataset(
+  source: Source,
+  *,
+  split: str,
+  batch_size: int,
+  image_size: int,
+  grayscale_to_rgb: bool = True,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> tf.data.Dataset:
   """One pass of ``{"image": float32 [b, S, S, C] in [0, 1], "label": int32 [b]}``, no
   augmentation (whole image resized), the last batch possibly smaller."""
   ds = source.dataset(split, process_index=process_index, process_count=process_count)
 
   def make(example):
     image = augment.to_float_rgb(example["image"], grayscale_to_rgb=grayscale_to_rgb)
-    return {"image": augment.center_resize(image, image_size=image_size),
-            "label": tf.cast(example["label"], tf.int32)}
+    return {"image": augment.center_resize(image, image_size=image_size), "label": tf.cast(example["label"], tf.int32)}
 
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())

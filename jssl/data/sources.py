@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageOps
 
 # TF is only used for tf.data here; left alone it would grab every GPU's memory
 # that JAX needs. Raises RuntimeError if TF already initialised its devices (the
@@ -47,8 +48,14 @@ except RuntimeError:
 
 logger = logging.getLogger("jssl")
 
-__all__ = ["Source", "make_source", "source_from_config", "DEFAULT_FASHION_MNIST_DIR", "IMAGE_EXTENSIONS",
-           "SAMPLE_PHOTOS"]
+__all__ = [
+  "Source",
+  "make_source",
+  "source_from_config",
+  "DEFAULT_FASHION_MNIST_DIR",
+  "IMAGE_EXTENSIONS",
+  "SAMPLE_PHOTOS",
+]
 
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 """Where ``apt-get install dataset-fashion-mnist`` puts the IDX files."""
@@ -56,8 +63,16 @@ DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 """File extensions (lower-case) that ``image_folder`` picks up, case-insensitively."""
 
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket",
-                 "stereo_motorcycle")
+SAMPLE_PHOTOS = (
+  "astronaut",
+  "chelsea",
+  "coffee",
+  "hubble_deep_field",
+  "immunohistochemistry",
+  "retina",
+  "rocket",
+  "stereo_motorcycle",
+)
 """The ``sample_photos`` class names: label i marks crops of ``skimage.data.<SAMPLE_PHOTOS[i]>()``
 (of stereo_motorcycle, the left view)."""
 
@@ -66,14 +81,14 @@ _IDX_LABELS_MAGIC = 2049  # uint8 data, 1 dimension
 _FASHION_MNIST_CLASSES = 10
 
 _FASHION_MNIST_HELP = (
-    "To get Fashion-MNIST, either\n"
-    "  * run `sudo apt-get install dataset-fashion-mnist` (installs the IDX files to "
-    f"{DEFAULT_FASHION_MNIST_DIR}), or\n"
-    "  * point `--config.data.dir` (or the JSSL_DATA_DIR environment variable) at a folder "
-    "holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-    "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or\n"
-    "  * prepare the TFDS dataset (`tfds build fashion_mnist --data_dir DIR` on a machine with "
-    "network access) and pass DIR as `--config.data.dir`."
+  "To get Fashion-MNIST, either\n"
+  "  * run `sudo apt-get install dataset-fashion-mnist` (installs the IDX files to "
+  f"{DEFAULT_FASHION_MNIST_DIR}), or\n"
+  "  * point `--config.data.dir` (or the JSSL_DATA_DIR environment variable) at a folder "
+  "holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+  "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or\n"
+  "  * prepare the TFDS dataset (`tfds build fashion_mnist --data_dir DIR` on a machine with "
+  "network access) and pass DIR as `--config.data.dir`."
 )
 
 
@@ -103,9 +118,7 @@ class Source:
     """Number of examples in the whole split (all processes together)."""
     raise NotImplementedError
 
-  def dataset(
-      self, split: str, *, process_index: int = 0, process_count: int = 1
-  ) -> tf.data.Dataset:
+  def dataset(self, split: str, *, process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
     """This process's shard of ``split``.
 
     Returns:
@@ -149,8 +162,8 @@ class Source:
 def _check_process(process_index: int, process_count: int) -> None:
   if process_count < 1 or not 0 <= process_index < process_count:
     raise ValueError(
-        f"Need 0 <= process_index < process_count, got process_index={process_index}, "
-        f"process_count={process_count}; pass jax.process_index() and jax.process_count()."
+      f"Need 0 <= process_index < process_count, got process_index={process_index}, "
+      f"process_count={process_count}; pass jax.process_index() and jax.process_count()."
     )
 
 
@@ -186,10 +199,12 @@ class _ArraySource(Source):
     _check_process(process_index, process_count)
     images, labels = self.arrays(split)
     # Shard in numpy so each process only copies its own part into the graph.
-    return tf.data.Dataset.from_tensor_slices({
+    return tf.data.Dataset.from_tensor_slices(
+      {
         "image": images[process_index::process_count],
         "label": labels[process_index::process_count],
-    })
+      }
+    )
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST / IDX
@@ -206,9 +221,9 @@ def _read_idx_header(path: str, *, magic: int) -> tuple[int, ...]:
     found = int.from_bytes(f.read(4), "big")
     if found != magic:
       raise ValueError(
-          f"{path} is not the IDX file expected: magic number {found}, expected {magic} "
-          f"({'images' if magic == _IDX_IMAGES_MAGIC else 'labels'}, uint8). Check the file "
-          "name and contents, or fetch it again."
+        f"{path} is not the IDX file expected: magic number {found}, expected {magic} "
+        f"({'images' if magic == _IDX_IMAGES_MAGIC else 'labels'}, uint8). Check the file "
+        "name and contents, or fetch it again."
       )
     dims = f.read(4 * ndim)
   if len(dims) < 4 * ndim:
@@ -231,12 +246,12 @@ def read_idx(path: str, *, magic: int) -> np.ndarray:
   """
   dims = _read_idx_header(path, magic=magic)
   with _open_maybe_gzip(path) as f:
-    data = f.read()[4 + 4 * len(dims):]
+    data = f.read()[4 + 4 * len(dims) :]
   expected = int(np.prod(dims))
   if len(data) != expected:
     raise ValueError(
-        f"{path} holds {len(data)} bytes of data, but its header {dims} says {expected}; "
-        "the file is truncated or corrupt: fetch it again."
+      f"{path} holds {len(data)} bytes of data, but its header {dims} says {expected}; "
+      "the file is truncated or corrupt: fetch it again."
     )
   return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
@@ -268,8 +283,8 @@ def _load_idx_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.
   labels = read_idx(labels_path, magic=_IDX_LABELS_MAGIC)
   if len(images) != len(labels):
     raise ValueError(
-        f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
-        "the files don't belong together: fetch them again."
+      f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
+      "the files don't belong together: fetch them again."
     )
   return images[..., None], labels.astype(np.int32)
 
@@ -282,35 +297,43 @@ def _fashion_mnist(data_dir: str | None) -> Source:
     files = _fashion_mnist_files(candidate)
     if files is not None:
       return _ArraySource(
-          name="fashion_mnist", num_classes=_FASHION_MNIST_CLASSES, channels=1,
-          image_shape=(28, 28, 1), splits=("train", "test"),
-          load=lambda split: _load_idx_split(*files[split]),
-          count=lambda split: _read_idx_header(files[split][1], magic=_IDX_LABELS_MAGIC)[0],
+        name="fashion_mnist",
+        num_classes=_FASHION_MNIST_CLASSES,
+        channels=1,
+        image_shape=(28, 28, 1),
+        splits=("train", "test"),
+        load=lambda split, files=files: _load_idx_split(*files[split]),
+        count=lambda split, files=files: _read_idx_header(files[split][1], magic=_IDX_LABELS_MAGIC)[0],
       )
 
   # No IDX files: fall back to a prepared TFDS copy (never download).
-  import tensorflow_datasets as tfds  # Slow to import; only needed on this path.
+  import tensorflow_datasets as tfds  # noqa: PLC0415  (slow to import; only needed on this path)
 
   try:
     builder = tfds.builder("fashion_mnist", data_dir=user_dir)
     prepared = builder.is_prepared()
   except Exception as e:  # Any failure here means "not usable"; the message says what to do.
     raise FileNotFoundError(
-        f"Fashion-MNIST not found: no IDX files in {folder} and TFDS failed ({e}).\n"
-        + _FASHION_MNIST_HELP) from e
+      f"Fashion-MNIST not found: no IDX files in {folder} and TFDS failed ({e}).\n" + _FASHION_MNIST_HELP
+    ) from e
   if not prepared:
     raise FileNotFoundError(
-        f"Fashion-MNIST not found: no IDX files in {folder}, and no prepared TFDS "
-        f"fashion_mnist in {builder.data_dir}.\n" + _FASHION_MNIST_HELP)
+      f"Fashion-MNIST not found: no IDX files in {folder}, and no prepared TFDS "
+      f"fashion_mnist in {builder.data_dir}.\n" + _FASHION_MNIST_HELP
+    )
 
   def load(split):
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     return data["image"].astype(np.uint8), data["label"].astype(np.int32)
 
   return _ArraySource(
-      name="fashion_mnist", num_classes=_FASHION_MNIST_CLASSES, channels=1,
-      image_shape=(28, 28, 1), splits=("train", "test"),
-      load=load, count=lambda split: builder.info.splits[split].num_examples,
+    name="fashion_mnist",
+    num_classes=_FASHION_MNIST_CLASSES,
+    channels=1,
+    image_shape=(28, 28, 1),
+    splits=("train", "test"),
+    load=load,
+    count=lambda split: builder.info.splits[split].num_examples,
   )
 
 
@@ -322,8 +345,7 @@ def _synthetic(shape: Sequence[int], examples: int, classes: int, seed: int) -> 
   if len(shape) != 3 or min(shape) < 1:
     raise ValueError(f"synthetic_shape must be (H, W, C) of positive ints, got {shape}.")
   if examples < 1 or classes < 1:
-    raise ValueError(
-        f"synthetic_examples and synthetic_classes must be >= 1, got {examples} and {classes}.")
+    raise ValueError(f"synthetic_examples and synthetic_classes must be >= 1, got {examples} and {classes}.")
   # "test" is a quarter of "train", but never empty so evaluation code has something to run on.
   counts = {"train": examples, "test": max(1, examples // 4)}
 
@@ -341,8 +363,13 @@ def _synthetic(shape: Sequence[int], examples: int, classes: int, seed: int) -> 
     return np.round(images * 255).astype(np.uint8), labels
 
   return _ArraySource(
-      name="synthetic", num_classes=classes, channels=shape[-1], image_shape=shape,
-      splits=("train", "test"), load=load, count=counts.__getitem__,
+    name="synthetic",
+    num_classes=classes,
+    channels=shape[-1],
+    image_shape=shape,
+    splits=("train", "test"),
+    load=load,
+    count=counts.__getitem__,
   )
 
 
@@ -358,8 +385,9 @@ def _photo_held_out_row(height: int) -> int:
   return -(-3 * height // 4)
 
 
-def _photo_crop_boxes(rng: np.random.Generator, height: int, width: int, count: int, crop_size: int,
-                      rows: tuple[int, int]) -> np.ndarray:
+def _photo_crop_boxes(
+  rng: np.random.Generator, height: int, width: int, count: int, crop_size: int, rows: tuple[int, int]
+) -> np.ndarray:
   """Random square crop boxes inside rows ``[rows[0], rows[1])`` of a ``height`` x ``width`` image.
 
   The side is uniform over the integers in [crop_size, min(region height, width)], so
@@ -390,11 +418,12 @@ def _photo_crop_boxes(rng: np.random.Generator, height: int, width: int, count: 
 def _load_sample_photos() -> tuple[np.ndarray, ...]:
   """The photos of ``SAMPLE_PHOTOS`` as read-only uint8 [H, W, 3]; decoded once per process (~0.5 s, ~12 MB)."""
   try:
-    import skimage.data  # Slow to import (~1 s); only this source needs it.
+    import skimage.data  # noqa: PLC0415  (slow to import, ~1 s; only this source needs it)
   except ImportError as e:
     raise ImportError(
-        "The sample_photos data source crops scikit-image's bundled photographs: "
-        "`pip install scikit-image` (no download beyond the package).") from e
+      "The sample_photos data source crops scikit-image's bundled photographs: "
+      "`pip install scikit-image` (no download beyond the package)."
+    ) from e
   photos = []
   for name in SAMPLE_PHOTOS:
     photo = getattr(skimage.data, name)()
@@ -406,8 +435,9 @@ def _load_sample_photos() -> tuple[np.ndarray, ...]:
   return tuple(photos)
 
 
-def _sample_photo_crops(shapes: Sequence[tuple[int, ...]], split: str, count: int, crop_size: int,
-                        seed: int) -> np.ndarray:
+def _sample_photo_crops(
+  shapes: Sequence[tuple[int, ...]], split: str, count: int, crop_size: int, seed: int
+) -> np.ndarray:
   """Where the crops of a ``sample_photos`` split come from; a pure function of its arguments.
 
   Crop i comes from photo ``i % len(shapes)``; each photo's boxes are drawn in turn
@@ -443,30 +473,36 @@ def _sample_photos(crop_size: int, crops: int, seed: int) -> Source:
   counts = {"train": crops, "test": max(len(SAMPLE_PHOTOS), crops // 4)}
 
   def load(split):
-    from PIL import Image  # Only needed here (and for image folders).
-
     photos = _load_sample_photos()
     # The smallest region bounds the crop size; say so rather than fail on one photo.
-    largest = min(min(_photo_held_out_row(p.shape[0]), p.shape[0] - _photo_held_out_row(p.shape[0]), p.shape[1])
-                  for p in photos)
+    largest = min(
+      min(_photo_held_out_row(p.shape[0]), p.shape[0] - _photo_held_out_row(p.shape[0]), p.shape[1]) for p in photos
+    )
     if crop_size > largest:
       raise ValueError(
-          f"photo_crop_size {crop_size} is too large for sample_photos: crops must fit inside each photo's "
-          f"train rows and held-out test rows, the smallest of which is {largest} pixels high or wide; "
-          f"use at most {largest}.")
+        f"photo_crop_size {crop_size} is too large for sample_photos: crops must fit inside each photo's "
+        f"train rows and held-out test rows, the smallest of which is {largest} pixels high or wide; "
+        f"use at most {largest}."
+      )
     boxes = _sample_photo_crops([p.shape for p in photos], split, counts[split], crop_size, seed)
     pil = [Image.fromarray(p) for p in photos]
     images = np.empty((counts[split], crop_size, crop_size, 3), np.uint8)
     for i, (p, top, left, side) in enumerate(boxes.tolist()):
       # PIL's BOX filter is an exact area average over the box (antialiased whatever the
       # scale), and resizing from a box avoids copying the crop first.
-      images[i] = np.asarray(pil[p].resize((crop_size, crop_size), Image.Resampling.BOX,
-                                           box=(left, top, left + side, top + side)))
+      images[i] = np.asarray(
+        pil[p].resize((crop_size, crop_size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+      )
     return images, boxes[:, 0].astype(np.int32)
 
   return _ArraySource(
-      name="sample_photos", num_classes=len(SAMPLE_PHOTOS), channels=3, image_shape=(crop_size, crop_size, 3),
-      splits=("train", "test"), load=load, count=counts.__getitem__,
+    name="sample_photos",
+    num_classes=len(SAMPLE_PHOTOS),
+    channels=3,
+    image_shape=(crop_size, crop_size, 3),
+    splits=("train", "test"),
+    load=load,
+    count=counts.__getitem__,
   )
 
 
@@ -483,8 +519,7 @@ class _TfdsSource(Source):
     try:
       self.builder.info.splits[split]
     except Exception as e:
-      raise ValueError(
-          f"{self.name} has no split {split!r}; available splits: {self.splits}.") from e
+      raise ValueError(f"{self.name} has no split {split!r}; available splits: {self.splits}.") from e
 
   def num_examples(self, split):
     self._check_split(split)
@@ -505,36 +540,38 @@ class _TfdsSource(Source):
 
 
 def _tfds(name: str, data_dir: str | None) -> Source:
-  import tensorflow_datasets as tfds  # Slow to import; only needed here.
+  import tensorflow_datasets as tfds  # noqa: PLC0415  (slow to import; only needed here)
 
   where = data_dir or "the default TFDS data dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
   help_ = (
-      f"Run `tfds build {name} --data_dir DIR` on a machine with network access, copy DIR here "
-      "and pass it as `--config.data.dir`; jssl never downloads data.")
+    f"Run `tfds build {name} --data_dir DIR` on a machine with network access, copy DIR here "
+    "and pass it as `--config.data.dir`; jssl never downloads data."
+  )
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise FileNotFoundError(
-        f"TFDS dataset {name!r} is neither a known TFDS name nor prepared in {where}. "
-        f"Check the spelling, then: {help_}") from e
+      f"TFDS dataset {name!r} is neither a known TFDS name nor prepared in {where}. Check the spelling, then: {help_}"
+    ) from e
   if not builder.is_prepared():
     raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared in {where}. {help_}")
 
   features = builder.info.features
   if "image" not in features:
     raise ValueError(
-        f"TFDS dataset {name!r} has no 'image' feature (it has {sorted(features.keys())}); "
-        "jssl needs image datasets.")
+      f"TFDS dataset {name!r} has no 'image' feature (it has {sorted(features.keys())}); jssl needs image datasets."
+    )
   image_shape = tuple(features["image"].shape)
   label = features["label"] if "label" in features else None
   has_labels = isinstance(label, tfds.features.ClassLabel)
   return _TfdsSource(
-      name=f"tfds:{name}",
-      num_classes=int(label.num_classes) if has_labels else None,
-      channels=int(image_shape[-1]),
-      image_shape=image_shape if all(isinstance(d, int) for d in image_shape) else None,
-      splits=tuple(builder.info.splits.keys()),
-      builder=builder, has_labels=has_labels,
+    name=f"tfds:{name}",
+    num_classes=int(label.num_classes) if has_labels else None,
+    channels=int(image_shape[-1]),
+    image_shape=image_shape if all(isinstance(d, int) for d in image_shape) else None,
+    splits=tuple(builder.info.splits.keys()),
+    builder=builder,
+    has_labels=has_labels,
   )
 
 
@@ -566,8 +603,6 @@ def _list_images(root: str) -> list[str]:
 
 def _decode_to_rgb(path: str) -> np.ndarray:
   """PIL-decodes one file to uint8 [H, W, 3]; raises on anything unreadable."""
-  from PIL import Image, ImageOps
-
   with Image.open(path) as img:
     img.seek(0)  # First frame of animated GIF / WebP.
     try:
@@ -612,8 +647,14 @@ class _ImageFolderSource(Source):
         self._skipped[path] = None
         count = len(self._skipped)
       if first_time:  # Once per file, not once per epoch.
-        logger.warning("Skipping unreadable image %s (%s: %s); %d file(s) skipped so far in %s.",
-                       path, type(e).__name__, e, count, self.name)
+        logger.warning(
+          "Skipping unreadable image %s (%s: %s); %d file(s) skipped so far in %s.",
+          path,
+          type(e).__name__,
+          e,
+          count,
+          self.name,
+        )
       return np.zeros((0, 0, 3), np.uint8), False
 
   random_access = True  # element i of a split is file i of the sorted list; corrupt files are dropped
@@ -636,11 +677,10 @@ class _ImageFolderSource(Source):
 def _image_folder(path: str) -> Source:
   if not os.path.isdir(path):
     raise FileNotFoundError(
-        f"Image folder {path!r} does not exist (or is not a folder); check "
-        "`image_folder:PATH` / `--config.data.dir`.")
+      f"Image folder {path!r} does not exist (or is not a folder); check `image_folder:PATH` / `--config.data.dir`."
+    )
   if os.path.isdir(os.path.join(path, "train")):
-    split_roots = {s: os.path.join(path, s) for s in ("train", "test", "val")
-                   if os.path.isdir(os.path.join(path, s))}
+    split_roots = {s: os.path.join(path, s) for s in ("train", "test", "val") if os.path.isdir(os.path.join(path, s))}
   else:
     split_roots = {"train": path}
 
@@ -648,13 +688,12 @@ def _image_folder(path: str) -> Source:
   for split, rels in listed.items():
     if not rels:
       raise ValueError(
-          f"No images found in {split_roots[split]!r} (searched recursively for "
-          f"{', '.join(IMAGE_EXTENSIONS)}, any case).")
+        f"No images found in {split_roots[split]!r} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}, any case)."
+      )
 
   # Labelled iff some image sits in a sub-folder; the same sorted class list for
   # every split so a class gets the same index in "train" and "test".
-  classes = sorted({rel.split(os.sep)[0] for rels in listed.values() for rel in rels
-                    if os.sep in rel})
+  classes = sorted({rel.split(os.sep)[0] for rels in listed.values() for rel in rels if os.sep in rel})
   index = {name: i for i, name in enumerate(classes)}
   files = {}
   for split, rels in listed.items():
@@ -663,22 +702,30 @@ def _image_folder(path: str) -> Source:
       loose = [rel for rel in rels if os.sep not in rel]
       if loose:
         logger.warning(
-            "Ignoring %d image(s) directly in %s (e.g. %s): the images in its sub-folders are "
-            "labelled by folder, and these have no folder. Move them into a class folder.",
-            len(loose), root, loose[0])
+          "Ignoring %d image(s) directly in %s (e.g. %s): the images in its sub-folders are "
+          "labelled by folder, and these have no folder. Move them into a class folder.",
+          len(loose),
+          root,
+          loose[0],
+        )
       rels = [rel for rel in rels if os.sep in rel]
       if not rels:
         raise ValueError(
-            f"No images in class sub-folders of {root!r}, though other splits have classes "
-            f"{classes}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)}.")
+          f"No images in class sub-folders of {root!r}, though other splits have classes "
+          f"{classes}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)}."
+        )
       labels = np.array([index[rel.split(os.sep)[0]] for rel in rels], dtype=np.int32)
     else:
       labels = np.full(len(rels), -1, dtype=np.int32)
     files[split] = (tuple(os.path.join(root, rel) for rel in rels), labels)
 
   return _ImageFolderSource(
-      name=f"image_folder:{path}", num_classes=len(classes) if classes else None,
-      channels=3, image_shape=None, splits=tuple(files), files=files,
+    name=f"image_folder:{path}",
+    num_classes=len(classes) if classes else None,
+    channels=3,
+    image_shape=None,
+    splits=tuple(files),
+    files=files,
   )
 
 
@@ -686,16 +733,16 @@ def _image_folder(path: str) -> Source:
 
 
 def make_source(
-    spec: str,
-    *,
-    data_dir: str | None = None,
-    synthetic_shape: Sequence[int] = (32, 32, 3),
-    synthetic_examples: int = 1024,
-    synthetic_classes: int = 10,
-    photo_crop_size: int = 64,
-    photo_crops: int = 4096,
-    seed: int = 0,
-    video_options: Mapping[str, int] | None = None,
+  spec: str,
+  *,
+  data_dir: str | None = None,
+  synthetic_shape: Sequence[int] = (32, 32, 3),
+  synthetic_examples: int = 1024,
+  synthetic_classes: int = 10,
+  photo_crop_size: int = 64,
+  photo_crops: int = 4096,
+  seed: int = 0,
+  video_options: Mapping[str, int] | None = None,
 ) -> Source:
   """Builds the data source named by ``spec``.
 
@@ -734,11 +781,13 @@ def make_source(
     return _synthetic(synthetic_shape, synthetic_examples, synthetic_classes, seed)
   if (kind == "moving_fashion_mnist" and not arg) or (kind == "video_folder" and (arg or data_dir)):
     from jssl.data import video  # noqa: PLC0415  (jssl.data.video imports this module)
+
     return video.make_video_source(kind, arg or data_dir, seed=seed, **(video_options or {}))
   raise ValueError(
-      f"Unknown data source {spec!r}. Valid forms: 'fashion_mnist', 'tfds:NAME' (e.g. "
-      "'tfds:cifar10'), 'image_folder:PATH' (or 'image_folder' with data_dir=PATH), 'sample_photos', "
-      "'synthetic', 'moving_fashion_mnist', 'video_folder:PATH' (or 'video_folder' with data_dir=PATH).")
+    f"Unknown data source {spec!r}. Valid forms: 'fashion_mnist', 'tfds:NAME' (e.g. "
+    "'tfds:cifar10'), 'image_folder:PATH' (or 'image_folder' with data_dir=PATH), 'sample_photos', "
+    "'synthetic', 'moving_fashion_mnist', 'video_folder:PATH' (or 'video_folder' with data_dir=PATH)."
+  )
 
 
 def source_from_config(data, *, seed: int = 0) -> Source:
@@ -746,6 +795,13 @@ def source_from_config(data, *, seed: int = 0) -> Source:
   and the video fields ``clip_frames``, ``clip_size``, ``video_objects``, ``video_clips``)."""
   # .get: configs saved before the sample_photos fields existed still load.
   video_options = {k: data[k] for k in ("clip_frames", "clip_size", "video_objects", "video_clips") if k in data}
-  return make_source(data.source, data_dir=data.dir or None, synthetic_shape=tuple(data.synthetic_shape),
-                     synthetic_examples=data.synthetic_examples, photo_crop_size=data.get("photo_crop_size", 64),
-                     photo_crops=data.get("photo_crops", 4096), seed=seed, video_options=video_options)
+  return make_source(
+    data.source,
+    data_dir=data.dir or None,
+    synthetic_shape=tuple(data.synthetic_shape),
+    synthetic_examples=data.synthetic_examples,
+    photo_crop_size=data.get("photo_crop_size", 64),
+    photo_crops=data.get("photo_crops", 4096),
+    seed=seed,
+    video_options=video_options,
+  )

@@ -38,12 +38,18 @@ import numpy as np
 import tensorflow as tf
 
 from jssl.data import sources
-from jssl.data.sources import IMAGE_EXTENSIONS, Source, _ArraySource, _check_process, _decode_to_rgb
+from jssl.data.sources import IMAGE_EXTENSIONS, Source, _ArraySource, _decode_to_rgb
 
 logger = logging.getLogger("jssl")
 
-__all__ = ["moving_fashion_mnist", "bouncing_positions", "is_video", "make_video_source",
-           "moving_fashion_mnist_source", "video_folder_source"]
+__all__ = [
+  "moving_fashion_mnist",
+  "bouncing_positions",
+  "is_video",
+  "make_video_source",
+  "moving_fashion_mnist_source",
+  "video_folder_source",
+]
 
 _FRAME_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e != ".gif")  # a .gif is a clip of its own
 
@@ -56,8 +62,15 @@ def is_video(source: Source) -> bool:
 # ----------------------------------------------------------------------------- moving Fashion-MNIST
 
 
-def bouncing_positions(rng: np.random.Generator, *, num_clips: int, frames: int, objects: int,
-                       room: tuple[int, int], speed: tuple[float, float]) -> np.ndarray:
+def bouncing_positions(
+  rng: np.random.Generator,
+  *,
+  num_clips: int,
+  frames: int,
+  objects: int,
+  room: tuple[int, int],
+  speed: tuple[float, float],
+) -> np.ndarray:
   """Top-left corners of objects that move in straight lines and bounce off the walls.
 
   Each object starts uniformly in ``[0, room_y] x [0, room_x]`` with a uniformly random
@@ -82,9 +95,17 @@ def bouncing_positions(rng: np.random.Generator, *, num_clips: int, frames: int,
   return np.rint(np.minimum(folded, room)).astype(np.int64)
 
 
-def moving_fashion_mnist(images: np.ndarray, *, num_clips: int, frames: int = 8, canvas: int = 48, objects: int = 2,
-                         seed: int | Sequence[int] = 0, speed: tuple[float, float] = (2.0, 4.0),
-                         return_tracks: bool = False):
+def moving_fashion_mnist(
+  images: np.ndarray,
+  *,
+  num_clips: int,
+  frames: int = 8,
+  canvas: int = 48,
+  objects: int = 2,
+  seed: int | Sequence[int] = 0,
+  speed: tuple[float, float] = (2.0, 4.0),
+  return_tracks: bool = False,
+):
   """Moving-MNIST-style clips of the given objects (Fashion-MNIST images, or any others).
 
   Clip i shows objects ``images[object_ids[i]]`` whose corners follow
@@ -120,8 +141,9 @@ def moving_fashion_mnist(images: np.ndarray, *, num_clips: int, frames: int = 8,
     raise ValueError(f"speed must be (low, high) with 0 <= low <= high, got {speed}.")
   rng = np.random.default_rng(seed)
   object_ids = rng.integers(0, len(images), (num_clips, objects))
-  positions = bouncing_positions(rng, num_clips=num_clips, frames=frames, objects=objects,
-                                 room=(canvas - height, canvas - width), speed=speed)
+  positions = bouncing_positions(
+    rng, num_clips=num_clips, frames=frames, objects=objects, room=(canvas - height, canvas - width), speed=speed
+  )
   clips = np.zeros((num_clips, frames, canvas, canvas), np.uint8)
   # Paste by flat indices into the clips' buffer: the pixel (r, c) of an object with corner
   # (y, x) in frame f lands at f * S * S + (y + r) * S + x + c. One object's pixels never
@@ -130,14 +152,14 @@ def moving_fashion_mnist(images: np.ndarray, *, num_clips: int, frames: int = 8,
   patch = (np.arange(height)[:, None] * canvas + np.arange(width)[None, :]).reshape(-1).astype(np.int32)
   chunk = max(1, 2**22 // (frames * patch.size))
   for first in range(0, num_clips, chunk):
-    block = clips[first:first + chunk]
+    block = clips[first : first + chunk]
     flat = block.reshape(-1)  # a view: writes go into ``clips``
     n = len(block)
     frame_base = (np.arange(n * frames, dtype=np.int32) * canvas * canvas).reshape(n, frames)
     for k in range(objects):
-      corner = positions[first:first + n, :, k]
+      corner = positions[first : first + n, :, k]
       index = (frame_base + (corner[..., 0] * canvas + corner[..., 1]).astype(np.int32))[..., None] + patch
-      pixels = images[object_ids[first:first + n, k]].reshape(n, 1, -1)
+      pixels = images[object_ids[first : first + n, k]].reshape(n, 1, -1)
       flat[index] = np.maximum(flat[index], pixels)
   clips = clips[..., None]
   return (clips, object_ids, positions) if return_tracks else clips
@@ -150,31 +172,57 @@ class _ClipArraySource(_ArraySource):
   clip_frames: int
 
 
-def moving_fashion_mnist_source(data_dir: str | None, *, clip_frames: int = 8, clip_size: int = 48,
-                                video_objects: int = 2, video_clips: int = 10_000, seed: int = 0) -> Source:
+def moving_fashion_mnist_source(
+  data_dir: str | None,
+  *,
+  clip_frames: int = 8,
+  clip_size: int = 48,
+  video_objects: int = 2,
+  video_clips: int = 10_000,
+  seed: int = 0,
+) -> Source:
   """Moving Fashion-MNIST clips (see the module docstring) from the IDX files in ``data_dir``
   (found as the ``fashion_mnist`` source finds them); "test" has a quarter as many clips as
   "train" (``video_clips``), at least one."""
-  for name, value in (("clip_frames", clip_frames), ("clip_size", clip_size), ("video_objects", video_objects),
-                      ("video_clips", video_clips)):
+  for name, value in (
+    ("clip_frames", clip_frames),
+    ("clip_size", clip_size),
+    ("video_objects", video_objects),
+    ("video_clips", video_clips),
+  ):
     if int(value) != value or value < 1:
       raise ValueError(f"data.{name} must be a positive integer, got {value!r}.")
   if clip_size < 28:
-    raise ValueError(f"data.clip_size={clip_size}: moving_fashion_mnist's canvas must hold the 28 x 28 objects; "
-                     "use at least 28 (the objects move in a canvas of clip_size - 28 pixels of room).")
+    raise ValueError(
+      f"data.clip_size={clip_size}: moving_fashion_mnist's canvas must hold the 28 x 28 objects; "
+      "use at least 28 (the objects move in a canvas of clip_size - 28 pixels of room)."
+    )
   garments = sources.make_source("fashion_mnist", data_dir=data_dir)
   counts = {"train": int(video_clips), "test": max(1, int(video_clips) // 4)}
 
   def load(split):
     images, labels = garments.arrays(split)
     clips, object_ids, _ = moving_fashion_mnist(
-        images, num_clips=counts[split], frames=int(clip_frames), canvas=int(clip_size), objects=int(video_objects),
-        seed=[seed, ("train", "test").index(split)], return_tracks=True)
+      images,
+      num_clips=counts[split],
+      frames=int(clip_frames),
+      canvas=int(clip_size),
+      objects=int(video_objects),
+      seed=[seed, ("train", "test").index(split)],
+      return_tracks=True,
+    )
     return clips, labels[object_ids[:, 0]].astype(np.int32)
 
-  return _ClipArraySource(name="moving_fashion_mnist", num_classes=garments.num_classes, channels=1,
-                          image_shape=(int(clip_size), int(clip_size), 1), splits=("train", "test"), load=load,
-                          count=counts.__getitem__, clip_frames=int(clip_frames))
+  return _ClipArraySource(
+    name="moving_fashion_mnist",
+    num_classes=garments.num_classes,
+    channels=1,
+    image_shape=(int(clip_size), int(clip_size), 1),
+    splits=("train", "test"),
+    load=load,
+    count=counts.__getitem__,
+    clip_frames=int(clip_frames),
+  )
 
 
 # ----------------------------------------------------------------------------- video folder
@@ -202,8 +250,12 @@ def _list_clips(root: str) -> list[tuple[str, tuple[str, ...]]]:
     if frames and rel != ".":
       clips.append((rel, tuple(frames)))
     elif frames:
-      logger.warning("Ignoring %d frame image(s) directly in %s (e.g. %s): a clip is a folder of frames or a .gif.",
-                     len(frames), root, frames[0])
+      logger.warning(
+        "Ignoring %d frame image(s) directly in %s (e.g. %s): a clip is a folder of frames or a .gif.",
+        len(frames),
+        root,
+        frames[0],
+      )
     clips += [(os.path.normpath(os.path.join(rel, f)), ()) for f in visible if f.lower().endswith(".gif")]
   return sorted(clips, key=lambda clip: clip[0].split(os.sep))
 
@@ -246,7 +298,8 @@ def read_clip(path: str, frame_files: Sequence[str], *, frames: int, size: int) 
 class _VideoFolderSource(Source):
   # {split: (clips: tuple of (absolute path, frame file names), int32 labels)}
   clips: Mapping[str, tuple[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray]] = dataclasses.field(
-      repr=False, compare=False)
+    repr=False, compare=False
+  )
   clip_frames: int
   clip_size: int
   _skipped: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -271,8 +324,14 @@ class _VideoFolderSource(Source):
         self._skipped[path] = None
         count = len(self._skipped)
       if first_time:
-        logger.warning("Skipping unreadable clip %s (%s: %s); %d clip(s) skipped so far in %s.", path,
-                       type(e).__name__, e, count, self.name)
+        logger.warning(
+          "Skipping unreadable clip %s (%s: %s); %d clip(s) skipped so far in %s.",
+          path,
+          type(e).__name__,
+          e,
+          count,
+          self.name,
+        )
       return np.zeros((self.clip_frames, self.clip_size, self.clip_size, 3), np.uint8), False
 
   random_access = True  # element i of a split is clip i of the sorted list; unreadable clips are dropped
@@ -298,8 +357,9 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
     if int(value) != value or value < 1:
       raise ValueError(f"data.{name} must be a positive integer, got {value!r}.")
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"Video folder {path!r} does not exist (or is not a folder); check "
-                            "`video_folder:PATH` / `--config.data.dir`.")
+    raise FileNotFoundError(
+      f"Video folder {path!r} does not exist (or is not a folder); check `video_folder:PATH` / `--config.data.dir`."
+    )
   if os.path.isdir(os.path.join(path, "train")):
     split_roots = {s: os.path.join(path, s) for s in ("train", "test", "val") if os.path.isdir(os.path.join(path, s))}
   else:
@@ -307,8 +367,10 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
   listed = {split: _list_clips(root) for split, root in split_roots.items()}
   for split, found in listed.items():
     if not found:
-      raise ValueError(f"No clips found in {split_roots[split]!r}: a clip is a sub-folder of frame images "
-                       f"({', '.join(_FRAME_EXTENSIONS)}) or a .gif file.")
+      raise ValueError(
+        f"No clips found in {split_roots[split]!r}: a clip is a sub-folder of frame images "
+        f"({', '.join(_FRAME_EXTENSIONS)}) or a .gif file."
+      )
   # Labelled iff some clip sits in a class folder; one sorted class list for every split.
   classes = sorted({rel.split(os.sep)[0] for found in listed.values() for rel, _ in found if os.sep in rel})
   index = {name: i for i, name in enumerate(classes)}
@@ -318,8 +380,13 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
     if classes:
       loose = [rel for rel, _ in found if os.sep not in rel]
       if loose:
-        logger.warning("Ignoring %d clip(s) directly in %s (e.g. %s): the clips in its class sub-folders are "
-                       "labelled by folder, and these have no class folder.", len(loose), root, loose[0])
+        logger.warning(
+          "Ignoring %d clip(s) directly in %s (e.g. %s): the clips in its class sub-folders are "
+          "labelled by folder, and these have no class folder.",
+          len(loose),
+          root,
+          loose[0],
+        )
       found = [(rel, frames) for rel, frames in found if os.sep in rel]
       if not found:
         raise ValueError(f"No clips in class sub-folders of {root!r}, though other splits have classes {classes}.")
@@ -327,22 +394,43 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
     else:
       labels = np.full(len(found), -1, np.int32)
     clips[split] = (tuple((os.path.join(root, rel), frames) for rel, frames in found), labels)
-  return _VideoFolderSource(name=f"video_folder:{path}", num_classes=len(classes) or None, channels=3,
-                            image_shape=(int(clip_size), int(clip_size), 3), splits=tuple(clips), clips=clips,
-                            clip_frames=int(clip_frames), clip_size=int(clip_size))
+  return _VideoFolderSource(
+    name=f"video_folder:{path}",
+    num_classes=len(classes) or None,
+    channels=3,
+    image_shape=(int(clip_size), int(clip_size), 3),
+    splits=tuple(clips),
+    clips=clips,
+    clip_frames=int(clip_frames),
+    clip_size=int(clip_size),
+  )
 
 
 # ----------------------------------------------------------------------------- entry point
 
 
-def make_video_source(kind: str, location: str | None, *, seed: int = 0, clip_frames: int = 8, clip_size: int = 48,
-                      video_objects: int = 2, video_clips: int = 10_000) -> Source:
+def make_video_source(
+  kind: str,
+  location: str | None,
+  *,
+  seed: int = 0,
+  clip_frames: int = 8,
+  clip_size: int = 48,
+  video_objects: int = 2,
+  video_clips: int = 10_000,
+) -> Source:
   """``moving_fashion_mnist`` (``location``: the Fashion-MNIST data dir, None for the
   default) or ``video_folder`` (``location``: the folder); the keyword arguments are the
   ``data`` fields of the same names."""
   if kind == "moving_fashion_mnist":
-    return moving_fashion_mnist_source(location, clip_frames=clip_frames, clip_size=clip_size,
-                                       video_objects=video_objects, video_clips=video_clips, seed=seed)
+    return moving_fashion_mnist_source(
+      location,
+      clip_frames=clip_frames,
+      clip_size=clip_size,
+      video_objects=video_objects,
+      video_clips=video_clips,
+      seed=seed,
+    )
   if kind == "video_folder":
     return video_folder_source(location, clip_frames=clip_frames, clip_size=clip_size)
   raise ValueError(f"Unknown video source {kind!r}; choose moving_fashion_mnist or video_folder:PATH.")

@@ -185,8 +185,16 @@ def rebalancing_weights(prior: jax.Array, bins, *, lam: float = 0.5, sigma: floa
   return weights / jnp.sum(smoothed * weights)
 
 
-def classification_loss(logits: jax.Array, target_ab: jax.Array, bins, weights: jax.Array, *, neighbours: int = 5,
-                        sigma: float = 5.0, nearest=None) -> jax.Array:
+def classification_loss(
+  logits: jax.Array,
+  target_ab: jax.Array,
+  bins,
+  weights: jax.Array,
+  *,
+  neighbours: int = 5,
+  sigma: float = 5.0,
+  nearest=None,
+) -> jax.Array:
   """Zhang et al.'s rebalanced multinomial cross-entropy, averaged over pixels.
 
   Per pixel: ``weights[argmax z] * -sum_q z_q log softmax(logits)_q`` with
@@ -208,8 +216,9 @@ def classification_loss(logits: jax.Array, target_ab: jax.Array, bins, weights: 
   bins = jnp.asarray(bins, jnp.float32)
   _check_ab(target_ab, bins, "classification_loss")
   if logits.shape != target_ab.shape[:-1] + bins.shape[:1]:
-    raise ValueError(f"classification_loss: logits must be {target_ab.shape[:-1] + bins.shape[:1]}, "
-                     f"got {logits.shape}.")
+    raise ValueError(
+      f"classification_loss: logits must be {target_ab.shape[:-1] + bins.shape[:1]}, got {logits.shape}."
+    )
   if weights.shape != bins.shape[:1]:
     raise ValueError(f"classification_loss: weights must be [Q={bins.shape[0]}], got shape {weights.shape}.")
   indices, soft = nearest if nearest is not None else _nearest_soft_weights(target_ab, bins, neighbours, sigma)

@@ -40,7 +40,7 @@ def unpatchify(patches: jax.Array, patch: int, grid: tuple[int, int] | None = No
   if d % (patch * patch):
     raise ValueError(f"Patches of {d} values are not {patch}x{patch} px patches of whole channels.")
   c = d // (patch * patch)
-  gh, gw = grid if grid is not None else (round(n ** 0.5),) * 2
+  gh, gw = grid if grid is not None else (round(n**0.5),) * 2
   if gh * gw != n:
     raise ValueError(f"{n} patches do not make a {gh}x{gw} grid; pass grid=(rows, columns).")
   x = patches.reshape(b, gh, gw, patch, patch, c)
@@ -57,8 +57,10 @@ def num_kept(num_patches: int, mask_ratio: float) -> int:
     raise ValueError(f"mae.mask_ratio must be in (0, 1) (the fraction of patches hidden), got {mask_ratio}.")
   kept = max(1, round(num_patches * (1.0 - mask_ratio)))
   if kept >= num_patches:
-    raise ValueError(f"mae.mask_ratio={mask_ratio} hides none of the {num_patches} patches; raise it to at "
-                     f"least {1 / num_patches:.3g}.")
+    raise ValueError(
+      f"mae.mask_ratio={mask_ratio} hides none of the {num_patches} patches; raise it to at "
+      f"least {1 / num_patches:.3g}."
+    )
   return kept
 
 

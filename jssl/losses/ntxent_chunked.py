@@ -11,7 +11,8 @@ Value and gradient equal ``ntxent``'s up to float32 round-off.
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from jssl.losses.ntxent import _check_inputs, _normalize
 from jssl.parallel import BATCH_AXES
@@ -55,8 +56,9 @@ def _anchor_losses(anchors, keys, anchor_index, positive_index, *, temperature: 
   return running_max + jnp.log(running_sum) - positive
 
 
-def ntxent_chunked(z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1, block_size: int = 1024,
-                   mesh: Mesh | None = None) -> jax.Array:
+def ntxent_chunked(
+  z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1, block_size: int = 1024, mesh: Mesh | None = None
+) -> jax.Array:
   """``ntxent`` (mean over all 2B anchors) without the ``[2B, 2B]`` matrix.
 
   Args:
@@ -88,8 +90,9 @@ def ntxent_chunked(z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1, 
     local_batch = za.shape[0]
     start = jax.lax.axis_index(BATCH_AXES) * local_batch
     # Only the embeddings travel (2B x D); autodiff turns the gather into a reduce-scatter.
-    keys = _normalize(jnp.concatenate([jax.lax.all_gather(za, BATCH_AXES, tiled=True),
-                                       jax.lax.all_gather(zb, BATCH_AXES, tiled=True)]))
+    keys = _normalize(
+      jnp.concatenate([jax.lax.all_gather(za, BATCH_AXES, tiled=True), jax.lax.all_gather(zb, BATCH_AXES, tiled=True)])
+    )
     rows = start + jnp.arange(local_batch)
     index = jnp.concatenate([rows, batch + rows])
     positive = jnp.concatenate([batch + rows, rows])

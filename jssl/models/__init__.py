@@ -8,8 +8,8 @@ ENCODERS = (*STAGES, *VARIANTS)
 
 # Each family's constructor and the keyword arguments it takes (also what an export records).
 _FAMILIES = {
-    "resnet": (STAGES, resnet, ("width_multiplier", "stem", "dtype")),
-    "vit": (VARIANTS, vit, ("patch_size", "depth", "dtype")),
+  "resnet": (STAGES, resnet, ("width_multiplier", "stem", "dtype")),
+  "vit": (VARIANTS, vit, ("patch_size", "depth", "dtype")),
 }
 
 
@@ -36,5 +36,16 @@ def make_encoder(name: str, **kwargs):
   return constructor(name, **kwargs)
 
 
-__all__ = ["ENCODERS", "EncoderWithHead", "ProjectionHead", "ResNet", "ViT", "auto_patch_size", "encoder_family",
-           "encoder_kwarg_names", "make_encoder", "resnet", "vit"]
+__all__ = [
+  "ENCODERS",
+  "EncoderWithHead",
+  "ProjectionHead",
+  "ResNet",
+  "ViT",
+  "auto_patch_size",
+  "encoder_family",
+  "encoder_kwarg_names",
+  "make_encoder",
+  "resnet",
+  "vit",
+]

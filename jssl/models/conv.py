@@ -46,19 +46,44 @@ def _is_nhwc(dimension_numbers) -> bool:
   return tuple(dimension_numbers) == _NHWC
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                         precision=None, preferred_element_type=None):
+def conv_general_dilated(
+  lhs,
+  rhs,
+  window_strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  batch_group_count=1,
+  precision=None,
+  preferred_element_type=None,
+):
   """``lax.conv_general_dilated``, with the CPU kernel gradient described in the module doc."""
-  plain = (lhs.ndim == 4 and _is_nhwc(dimension_numbers) and feature_group_count == 1
-           and batch_group_count == 1 and precision is None and preferred_element_type is None
-           and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1))))
+  plain = (
+    lhs.ndim == 4
+    and _is_nhwc(dimension_numbers)
+    and feature_group_count == 1
+    and batch_group_count == 1
+    and precision is None
+    and preferred_element_type is None
+    and all(d == 1 for d in (lhs_dilation or (1, 1)))
+    and all(d == 1 for d in (rhs_dilation or (1, 1)))
+  )
   if not (plain and _use_taps()):
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                    rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                    feature_group_count=feature_group_count,
-                                    batch_group_count=batch_group_count, precision=precision,
-                                    preferred_element_type=preferred_element_type)
+    return lax.conv_general_dilated(
+      lhs,
+      rhs,
+      window_strides,
+      padding,
+      lhs_dilation=lhs_dilation,
+      rhs_dilation=rhs_dilation,
+      dimension_numbers=dimension_numbers,
+      feature_group_count=feature_group_count,
+      batch_group_count=batch_group_count,
+      precision=precision,
+      preferred_element_type=preferred_element_type,
+    )
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   return conv2d(lhs, rhs, tuple(window_strides), tuple(tuple(p) for p in padding))
@@ -105,8 +130,11 @@ def kernel_gradient(x, dy, kernel_shape, strides, padding, *, chunk_bytes: int =
   """
   n = x.shape[0]
   per_image = x[0].size * x.dtype.itemsize
-  chunks = 1 if chunk_bytes <= 0 else next(
-      p for p in range(1, n + 1) if (n % p == 0 and (n // p) * per_image <= chunk_bytes) or p == n)
+  chunks = (
+    1
+    if chunk_bytes <= 0
+    else next(p for p in range(1, n + 1) if (n % p == 0 and (n // p) * per_image <= chunk_bytes) or p == n)
+  )
   if chunks == 1:
     return _kernel_gradient(x, dy, kernel_shape, strides, padding)
   x = x.reshape(n // chunks, chunks, *x.shape[1:])

@@ -49,7 +49,9 @@ class UNetDecoder(nn.Module):
       x = nn.relu(norm(name=f"bn{i}")(conv(skip.shape[-1], (3, 3), padding=1, name=f"conv{i}")(x)))
     x = _upsample_to(x, image_size, image_size)
     x = nn.relu(norm(name="bn_out")(conv(maps[0].shape[-1], (3, 3), padding=1, name="conv_out")(x)))
-    x = nn.Conv(self.out_channels or channels, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros, name="predict")(x)
+    x = nn.Conv(
+      self.out_channels or channels, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros, name="predict"
+    )(x)
     return x.astype(jnp.float32)
 
 

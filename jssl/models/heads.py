@@ -27,10 +27,10 @@ class ProjectionHead(nn.Module):
     x = jnp.asarray(features, self.dtype)
     for i in range(self.num_layers):
       last = i == self.num_layers - 1
-      x = nn.Dense(self.out_dim if last else self.hidden_dim, use_bias=False, dtype=self.dtype,
-                   name=f"dense{i}")(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, use_bias=not last,
-                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = nn.Dense(self.out_dim if last else self.hidden_dim, use_bias=False, dtype=self.dtype, name=f"dense{i}")(x)
+      x = nn.BatchNorm(
+        use_running_average=not train, momentum=0.9, epsilon=1e-5, use_bias=not last, dtype=self.dtype, name=f"bn{i}"
+      )(x)
       if not last:
         x = nn.relu(x)
     return x.astype(jnp.float32)

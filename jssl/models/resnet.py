@@ -17,8 +17,9 @@ from jssl.models import conv as conv_lib
 _BN = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 # Bias-free convolutions (BN follows each); kernel gradients as GEMMs on CPU (jssl.models.conv).
-_Conv = functools.partial(nn.Conv, use_bias=False, kernel_init=_CONV_INIT,
-                          conv_general_dilated=conv_lib.conv_general_dilated)
+_Conv = functools.partial(
+  nn.Conv, use_bias=False, kernel_init=_CONV_INIT, conv_general_dilated=conv_lib.conv_general_dilated
+)
 
 
 class BasicBlock(nn.Module):
@@ -116,23 +117,21 @@ class ResNet(nn.Module):
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = block_cls(self.width * 2**i, strides=strides, dtype=self.dtype,
-                      name=f"layer{i + 1}_{j}")(x, train=train)
+        x = block_cls(self.width * 2**i, strides=strides, dtype=self.dtype, name=f"layer{i + 1}_{j}")(x, train=train)
       maps.append(x)
     features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
     return (features, maps) if return_maps else features
 
 
 STAGES = {
-    "resnet_tiny": ((1, 1, 1, 1), "basic", 16),
-    "resnet18": ((2, 2, 2, 2), "basic", 64),
-    "resnet34": ((3, 4, 6, 3), "basic", 64),
-    "resnet50": ((3, 4, 6, 3), "bottleneck", 64),
+  "resnet_tiny": ((1, 1, 1, 1), "basic", 16),
+  "resnet18": ((2, 2, 2, 2), "basic", 64),
+  "resnet34": ((3, 4, 6, 3), "basic", 64),
+  "resnet50": ((3, 4, 6, 3), "bottleneck", 64),
 }
 
 
 def resnet(name: str, *, width_multiplier: float = 1.0, stem: str = "cifar", dtype=jnp.float32) -> ResNet:
   """A named ResNet; ``resnet_tiny`` is one basic block per stage at width 16, for CPU runs."""
   stages, block, width = STAGES[name]
-  return ResNet(stage_sizes=stages, block=block, width=max(1, round(width * width_multiplier)),
-                stem=stem, dtype=dtype)
+  return ResNet(stage_sizes=stages, block=block, width=max(1, round(width * width_multiplier)), stem=stem, dtype=dtype)

@@ -28,9 +28,9 @@ import jax.numpy as jnp
 
 # name: (width, depth, heads), as in the ViT and DeiT papers.
 VARIANTS = {
-    "vit_tiny": (192, 12, 3),
-    "vit_small": (384, 12, 6),
-    "vit_base": (768, 12, 12),
+  "vit_tiny": (192, 12, 3),
+  "vit_small": (384, 12, 6),
+  "vit_base": (768, 12, 12),
 }
 
 _DENSE_INIT = nn.initializers.xavier_uniform()
@@ -73,19 +73,30 @@ class PatchEmbed(nn.Module):
     p = self.patch_size
     _, height, width, _ = images.shape
     if height % p or width % p:
-      raise ValueError(f"Images of {height}x{width} px do not split into {p}x{p} patches; use an image size "
-                       f"that is a multiple of the patch size (model.patch_size={p}).")
+      raise ValueError(
+        f"Images of {height}x{width} px do not split into {p}x{p} patches; use an image size "
+        f"that is a multiple of the patch size (model.patch_size={p})."
+      )
     # A stride-p conv is the per-patch linear map; lecun-normal over its p*p*C inputs (big_vision).
-    x = nn.Conv(self.dim, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                kernel_init=nn.initializers.lecun_normal(), bias_init=nn.initializers.zeros,
-                name="proj")(jnp.asarray(images, self.dtype))
+    x = nn.Conv(
+      self.dim,
+      (p, p),
+      strides=(p, p),
+      padding="VALID",
+      dtype=self.dtype,
+      kernel_init=nn.initializers.lecun_normal(),
+      bias_init=nn.initializers.zeros,
+      name="proj",
+    )(jnp.asarray(images, self.dtype))
     x = x.reshape(x.shape[0], -1, self.dim)
     if self.has_variable("params", "pos_embed"):
       made_for = self.get_variable("params", "pos_embed").shape[1]
       if made_for != x.shape[1]:
-        raise ValueError(f"{height}x{width} px images make {x.shape[1]} patches of {p} px, but the position "
-                         f"embeddings were made for {made_for}; use the image size the model was "
-                         "initialised (trained) with.")
+        raise ValueError(
+          f"{height}x{width} px images make {x.shape[1]} patches of {p} px, but the position "
+          f"embeddings were made for {made_for}; use the image size the model was "
+          "initialised (trained) with."
+        )
     pos_embed = self.param("pos_embed", _EMBED_INIT, (1, x.shape[1], self.dim))
     return x + jnp.asarray(pos_embed, self.dtype)
 

@@ -34,13 +34,13 @@ class Colorization(ReconstructionTask):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.loss = "l2"                 # l2 | classification
-    c.grid = 10                   # classification: ab bin size
-    c.neighbours = 5              # soft targets over this many nearest bins ...
-    c.sigma = 5.0                 # ... with this Gaussian width (ab units); also the prior's smoothing
-    c.rebalance_lambda = 0.5      # mix of the prior with uniform; 1 = no rebalancing
-    c.prior_momentum = 0.99       # running average of the batches' ab histograms
-    c.temperature = 0.38          # annealed-mean decoding
+    c.loss = "l2"  # l2 | classification
+    c.grid = 10  # classification: ab bin size
+    c.neighbours = 5  # soft targets over this many nearest bins ...
+    c.sigma = 5.0  # ... with this Gaussian width (ab units); also the prior's smoothing
+    c.rebalance_lambda = 0.5  # mix of the prior with uniform; 1 = no rebalancing
+    c.prior_momentum = 0.99  # running average of the batches' ab histograms
+    c.temperature = 0.38  # annealed-mean decoding
     return c
 
   def __init__(self, config, *, mesh=None, source=None):
@@ -54,8 +54,10 @@ class Colorization(ReconstructionTask):
 
   def channels(self, source) -> int:
     if source.channels != 3:
-      raise ValueError(f"task=colorization needs colour images; data.source={self.config.data.source!r} has "
-                       f"{source.channels} channel(s). Use a colour source, e.g. data.source=sample_photos.")
+      raise ValueError(
+        f"task=colorization needs colour images; data.source={self.config.data.source!r} has "
+        f"{source.channels} channel(s). Use a colour source, e.g. data.source=sample_photos."
+      )
     return 3
 
   def init(self, rng, batch):
@@ -76,10 +78,10 @@ class Colorization(ReconstructionTask):
     nearest = losses.nearest_bins(ab, self.bins, neighbours=s.neighbours, sigma=s.sigma)
     histogram = losses.ab_histogram(ab, self.bins, nearest=nearest)
     prior = s.prior_momentum * batch_stats[_PRIOR] + (1 - s.prior_momentum) * histogram
-    weights = losses.rebalancing_weights(jax.lax.stop_gradient(prior), self.bins, lam=s.rebalance_lambda,
-                                         sigma=s.sigma)
-    loss = losses.classification_loss(forward.output, ab, self.bins, weights, neighbours=s.neighbours,
-                                      sigma=s.sigma, nearest=nearest)
+    weights = losses.rebalancing_weights(jax.lax.stop_gradient(prior), self.bins, lam=s.rebalance_lambda, sigma=s.sigma)
+    loss = losses.classification_loss(
+      forward.output, ab, self.bins, weights, neighbours=s.neighbours, sigma=s.sigma, nearest=nearest
+    )
     return loss, {}, {_PRIOR: prior}
 
   def predict_ab(self, forward: Forward) -> jax.Array:
@@ -99,8 +101,12 @@ class Colorization(ReconstructionTask):
       return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(predicted_ab - ab), axis=-1), axis=(1, 2)))
 
     rows = {"input (gray)": gray, "prediction": prediction, "target": target}
-    metrics = {"ab_rmse": ab_rmse(self.predict_ab(forward)), "ab_rmse_gray": ab_rmse(jnp.zeros_like(ab)),
-               "psnr": image_metrics.psnr(prediction, target), "psnr_gray": image_metrics.psnr(gray, target),
-               "colourfulness": image_metrics.colourfulness(prediction),
-               "colourfulness_target": image_metrics.colourfulness(target)}
+    metrics = {
+      "ab_rmse": ab_rmse(self.predict_ab(forward)),
+      "ab_rmse_gray": ab_rmse(jnp.zeros_like(ab)),
+      "psnr": image_metrics.psnr(prediction, target),
+      "psnr_gray": image_metrics.psnr(gray, target),
+      "colourfulness": image_metrics.colourfulness(prediction),
+      "colourfulness_target": image_metrics.colourfulness(target),
+    }
     return rows, metrics

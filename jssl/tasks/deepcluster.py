@@ -68,6 +68,7 @@ class DeepClusterModel(nn.Module):
 
 def _host_values(tree, mesh):
   """Whole arrays as numpy, read from this process (gathered first if split over ``fsdp``)."""
+
   def get(x):
     if not isinstance(x, jax.Array):
       return np.asarray(x)
@@ -90,12 +91,12 @@ class DeepCluster(Task):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.num_clusters = 10_000         # k (the paper's best on ImageNet)
-    c.kmeans_iterations = 20        # Lloyd iterations per clustering (faiss's default, as the paper)
-    c.kmeans_init = "random"        # random (k distinct images, as faiss) | kmeans++
-    c.recluster_every_steps = 0     # 0: once per epoch
-    c.pca_dim = 256                 # PCA-whitening to this many dimensions before k-means; 0: none
-    c.uniform_sampling = False      # weigh examples by 1 / cluster size (the paper samples uniformly)
+    c.num_clusters = 10_000  # k (the paper's best on ImageNet)
+    c.kmeans_iterations = 20  # Lloyd iterations per clustering (faiss's default, as the paper)
+    c.kmeans_init = "random"  # random (k distinct images, as faiss) | kmeans++
+    c.recluster_every_steps = 0  # 0: once per epoch
+    c.pca_dim = 256  # PCA-whitening to this many dimensions before k-means; 0: none
+    c.uniform_sampling = False  # weigh examples by 1 / cluster size (the paper samples uniformly)
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
@@ -108,19 +109,21 @@ class DeepCluster(Task):
     if s.kmeans_init not in ("random", "kmeans++"):
       raise ValueError(f"deepcluster.kmeans_init={s.kmeans_init!r}: expected 'random' or 'kmeans++'.")
     if s.recluster_every_steps < 0:
-      raise ValueError(f"deepcluster.recluster_every_steps={s.recluster_every_steps} must be >= 0 "
-                       "(0: once per epoch).")
+      raise ValueError(f"deepcluster.recluster_every_steps={s.recluster_every_steps} must be >= 0 (0: once per epoch).")
     if config.train.microbatches != 1:
-      raise ValueError(f"train.microbatches={config.train.microbatches}: deepcluster trains on whole batches; "
-                       "set it to 1.")
+      raise ValueError(
+        f"train.microbatches={config.train.microbatches}: deepcluster trains on whole batches; set it to 1."
+      )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.crop_area, self.crop_aspect = tuple(config.augment.crop_area), tuple(config.augment.crop_aspect)
     self.flip_prob = config.augment.flip_prob
     self.model = DeepClusterModel(encoder=build_encoder(config), num_clusters=int(s.num_clusters))
     num_features = self.model.encoder.num_features
     if not 0 <= s.pca_dim <= num_features:
-      raise ValueError(f"deepcluster.pca_dim={s.pca_dim}: {config.model.encoder} has {num_features} features; "
-                       f"use at most {num_features}, or 0 for no PCA.")
+      raise ValueError(
+        f"deepcluster.pca_dim={s.pca_dim}: {config.model.encoder} has {num_features} features; "
+        f"use at most {num_features}, or 0 for no PCA."
+      )
     self._forward = {}  # jitted feature extraction per mesh
 
   @property
@@ -133,14 +136,24 @@ class DeepCluster(Task):
 
   def host_example(self, image, seed):
     """A random resized crop and flip, as uint8 (the pipeline adds ``index`` and ``label``)."""
-    return {"image": augment.crop_flip_uint8(image, seed, image_size=self.image_size, area_range=self.crop_area,
-                                             aspect_range=self.crop_aspect, flip_prob=self.flip_prob)}
+    return {
+      "image": augment.crop_flip_uint8(
+        image,
+        seed,
+        image_size=self.image_size,
+        area_range=self.crop_area,
+        aspect_range=self.crop_aspect,
+        flip_prob=self.flip_prob,
+      )
+    }
 
   def batch_spec(self, batch_size: int, source) -> dict:
     channels = 3 if self.grayscale_to_rgb else source.channels
-    return {"image": jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.uint8),
-            "index": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-            "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+    return {
+      "image": jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.uint8),
+      "index": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+      "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
 
   # --- device side
 
@@ -149,9 +162,13 @@ class DeepCluster(Task):
     (the first ``refresh`` runs before the first step) and zeroed statistics."""
     variables = self.model.init(rng, jnp.zeros(batch["image"].shape, jnp.float32), train=False)
     k = self.settings.num_clusters
-    state = {"labels": jnp.zeros((self.num_examples,), jnp.int32), "clusterings": jnp.zeros((), jnp.int32),
-             "nmi": jnp.zeros((), jnp.float32), "inertia": jnp.zeros((), jnp.float32),
-             "cluster_sizes": jnp.zeros((k,), jnp.float32)}
+    state = {
+      "labels": jnp.zeros((self.num_examples,), jnp.int32),
+      "clusterings": jnp.zeros((), jnp.int32),
+      "nmi": jnp.zeros((), jnp.float32),
+      "inertia": jnp.zeros((), jnp.float32),
+      "cluster_sizes": jnp.zeros((k,), jnp.float32),
+    }
     return {"params": variables["params"], "batch_stats": {**variables.get("batch_stats", {}), _STATE: state}}
 
   def refresh_every(self, steps_per_epoch: int) -> int:
@@ -165,8 +182,9 @@ class DeepCluster(Task):
     state = batch_stats[_STATE]
     model_stats = {k: v for k, v in batch_stats.items() if k != _STATE}
     images = batch["image"].astype(jnp.float32) / 255.0
-    (features, logits), updates = self.model.apply({"params": params, "batch_stats": model_stats}, images,
-                                                   train=True, mutable=["batch_stats"])
+    (features, logits), updates = self.model.apply(
+      {"params": params, "batch_stats": model_stats}, images, train=True, mutable=["batch_stats"]
+    )
     targets = jnp.take(state["labels"], batch["index"])
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     if self.settings.uniform_sampling:
@@ -174,10 +192,13 @@ class DeepCluster(Task):
       loss = jnp.sum(weights * losses) / jnp.sum(weights)
     else:
       loss = jnp.mean(losses)
-    metrics = {"pseudo_label_top1": jnp.mean(jnp.argmax(logits, axis=-1) == targets),
-               "clusters_nmi": state["nmi"], "kmeans_inertia": state["inertia"],
-               "clusters_used": jnp.sum(state["cluster_sizes"] > 0).astype(jnp.float32),
-               "clusterings": state["clusterings"].astype(jnp.float32)}
+    metrics = {
+      "pseudo_label_top1": jnp.mean(jnp.argmax(logits, axis=-1) == targets),
+      "clusters_nmi": state["nmi"],
+      "kmeans_inertia": state["inertia"],
+      "clusters_used": jnp.sum(state["cluster_sizes"] > 0).astype(jnp.float32),
+      "clusterings": state["clusterings"].astype(jnp.float32),
+    }
     return loss, ({**batch_stats, **updates.get("batch_stats", {})}, metrics, features)
 
   # --- the clustering, outside the step
@@ -189,13 +210,20 @@ class DeepCluster(Task):
     batch_size = -(-self.config.eval.batch_size // devices) * devices
     if mesh not in self._forward:
       encoder = self.model.encoder
-      self._forward[mesh] = jax.jit(lambda v, x: encoder.apply(v, x, train=False),
-                                    in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
-                                    out_shardings=parallel.replicated(mesh))
+      self._forward[mesh] = jax.jit(
+        lambda v, x: encoder.apply(v, x, train=False),
+        in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
+        out_shardings=parallel.replicated(mesh),
+      )
     forward = self._forward[mesh]
     variables = jax.device_put(encoder_variables, parallel.replicated(mesh))
-    dataset = pipeline.eval_dataset(self.source, split=self.config.data.train_split, batch_size=batch_size,
-                                    image_size=self.image_size, grayscale_to_rgb=self.grayscale_to_rgb)
+    dataset = pipeline.eval_dataset(
+      self.source,
+      split=self.config.data.train_split,
+      batch_size=batch_size,
+      image_size=self.image_size,
+      grayscale_to_rgb=self.grayscale_to_rgb,
+    )
     features = []
     for batch in dataset.as_numpy_iterator():
       images, n = batch["image"], len(batch["image"])
@@ -218,14 +246,27 @@ class DeepCluster(Task):
     count = int(previous["clusterings"])
     s = self.settings
     kmeans_key, classifier_key = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), count))
-    _, labels, inertia = kmeans(features, int(s.num_clusters), key=kmeans_key, iterations=int(s.kmeans_iterations),
-                                mesh=mesh, init=s.kmeans_init, pca_dim=int(s.pca_dim), l2_normalize=True)
+    _, labels, inertia = kmeans(
+      features,
+      int(s.num_clusters),
+      key=kmeans_key,
+      iterations=int(s.kmeans_iterations),
+      mesh=mesh,
+      init=s.kmeans_init,
+      pca_dim=int(s.pca_dim),
+      l2_normalize=True,
+    )
     nmi = normalized_mutual_info(previous["labels"], labels) if count > 0 else 0.0
-    state = {"labels": labels.astype(np.int32), "clusterings": np.asarray(count + 1, np.int32),
-             "nmi": np.asarray(nmi, np.float32), "inertia": np.asarray(inertia[-1] / len(labels), np.float32),
-             "cluster_sizes": np.bincount(labels, minlength=s.num_clusters).astype(np.float32)}
+    state = {
+      "labels": labels.astype(np.int32),
+      "clusterings": np.asarray(count + 1, np.int32),
+      "nmi": np.asarray(nmi, np.float32),
+      "inertia": np.asarray(inertia[-1] / len(labels), np.float32),
+      "cluster_sizes": np.bincount(labels, minlength=s.num_clusters).astype(np.float32),
+    }
     old = host_params["classifier"]
-    classifier = {"kernel": np.asarray(0.01 * jax.random.normal(classifier_key, old["kernel"].shape),
-                                       old["kernel"].dtype),
-                  "bias": np.zeros_like(old["bias"])}
+    classifier = {
+      "kernel": np.asarray(0.01 * jax.random.normal(classifier_key, old["kernel"].shape), old["kernel"].dtype),
+      "bias": np.zeros_like(old["bias"]),
+    }
     return {**params, "classifier": classifier}, {**batch_stats, _STATE: state}

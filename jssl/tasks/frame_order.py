@@ -69,8 +69,10 @@ def permutations(n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
   if mode not in MODES:
     raise ValueError(f"frame_order.mode={mode!r}: choose one of {', '.join(MODES)}.")
   if not 3 <= n <= MAX_TUPLE_FRAMES:
-    raise ValueError(f"frame_order.tuple_frames={n}: use 3 to {MAX_TUPLE_FRAMES} frames (with 2, every order is "
-                     "the identity or its reverse, so there is nothing to tell apart).")
+    raise ValueError(
+      f"frame_order.tuple_frames={n}: use 3 to {MAX_TUPLE_FRAMES} frames (with 2, every order is "
+      "the identity or its reverse, so there is nothing to tell apart)."
+    )
   perms = list(itertools.permutations(range(n)))
   if mode == "binary":
     labels = [int(p == tuple(range(n)) or p == tuple(reversed(range(n)))) for p in perms]
@@ -125,14 +127,14 @@ class FrameOrder(Task):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.tuple_frames = 3                # n frames per tuple (Shuffle and Learn: 3)
-    c.mode = "binary"                 # binary: in order (or reversed) vs shuffled | permutation: which of n!/2
-    c.positive_fraction = 0.5         # binary: share of tuples shown in order
-    c.frame_gap = 0                   # frames between a tuple's frames; 0: as far apart as the clip allows
-    c.crop_area = (0.5, 1.0)          # one random resized crop (and flip) for all frames of a tuple
+    c.tuple_frames = 3  # n frames per tuple (Shuffle and Learn: 3)
+    c.mode = "binary"  # binary: in order (or reversed) vs shuffled | permutation: which of n!/2
+    c.positive_fraction = 0.5  # binary: share of tuples shown in order
+    c.frame_gap = 0  # frames between a tuple's frames; 0: as far apart as the clip allows
+    c.crop_area = (0.5, 1.0)  # one random resized crop (and flip) for all frames of a tuple
     c.crop_aspect = (3 / 4, 4 / 3)
     c.flip_prob = 0.5
-    c.head_hidden_dim = 512           # MLP on the concatenated per-frame features
+    c.head_hidden_dim = 512  # MLP on the concatenated per-frame features
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, **kwargs):
@@ -142,8 +144,10 @@ class FrameOrder(Task):
     self.perms, self.labels = permutations(self.tuple_frames, self.mode)  # checks mode and tuple_frames
     self.positive_fraction = float(settings.positive_fraction)
     if self.mode == "binary" and not 0.0 < self.positive_fraction < 1.0:
-      raise ValueError(f"frame_order.positive_fraction={settings.positive_fraction}: need a fraction strictly "
-                       "between 0 and 1 (with only one class shown there is nothing to learn).")
+      raise ValueError(
+        f"frame_order.positive_fraction={settings.positive_fraction}: need a fraction strictly "
+        "between 0 and 1 (with only one class shown there is nothing to learn)."
+      )
     self.frame_gap = int(settings.frame_gap)
     if self.frame_gap < 0:
       raise ValueError(f"frame_order.frame_gap={settings.frame_gap}: use 0 (widest) or a positive frame count.")
@@ -158,8 +162,11 @@ class FrameOrder(Task):
     if settings.head_hidden_dim < 1:
       raise ValueError(f"frame_order.head_hidden_dim={settings.head_hidden_dim}: need a positive width.")
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
-    head = OrderHead(hidden_dim=int(settings.head_hidden_dim), num_classes=num_classes(self.tuple_frames, self.mode),
-                     dtype=jnp.dtype(config.model.dtype))
+    head = OrderHead(
+      hidden_dim=int(settings.head_hidden_dim),
+      num_classes=num_classes(self.tuple_frames, self.mode),
+      dtype=jnp.dtype(config.model.dtype),
+    )
     self.model = FrameOrderModel(encoder=build_encoder(config), head=head)
 
   # --- host side
@@ -177,8 +184,9 @@ class FrameOrder(Task):
     gap = self.gap(length)
     start = tf.random.stateless_uniform([], start_seed, minval=0, maxval=length - gap * (n - 1), dtype=tf.int32)
     frames = tf.gather(clip, start + gap * tf.range(n))
-    begin, size = augment.sample_crop_box(tf.shape(frames)[1:], crop_seed, area_range=self.crop_area,
-                                          aspect_range=self.crop_aspect)
+    begin, size = augment.sample_crop_box(
+      tf.shape(frames)[1:], crop_seed, area_range=self.crop_area, aspect_range=self.crop_aspect
+    )
     frames = tf.slice(frames, tf.concat([[0], begin], 0), tf.concat([[-1], size], 0))
     frames.set_shape([n, None, None, clip.shape[-1]])
     # Bicubic overshoots near edges, hence the clip (as augment.random_resized_crop does).
@@ -192,13 +200,17 @@ class FrameOrder(Task):
     """Global shapes of the batches; checks that the source is a video source with clips
     long enough for a tuple."""
     if not is_video(source):
-      raise ValueError(f"task=frame_order needs clips: data.source={source.name!r} yields images. Use "
-                       "moving_fashion_mnist or video_folder:PATH (and eval.source for the probes' images).")
+      raise ValueError(
+        f"task=frame_order needs clips: data.source={source.name!r} yields images. Use "
+        "moving_fashion_mnist or video_folder:PATH (and eval.source for the probes' images)."
+      )
     length, n = source.clip_frames, self.tuple_frames
     if length < n or self.gap(length) * (n - 1) > length - 1:
-      raise ValueError(f"frame_order: tuples of {n} frames {self.gap(length)} apart (frame_gap={self.frame_gap}) "
-                       f"do not fit in clips of data.clip_frames={length}; use longer clips, fewer tuple_frames "
-                       "or a smaller frame_gap.")
+      raise ValueError(
+        f"frame_order: tuples of {n} frames {self.gap(length)} apart (frame_gap={self.frame_gap}) "
+        f"do not fit in clips of data.clip_frames={length}; use longer clips, fewer tuple_frames "
+        "or a smaller frame_gap."
+      )
     channels = 3 if self.grayscale_to_rgb else source.channels
     frames = (batch_size, n, self.image_size, self.image_size, channels)
     return {"frames": jax.ShapeDtypeStruct(frames, jnp.uint8), "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
@@ -231,8 +243,9 @@ class FrameOrder(Task):
       rows = pick(np.arange(len(self.perms)), u)
     else:
       p = self.positive_fraction
-      rows = jnp.where(u < p, pick(np.flatnonzero(self.labels == 1), u / p),
-                       pick(np.flatnonzero(self.labels == 0), (u - p) / (1 - p)))
+      rows = jnp.where(
+        u < p, pick(np.flatnonzero(self.labels == 1), u / p), pick(np.flatnonzero(self.labels == 0), (u - p) / (1 - p))
+      )
     order = perms[rows]
     shown = jnp.take_along_axis(frames, order.reshape(order.shape + (1,) * (frames.ndim - 2)), axis=1)
     return shown, order, labels[rows]
@@ -244,8 +257,9 @@ class FrameOrder(Task):
   def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
     """``loss, (batch_stats, metrics, features)``; features ``[B, F]`` of each tuple's first frame in time."""
     shown, order, labels = self.shuffle(self.frames_of(batch), rng)
-    (features, logits), updates = self.model.apply({"params": params, "batch_stats": batch_stats}, shown,
-                                                   train=True, mutable=["batch_stats"])
+    (features, logits), updates = self.model.apply(
+      {"params": params, "batch_stats": batch_stats}, shown, train=True, mutable=["batch_stats"]
+    )
     loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
     first = jnp.argmin(order, axis=1)  # where the earliest frame is shown

@@ -43,21 +43,20 @@ class Inpainting(ReconstructionTask):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.mask = "center"                  # center | rectangles | blobs
-    c.area_fraction = 0.25             # of the image removed (center: a square of half the side)
-    c.max_rectangles = 4               # rectangles: 1..this many per image
+    c.mask = "center"  # center | rectangles | blobs
+    c.area_fraction = 0.25  # of the image removed (center: a square of half the side)
+    c.max_rectangles = 4  # rectangles: 1..this many per image
     c.reconstruction_weight = 0.999
-    c.adversarial_weight = 0.001       # 0 turns the discriminator off
+    c.adversarial_weight = 0.001  # 0 turns the discriminator off
     c.discriminator_widths = (32, 64, 128)  # strided 3x3 conv widths
-    c.discriminator_lr = 2e-4          # Adam, DCGAN's settings
+    c.discriminator_lr = 2e-4  # Adam, DCGAN's settings
     c.discriminator_b1 = 0.5
     return c
 
   def __init__(self, config, *, mesh=None, source=None):
     super().__init__(config, mesh=mesh, source=source)
     self.settings = config.inpainting
-    masks.check_settings(self.settings.mask, self.image_size, self.settings.area_fraction,
-                         self.settings.max_rectangles)
+    masks.check_settings(self.settings.mask, self.image_size, self.settings.area_fraction, self.settings.max_rectangles)
     self.adversarial = self.settings.adversarial_weight > 0
     self.discriminator = Discriminator(widths=tuple(self.settings.discriminator_widths))
 
@@ -77,15 +76,21 @@ class Inpainting(ReconstructionTask):
     discriminator_tx = optax.adam(self.settings.discriminator_lr, b1=self.settings.discriminator_b1)
 
     def labels(params):
-      return {k: jax.tree.map(lambda _, k=k: _DISCRIMINATOR if k == _DISCRIMINATOR else "model", v)
-              for k, v in params.items()}
+      return {
+        k: jax.tree.map(lambda _, k=k: _DISCRIMINATOR if k == _DISCRIMINATOR else "model", v) for k, v in params.items()
+      }
 
     return optax.multi_transform({"model": tx, _DISCRIMINATOR: discriminator_tx}, labels)
 
   def corrupt(self, images, rng):
-    mask = masks.batch_masks(rng, global_indices(images.shape[0]), image_size=self.image_size,
-                             kind=self.settings.mask, area_fraction=self.settings.area_fraction,
-                             max_rectangles=self.settings.max_rectangles)
+    mask = masks.batch_masks(
+      rng,
+      global_indices(images.shape[0]),
+      image_size=self.image_size,
+      kind=self.settings.mask,
+      area_fraction=self.settings.area_fraction,
+      max_rectangles=self.settings.max_rectangles,
+    )
     fill = jax.lax.stop_gradient(jnp.mean(images, axis=(0, 1, 2)))
     return images * (1.0 - mask) + fill * mask, {"mask": mask}
 
@@ -125,7 +130,8 @@ class Inpainting(ReconstructionTask):
 
     generator = {k: v for k, v in params.items() if k != _DISCRIMINATOR}
     (loss, (new_stats, metrics, features, fake)), grads = jax.value_and_grad(generator_objective, has_aux=True)(
-        generator)
+      generator
+    )
 
     def discriminator_objective(discriminator):
       real_logits = self._score(discriminator, images)
@@ -142,8 +148,14 @@ class Inpainting(ReconstructionTask):
 
   def quality(self, forward: Forward, prediction):
     mask, target, mean_fill = forward.extras["mask"], forward.images, forward.inputs
-    rows = {"input (mean fill)": mean_fill, "prediction": prediction, "target": target,
-            "mask": jnp.broadcast_to(mask, target.shape)}
-    metrics = {"masked_psnr": masked_psnr(prediction, target, mask),
-               "masked_psnr_mean_fill": masked_psnr(mean_fill, target, mask)}
+    rows = {
+      "input (mean fill)": mean_fill,
+      "prediction": prediction,
+      "target": target,
+      "mask": jnp.broadcast_to(mask, target.shape),
+    }
+    metrics = {
+      "masked_psnr": masked_psnr(prediction, target, mask),
+      "masked_psnr_mean_fill": masked_psnr(mean_fill, target, mask),
+    }
     return rows, metrics

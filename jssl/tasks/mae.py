@@ -44,8 +44,8 @@ class MAE(Task):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.mask_ratio = 0.75          # fraction of patches hidden (the paper's best: 0.75)
-    c.normalize_targets = True   # standardise each target patch (the paper's norm_pix_loss)
+    c.mask_ratio = 0.75  # fraction of patches hidden (the paper's best: 0.75)
+    c.normalize_targets = True  # standardise each target patch (the paper's norm_pix_loss)
     # The paper's decoder (512 wide, 8 blocks, 16 heads) is for ViT-B/L/H encoders of width
     # 768 and more; ViT-Tiny is 192 wide. 128 wide and 2 blocks keep it what the paper wants,
     # a decoder much narrower and shallower than the encoder (its head width, 32, is the paper's).
@@ -57,8 +57,10 @@ class MAE(Task):
   def __init__(self, config: ml_collections.ConfigDict, **kwargs):
     super().__init__(config, **kwargs)  # mesh=, source=: see Task
     if encoder_family(config.model.encoder) != "vit":
-      raise ValueError(f"task=mae encodes only the visible patches, which needs a ViT encoder; {config.model.encoder} "
-                       "is not one. Use vit_tiny, vit_small or vit_base.")
+      raise ValueError(
+        f"task=mae encodes only the visible patches, which needs a ViT encoder; {config.model.encoder} "
+        "is not one. Use vit_tiny, vit_small or vit_base."
+      )
     self.settings = settings = config.mae
     self.image_size = config.data.image_size
     self.grayscale_to_rgb = config.data.grayscale_to_rgb
@@ -73,18 +75,33 @@ class MAE(Task):
       if int(settings[key]) != settings[key] or settings[key] < 1:
         raise ValueError(f"mae.{key} must be a positive integer, got {settings[key]}.")
     if settings.decoder_dim % settings.decoder_heads or settings.decoder_dim % 4:
-      raise ValueError(f"mae.decoder_dim={settings.decoder_dim} must be divisible by mae.decoder_heads="
-                       f"{settings.decoder_heads} and by 4 (for the sine-cosine position embeddings).")
-    decoder = MAEDecoder(patch_size=self.patch_size, dim=settings.decoder_dim, depth=settings.decoder_depth,
-                         num_heads=settings.decoder_heads, dtype=jnp.dtype(config.model.dtype))
+      raise ValueError(
+        f"mae.decoder_dim={settings.decoder_dim} must be divisible by mae.decoder_heads="
+        f"{settings.decoder_heads} and by 4 (for the sine-cosine position embeddings)."
+      )
+    decoder = MAEDecoder(
+      patch_size=self.patch_size,
+      dim=settings.decoder_dim,
+      depth=settings.decoder_depth,
+      num_heads=settings.decoder_heads,
+      dtype=jnp.dtype(config.model.dtype),
+    )
     self.model = MAEModel(encoder=encoder, decoder=decoder)
 
   # --- host side
 
   def host_example(self, image, seed):
     """A random resized crop (``augment.crop_area``, ``crop_aspect``) and flip, as uint8."""
-    return {"image": augment.crop_flip_uint8(image, seed, image_size=self.image_size, area_range=self.crop_area,
-                                             aspect_range=self.crop_aspect, flip_prob=self.flip_prob)}
+    return {
+      "image": augment.crop_flip_uint8(
+        image,
+        seed,
+        image_size=self.image_size,
+        area_range=self.crop_area,
+        aspect_range=self.crop_aspect,
+        flip_prob=self.flip_prob,
+      )
+    }
 
   def batch_spec(self, batch_size: int, source) -> dict:
     channels = 3 if self.grayscale_to_rgb else source.channels
@@ -95,8 +112,9 @@ class MAE(Task):
 
   def masking(self, rng: jax.Array, batch_size: int):
     """``(keep [B, M], mask [B, N], restore [B, N])`` for a global batch; see ``random_masking``."""
-    return random_masking(rng, global_indices(batch_size), num_patches=self.num_patches,
-                          mask_ratio=float(self.settings.mask_ratio))
+    return random_masking(
+      rng, global_indices(batch_size), num_patches=self.num_patches, mask_ratio=float(self.settings.mask_ratio)
+    )
 
   def init(self, rng: jax.Array, batch: dict) -> dict:
     images = jnp.zeros(batch["image"].shape, jnp.float32)
@@ -112,8 +130,9 @@ class MAE(Task):
     images = self.images_of(batch)
     keep, mask, restore = self.masking(rng, images.shape[0])
     features, pred = self.model.apply({"params": params}, images, keep, restore, train=True)
-    loss = masked_patch_loss(pred, patchify(images, self.patch_size), mask,
-                             normalize_targets=self.settings.normalize_targets)
+    loss = masked_patch_loss(
+      pred, patchify(images, self.patch_size), mask, normalize_targets=self.settings.normalize_targets
+    )
     return loss, (batch_stats, {}, features)
 
   def hidden_input(self, images: jax.Array, mask: jax.Array) -> jax.Array:
@@ -122,8 +141,7 @@ class MAE(Task):
 
   def pixel_mask(self, mask: jax.Array) -> jax.Array:
     """Patch mask ``[N, P]`` -> pixel mask ``[N, S, S, 1]`` (1 in hidden patches)."""
-    return unpatchify(jnp.broadcast_to(mask[..., None], (*mask.shape, self.patch_size ** 2)), self.patch_size,
-                      self.grid)
+    return unpatchify(jnp.broadcast_to(mask[..., None], (*mask.shape, self.patch_size**2)), self.patch_size, self.grid)
 
   def paste(self, images: jax.Array, fill: jax.Array, mask: jax.Array) -> jax.Array:
     """``images`` where ``mask [N, P]`` is 0, ``fill`` (same shape) in the hidden patches."""

@@ -32,12 +32,12 @@ _MODEL_KEYS = ("encoder", "decoder")
 class Forward:
   """One pass of the model over a corrupted batch."""
 
-  images: jax.Array       # targets, float32 [B, S, S, C] in [0, 1]
-  inputs: jax.Array       # what the model saw, [B, S, S, C]
-  extras: dict            # task-specific, e.g. the mask or the Lab image
-  output: jax.Array       # decoder output [B, S, S, K]
-  features: jax.Array     # encoder features [B, F]
-  model_stats: dict       # updated batch norm statistics (train) or the old ones (eval)
+  images: jax.Array  # targets, float32 [B, S, S, C] in [0, 1]
+  inputs: jax.Array  # what the model saw, [B, S, S, C]
+  extras: dict  # task-specific, e.g. the mask or the Lab image
+  output: jax.Array  # decoder output [B, S, S, K]
+  features: jax.Array  # encoder features [B, F]
+  model_stats: dict  # updated batch norm statistics (train) or the old ones (eval)
 
 
 def model_part(tree: dict) -> dict:
@@ -54,8 +54,10 @@ class ReconstructionTask(Task):
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
     super().__init__(config, mesh=mesh, source=source)
     if encoder_family(config.model.encoder) != "resnet":
-      raise ValueError(f"task={self.name} trains a ResNet encoder with a U-Net decoder on its feature maps; "
-                       f"{config.model.encoder} is not a ResNet. Use resnet_tiny, resnet18, resnet34 or resnet50.")
+      raise ValueError(
+        f"task={self.name} trains a ResNet encoder with a U-Net decoder on its feature maps; "
+        f"{config.model.encoder} is not a ResNet. Use resnet_tiny, resnet18, resnet34 or resnet50."
+      )
     self.image_size = config.data.image_size
     self.grayscale_to_rgb = config.data.grayscale_to_rgb
     self.crop_area, self.crop_aspect = tuple(config.augment.crop_area), tuple(config.augment.crop_aspect)
@@ -67,8 +69,16 @@ class ReconstructionTask(Task):
 
   def host_example(self, image, seed):
     """A random resized crop (``augment.crop_area``, ``crop_aspect``) and flip, as uint8."""
-    return {"image": augment.crop_flip_uint8(image, seed, image_size=self.image_size, area_range=self.crop_area,
-                                             aspect_range=self.crop_aspect, flip_prob=self.flip_prob)}
+    return {
+      "image": augment.crop_flip_uint8(
+        image,
+        seed,
+        image_size=self.image_size,
+        area_range=self.crop_area,
+        aspect_range=self.crop_aspect,
+        flip_prob=self.flip_prob,
+      )
+    }
 
   def channels(self, source) -> int:
     """Channels of the images the model sees (checked against the task's needs here)."""
@@ -108,8 +118,9 @@ class ReconstructionTask(Task):
     else:
       features, output = self.model.apply(variables, inputs, train=False)
       model_stats = variables["batch_stats"]
-    return Forward(images=images, inputs=inputs, extras=extras, output=output, features=features,
-                   model_stats=model_stats)
+    return Forward(
+      images=images, inputs=inputs, extras=extras, output=output, features=features, model_stats=model_stats
+    )
 
   @staticmethod
   def images_of(batch: dict) -> jax.Array:

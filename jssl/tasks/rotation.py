@@ -43,8 +43,8 @@ class Rotation(Task):
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.rotations = "all"       # all: 4 rotated copies of every image | random: one rotation per image
-    c.head_hidden_dim = 256   # the classifier's MLP width; head_layers=1 makes it linear
+    c.rotations = "all"  # all: 4 rotated copies of every image | random: one rotation per image
+    c.head_hidden_dim = 256  # the classifier's MLP width; head_layers=1 makes it linear
     c.head_layers = 2
     return c
 
@@ -52,15 +52,25 @@ class Rotation(Task):
     super().__init__(config, mesh=mesh, source=source)
     settings = config.rotation
     if settings.rotations not in ("all", "random"):
-      raise ValueError(f"rotation.rotations={settings.rotations!r}: expected 'all' (four rotated copies of every "
-                       "image) or 'random' (one rotation per image).")
+      raise ValueError(
+        f"rotation.rotations={settings.rotations!r}: expected 'all' (four rotated copies of every "
+        "image) or 'random' (one rotation per image)."
+      )
     self.rotations = settings.rotations
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
-    self.crop = dict(image_size=self.image_size, area_range=tuple(config.augment.crop_area),
-                     aspect_range=tuple(config.augment.crop_aspect), flip_prob=config.augment.flip_prob)
+    self.crop = dict(
+      image_size=self.image_size,
+      area_range=tuple(config.augment.crop_area),
+      aspect_range=tuple(config.augment.crop_aspect),
+      flip_prob=config.augment.flip_prob,
+    )
     # The head ends in BN, as SimCLR's: logits then start well scaled whatever the encoder.
-    head = ProjectionHead(hidden_dim=settings.head_hidden_dim, out_dim=NUM_ROTATIONS, num_layers=settings.head_layers,
-                          dtype=jnp.dtype(config.model.dtype))
+    head = ProjectionHead(
+      hidden_dim=settings.head_hidden_dim,
+      out_dim=NUM_ROTATIONS,
+      num_layers=settings.head_layers,
+      dtype=jnp.dtype(config.model.dtype),
+    )
     self.model = EncoderWithHead(encoder=build_encoder(config), head=head)
 
   def host_example(self, image, seed):
@@ -90,16 +100,17 @@ class Rotation(Task):
   def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
     """``loss, (batch_stats, {"rotation_accuracy"}, features [B, F])``."""
     images, turns = self.rotated(batch, rng)
-    (features, logits), updates = self.model.apply({"params": params, "batch_stats": batch_stats}, images,
-                                                   train=True, mutable=["batch_stats"])
+    (features, logits), updates = self.model.apply(
+      {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+    )
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, turns).mean()
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == turns)
-    features = features[:batch["image"].shape[0]]  # "all": the unrotated copies come first
+    features = features[: batch["image"].shape[0]]  # "all": the unrotated copies come first
     return loss, (updates["batch_stats"], {"rotation_accuracy": accuracy}, features)
 
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     images, turns = self.rotated(batch, rng)
     count = batch["image"].shape[0]
     if self.rotations == "all":
-      return {f"{90 * k} degrees": images[k * count:(k + 1) * count] for k in range(NUM_ROTATIONS)}
+      return {f"{90 * k} degrees": images[k * count : (k + 1) * count] for k in range(NUM_ROTATIONS)}
     return {"crop": batch["image"].astype(jnp.float32) / 255.0, "rotated": images}

@@ -39,17 +39,23 @@ def encoder_kwargs(config: ml_collections.ConfigDict) -> dict:
   if encoder_family(model.encoder) == "resnet":
     for key in ("patch_size", "depth"):
       if model[key] != 0:
-        raise ValueError(f"model.{key}={model[key]} is for ViTs; {model.encoder} is a ResNet, sized by its name "
-                         "and model.width_multiplier. Leave it at 0.")
+        raise ValueError(
+          f"model.{key}={model[key]} is for ViTs; {model.encoder} is a ResNet, sized by its name "
+          "and model.width_multiplier. Leave it at 0."
+        )
     return {"width_multiplier": float(model.width_multiplier), "stem": str(model.stem), "dtype": dtype}
   if model.width_multiplier != 1.0:
-    raise ValueError(f"model.width_multiplier={model.width_multiplier} scales ResNet widths; a ViT's width comes "
-                     f"from its name ({', '.join(VIT_VARIANTS)}). Leave it at 1.0 for {model.encoder}.")
+    raise ValueError(
+      f"model.width_multiplier={model.width_multiplier} scales ResNet widths; a ViT's width comes "
+      f"from its name ({', '.join(VIT_VARIANTS)}). Leave it at 1.0 for {model.encoder}."
+    )
   size = int(config.data.image_size)
   patch_size = int(model.patch_size) or auto_patch_size(size)
   if patch_size < 0 or size % patch_size:
-    raise ValueError(f"model.patch_size={model.patch_size} does not split data.image_size={size} into "
-                     f"patches; use a divisor of {size}, or 0 for the default ({auto_patch_size(size)}).")
+    raise ValueError(
+      f"model.patch_size={model.patch_size} does not split data.image_size={size} into "
+      f"patches; use a divisor of {size}, or 0 for the default ({auto_patch_size(size)})."
+    )
   if model.depth < 0:
     raise ValueError(f"model.depth={model.depth}: give a positive number of blocks, or 0 for the variant's.")
   depth = int(model.depth) or VIT_VARIANTS[model.encoder][1]
@@ -76,8 +82,9 @@ class SimCLR(Task):
     super().__init__(config, mesh=mesh, source=source)
     if config.loss.block_size > 0:
       # Memory O(local x block) per device instead of O(global x global); same value and gradient.
-      self.contrastive_loss = functools.partial(ntxent_chunked, temperature=config.loss.temperature,
-                                                block_size=config.loss.block_size, mesh=mesh)
+      self.contrastive_loss = functools.partial(
+        ntxent_chunked, temperature=config.loss.temperature, block_size=config.loss.block_size, mesh=mesh
+      )
     else:
       self.contrastive_loss = functools.partial(ntxent, temperature=config.loss.temperature)
     self.microbatches = config.train.microbatches
@@ -86,9 +93,14 @@ class SimCLR(Task):
     if self.augment_on not in ("host", "device"):
       raise ValueError(f"augment.on={self.augment_on!r}: expected 'host' (tf.data) or 'device' (in the jit step).")
     self.augment_config = augment.AugmentConfig(
-        image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"})
-    head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
-                          num_layers=config.model.head_layers, dtype=jnp.dtype(config.model.dtype))
+      image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
+    )
+    head = ProjectionHead(
+      hidden_dim=config.model.head_hidden_dim,
+      out_dim=config.model.head_out_dim,
+      num_layers=config.model.head_layers,
+      dtype=jnp.dtype(config.model.dtype),
+    )
     self.model = EncoderWithHead(encoder=build_encoder(config), head=head)
 
   def host_example(self, image, seed):
@@ -142,7 +154,8 @@ class SimCLR(Task):
     """Both views through one BN pass: ``z [b, 2, D]``, view-1 features ``[b, F]``, new BN stats."""
     images = jnp.concatenate([view1, view2], axis=0)
     (features, projections), updates = self.model.apply(
-        {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"])
+      {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+    )
     z = jnp.stack(jnp.split(projections, 2, axis=0), axis=1)
     return z, jnp.split(features, 2, axis=0)[0], updates["batch_stats"]
 
@@ -165,6 +178,7 @@ class SimCLR(Task):
       return self._embed(params, batch_stats, views[:, 0], views[:, 1])
 
     views = jnp.stack(self.views(batch, rng), axis=1)
-    loss, grads, features, batch_stats = grad_cache(embed, self._contrastive, params, batch_stats, views,
-                                                    microbatches=self.microbatches)
+    loss, grads, features, batch_stats = grad_cache(
+      embed, self._contrastive, params, batch_stats, views, microbatches=self.microbatches
+    )
     return (loss, (batch_stats, {}, features)), grads

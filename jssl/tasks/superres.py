@@ -39,9 +39,9 @@ class SuperResolution(ReconstructionTask):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.factor = 2              # 2 or 4 (any factor dividing data.image_size works)
+    c.factor = 2  # 2 or 4 (any factor dividing data.image_size works)
     c.downsample = "bicubic"  # area | bicubic
-    c.loss = "l1"             # l1 | l2
+    c.loss = "l1"  # l1 | l2
     return c
 
   def __init__(self, config, *, mesh=None, source=None):
@@ -67,6 +67,10 @@ class SuperResolution(ReconstructionTask):
   def quality(self, forward: Forward, prediction):
     bicubic, target = forward.inputs, forward.images
     rows = {f"bicubic x{self.settings.factor}": bicubic, "prediction": prediction, "target": target}
-    metrics = {"psnr": image_metrics.psnr(prediction, target), "psnr_bicubic": image_metrics.psnr(bicubic, target),
-               "ssim": image_metrics.ssim(prediction, target), "ssim_bicubic": image_metrics.ssim(bicubic, target)}
+    metrics = {
+      "psnr": image_metrics.psnr(prediction, target),
+      "psnr_bicubic": image_metrics.psnr(bicubic, target),
+      "ssim": image_metrics.ssim(prediction, target),
+      "ssim_bicubic": image_metrics.ssim(bicubic, target),
+    }
     return rows, metrics

@@ -75,8 +75,9 @@ class SwAVModel(nn.Module):
     return features, self.prototypes(l2_normalize(self.head(features, train=train)))
 
 
-def swapped_prediction_loss(scores: jax.Array, *, temperature: float, epsilon: float, iterations: int,
-                            assign_views: int = 2) -> tuple[jax.Array, jax.Array]:
+def swapped_prediction_loss(
+  scores: jax.Array, *, temperature: float, epsilon: float, iterations: int, assign_views: int = 2
+) -> tuple[jax.Array, jax.Array]:
   """SwAV's loss for the views' prototype scores.
 
   Args:
@@ -90,13 +91,15 @@ def swapped_prediction_loss(scores: jax.Array, *, temperature: float, epsilon: f
   """
   views = scores.shape[0]
   if views < 2 or not 1 <= assign_views <= views:
-    raise ValueError(f"swapped prediction needs >= 2 views and 1..{views} assigned views, got {views} views "
-                     f"and assign_views={assign_views}.")
+    raise ValueError(
+      f"swapped prediction needs >= 2 views and 1..{views} assigned views, got {views} views "
+      f"and assign_views={assign_views}."
+    )
   log_predictions = jax.nn.log_softmax(scores / temperature, axis=-1)  # [V, B, K]
   codes, total = [], 0.0
   for i in range(assign_views):
     q = sinkhorn(scores[i], epsilon=epsilon, iterations=iterations)
-    others = jnp.concatenate([log_predictions[:i], log_predictions[i + 1:]])  # [V - 1, B, K]
+    others = jnp.concatenate([log_predictions[:i], log_predictions[i + 1 :]])  # [V - 1, B, K]
     total = total - jnp.mean(jnp.sum(q[None] * others, axis=-1))
     codes.append(q)
   return total / assign_views, jnp.stack(codes)
@@ -114,13 +117,13 @@ class SwAV(Task):
   @classmethod
   def defaults(cls):
     c = ml_collections.ConfigDict()
-    c.num_prototypes = 3000          # K (ImageNet); a few times the number of classes works for small sets
+    c.num_prototypes = 3000  # K (ImageNet); a few times the number of classes works for small sets
     c.temperature = 0.1
-    c.epsilon = 0.05                 # Sinkhorn's entropic regularisation
+    c.epsilon = 0.05  # Sinkhorn's entropic regularisation
     c.sinkhorn_iterations = 3
     c.freeze_prototypes_steps = 313  # SwAV: the first epoch of ImageNet at batch 4096
-    c.small_crops = 0                # multi-crop: this many extra small views (SwAV: 6); 0 = off
-    c.small_crop_size = 0            # their side in px; 0 = 3/7 of data.image_size (96/224, as SwAV)
+    c.small_crops = 0  # multi-crop: this many extra small views (SwAV: 6); 0 = off
+    c.small_crop_size = 0  # their side in px; 0 = 3/7 of data.image_size (96/224, as SwAV)
     c.small_crop_area = (0.05, 0.14)  # of the image's area
     return c
 
@@ -139,29 +142,44 @@ class SwAV(Task):
     if s.small_crops < 0:
       raise ValueError(f"swav.small_crops={s.small_crops} must be >= 0 (0 turns multi-crop off).")
     if config.augment.on != "host":
-      raise ValueError(f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
-                       "set --config.augment.on=host.")
+      raise ValueError(
+        f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
+        "set --config.augment.on=host."
+      )
     if config.train.microbatches != 1:
-      raise ValueError(f"train.microbatches={config.train.microbatches}: swav's codes share the prototypes over "
-                       "the whole batch, so it trains on whole batches; set it to 1.")
+      raise ValueError(
+        f"train.microbatches={config.train.microbatches}: swav's codes share the prototypes over "
+        "the whole batch, so it trains on whole batches; set it to 1."
+      )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.small_crops = int(s.small_crops)
     self.small_size = int(s.small_crop_size) or max(1, round(self.image_size * 3 / 7))
     if not 0 < self.small_size <= self.image_size:
-      raise ValueError(f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
-                       f"{self.image_size} (0: 3/7 of it).")
+      raise ValueError(
+        f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
+        f"{self.image_size} (0: 3/7 of it)."
+      )
     if self.small_crops and encoder_family(config.model.encoder) != "resnet":
-      raise ValueError(f"swav.small_crops={self.small_crops}: {config.model.encoder}'s position embeddings fix its "
-                       "input size, so it cannot take small crops; use a ResNet or set swav.small_crops=0.")
+      raise ValueError(
+        f"swav.small_crops={self.small_crops}: {config.model.encoder}'s position embeddings fix its "
+        "input size, so it cannot take small crops; use a ResNet or set swav.small_crops=0."
+      )
     self.augment_config = augment.AugmentConfig(
-        image_size=self.image_size, **{k: v for k, v in config.augment.items() if k != "on"})
-    self.small_config = dataclasses.replace(self.augment_config, image_size=self.small_size,
-                                            crop_area=tuple(s.small_crop_area))
+      image_size=self.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
+    )
+    self.small_config = dataclasses.replace(
+      self.augment_config, image_size=self.small_size, crop_area=tuple(s.small_crop_area)
+    )
     dtype = jnp.dtype(config.model.dtype)
-    head = ProjectionHead(hidden_dim=config.model.head_hidden_dim, out_dim=config.model.head_out_dim,
-                          num_layers=config.model.head_layers, dtype=dtype)
-    self.model = SwAVModel(encoder=build_encoder(config), head=head,
-                           prototypes=Prototypes(num_prototypes=int(s.num_prototypes)))
+    head = ProjectionHead(
+      hidden_dim=config.model.head_hidden_dim,
+      out_dim=config.model.head_out_dim,
+      num_layers=config.model.head_layers,
+      dtype=dtype,
+    )
+    self.model = SwAVModel(
+      encoder=build_encoder(config), head=head, prototypes=Prototypes(num_prototypes=int(s.num_prototypes))
+    )
 
   # --- host side
 
@@ -180,8 +198,9 @@ class SwAV(Task):
     view = jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.float32)
     spec = {"view1": view, "view2": view, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
     if self.small_crops:
-      spec["small"] = jax.ShapeDtypeStruct((batch_size, self.small_crops, self.small_size, self.small_size, channels),
-                                           jnp.float32)
+      spec["small"] = jax.ShapeDtypeStruct(
+        (batch_size, self.small_crops, self.small_size, self.small_size, channels), jnp.float32
+      )
     return spec
 
   # --- device side
@@ -205,8 +224,9 @@ class SwAV(Task):
       return optax.scale_by_schedule(lambda count: (count >= steps).astype(jnp.float32))
 
     def labels(params):
-      return {k: jax.tree.map(lambda _, k=k: _PROTOTYPES if k == _PROTOTYPES else "model", v)
-              for k, v in params.items()}
+      return {
+        k: jax.tree.map(lambda _, k=k: _PROTOTYPES if k == _PROTOTYPES else "model", v) for k, v in params.items()
+      }
 
     return optax.multi_transform({"model": tx, _PROTOTYPES: optax.chain(gate(), tx, gate())}, labels)
 
@@ -232,8 +252,9 @@ class SwAV(Task):
 
     def forward(images, batch_stats):
       """Example-major images ``[B * V, ...]`` -> features ``[B, V, F]``, scores ``[V, B, K]``."""
-      (features, scores), updates = self.model.apply({"params": params, "batch_stats": batch_stats}, images,
-                                                     train=True, mutable=["batch_stats"])
+      (features, scores), updates = self.model.apply(
+        {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+      )
       features = features.reshape(batch_size, -1, features.shape[-1])
       scores = jnp.swapaxes(scores.reshape(batch_size, -1, scores.shape[-1]), 0, 1)
       return features, scores, updates["batch_stats"]
@@ -243,9 +264,12 @@ class SwAV(Task):
       _, small_scores, batch_stats = forward(small, batch_stats)
       scores = jnp.concatenate([scores, small_scores])
     s = self.settings
-    loss, codes = swapped_prediction_loss(scores, temperature=s.temperature, epsilon=s.epsilon,
-                                          iterations=s.sinkhorn_iterations)
+    loss, codes = swapped_prediction_loss(
+      scores, temperature=s.temperature, epsilon=s.epsilon, iterations=s.sinkhorn_iterations
+    )
     q = codes[0]
-    metrics = {"code_entropy": jnp.mean(-jnp.sum(q * jnp.log(jnp.maximum(q, 1e-30)), axis=-1)),
-               "prototypes_used": jnp.sum(jnp.max(jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1]), axis=0))}
+    metrics = {
+      "code_entropy": jnp.mean(-jnp.sum(q * jnp.log(jnp.maximum(q, 1e-30)), axis=-1)),
+      "prototypes_used": jnp.sum(jnp.max(jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1]), axis=0)),
+    }
     return loss, (batch_stats, metrics, features[:, 0])
