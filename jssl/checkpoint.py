@@ -12,6 +12,8 @@ import pathlib
 import flax.serialization
 import orbax.checkpoint as ocp
 
+from jssl.errors import ConfigError, MissingError
+
 
 class Checkpointer:
   """Saves every ``save_every`` steps (and when forced), keeps the last ``max_to_keep``."""
@@ -47,10 +49,10 @@ class Checkpointer:
     (a pytree of ``jax.ShapeDtypeStruct`` with shardings, e.g. from ``jax.eval_shape``)."""
     steps = sorted(self.all_steps())
     if not steps:
-      raise FileNotFoundError(f"No complete checkpoint in {self.directory}; run `jssl pretrain` first.")
+      raise MissingError(f"No complete checkpoint in {self.directory}; run `jssl pretrain` first.")
     step = steps[-1] if step is None else int(step)
     if step not in steps:
-      raise ValueError(
+      raise ConfigError(
         f"No checkpoint at step {step} in {self.directory}; available steps: {', '.join(map(str, steps))}."
       )
     target = flax.serialization.to_state_dict(abstract_state)

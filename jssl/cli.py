@@ -58,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
   check.add_argument("--config", required=True)
   check.add_argument("--topology", default=None, help="TPU slice, e.g. v4-64, v5e-16 (sets the device count)")
   check.add_argument("--devices", type=int, default=None, help="device count, instead of --topology")
+  for command in commands.choices.values():
+    command.add_argument("--debug", action="store_true", help="show the traceback of every error")
   args, rest = parser.parse_known_args(argv)
   _setup_logging()
 
   # Imported here so that `jssl --help` answers without loading JAX and TensorFlow.
   from jssl import config as config_lib  # noqa: PLC0415
+  from jssl.errors import JsslError  # noqa: PLC0415
 
   try:
     if args.command == "compile-check":
@@ -97,15 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
       workdir = args.workdir or pathlib.Path(args.encoder) / f"finetune_{config.finetune.mode}"
       run_finetune(config, encoder_dir=args.encoder, workdir=workdir)
-  except (ValueError, KeyError, FileNotFoundError) as error:
-    message = error.args[0] if isinstance(error, KeyError) and error.args else error
-    print(f"jssl {args.command}: error: {message}", file=sys.stderr)
-    return 2
-  except RuntimeError as error:
-    if type(error).__name__ != "NonFiniteError":
+  except Exception as error:
+    # A request that cannot work as asked (JsslError) is one line; a run stopped by a
+    # non-finite loss says so; anything else is a bug and keeps its traceback.
+    if args.debug or not isinstance(error, JsslError) and type(error).__name__ != "NonFiniteError":
       raise
     print(f"jssl {args.command}: error: {error}", file=sys.stderr)
-    return 3
+    return 2 if isinstance(error, JsslError) else 3
   return 0
 
 

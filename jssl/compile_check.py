@@ -19,6 +19,8 @@ import sys
 import jax
 import ml_collections
 
+from jssl.errors import ConfigError
+
 # Devices JAX sees per TPU name and size (v4/v5p count TensorCores in the name, 2 per chip).
 _CORES_PER_DEVICE = {"v2": 1, "v3": 1, "v4": 2, "v5p": 2, "v5e": 1, "v5litepod": 1, "v6e": 1}
 
@@ -27,7 +29,7 @@ def devices_for_topology(topology: str) -> int:
   """``"v4-64"`` -> 32, ``"v5e-16"`` -> 16, ``"v3-8"`` -> 8."""
   match = re.fullmatch(r"(v\d+[a-z]*|v5litepod)-(\d+)", topology)
   if not match or match.group(1) not in _CORES_PER_DEVICE:
-    raise ValueError(f"Unknown TPU topology {topology!r}; expected e.g. v4-64, v5e-16, v5p-128, v3-8.")
+    raise ConfigError(f"Unknown TPU topology {topology!r}; expected e.g. v4-64, v5e-16, v5p-128, v3-8.")
   return max(1, int(match.group(2)) // _CORES_PER_DEVICE[match.group(1)])
 
 
@@ -36,7 +38,7 @@ def compile_train_step(config: ml_collections.ConfigDict, *, devices: int) -> di
   from jssl import parallel, train  # noqa: PLC0415
 
   if jax.device_count() < devices:
-    raise ValueError(f"{devices} devices requested, {jax.device_count()} present.")
+    raise ConfigError(f"{devices} devices requested, {jax.device_count()} present.")
   # Compiling needs shapes, not data: a synthetic source of the configured image size stands in.
   size = config.data.image_size
   with config.unlocked():
@@ -73,7 +75,7 @@ def run(config_path: str, overrides: list[str], *, topology: str | None, devices
   """Compiles in a child process with the right number of forced CPU devices and prints a report."""
   count = devices_for_topology(topology) if topology else devices
   if not count:
-    raise ValueError("Pass --topology (e.g. v4-64) or --devices N.")
+    raise ConfigError("Pass --topology (e.g. v4-64) or --devices N.")
   env = dict(
     os.environ,
     JAX_PLATFORMS="cpu",

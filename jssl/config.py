@@ -12,6 +12,8 @@ import pathlib
 
 import ml_collections
 
+from jssl.errors import ConfigError, MissingError, UnknownKeyError
+
 
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly.
@@ -22,14 +24,14 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   path, colon, argument = str(path).partition(".py:")
   path = pathlib.Path(path + ".py" if colon else path)
   if not path.is_file():
-    raise FileNotFoundError(
+    raise MissingError(
       f"Config file {path} not found; pass one of the files in configs/, e.g. --config configs/smoke.py."
     )
   spec = importlib.util.spec_from_file_location(f"jssl_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
-    raise ValueError(f"Config file {path} has no get_config() function.")
+    raise ConfigError(f"Config file {path} has no get_config() function.")
   config = module.get_config(argument) if colon else module.get_config()
   config.lock()
   return config
@@ -44,7 +46,7 @@ def _parse_value(text: str, current, key: str):
         return True
       if lowered in ("false", "0", "no"):
         return False
-      raise ValueError(text)
+      raise ConfigError(text)
     if isinstance(current, int):
       return int(text)
     if isinstance(current, float):
@@ -58,7 +60,7 @@ def _parse_value(text: str, current, key: str):
       return type(current)(value)
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
-    raise ValueError(
+    raise ConfigError(
       f"--config.{key}={text!r}: expected a value of type {type(current).__name__} (current value {current!r})."
     ) from None
 
@@ -71,11 +73,13 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     if not isinstance(node, ml_collections.ConfigDict) or part not in node:
       where = ".".join(parts[:depth]) or "config"
       valid = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "(none)"
-      raise KeyError(f"Unknown config key {key!r}: {where} has no field {part!r}. Valid keys there: {valid}.")
+      raise UnknownKeyError(f"Unknown config key {key!r}: {where} has no field {part!r}. Valid keys there: {valid}.")
     if depth == len(parts) - 1:
       current = node[part]
       if isinstance(current, ml_collections.ConfigDict):
-        raise KeyError(f"--config.{key} is a section; set one of its fields: {', '.join(sorted(current.keys()))}.")
+        raise UnknownKeyError(
+          f"--config.{key} is a section; set one of its fields: {', '.join(sorted(current.keys()))}."
+        )
       with node.unlocked():
         node[part] = _parse_value(text, current, key)
     else:
@@ -88,13 +92,13 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
   while i < len(overrides):
     arg = overrides[i]
     if not arg.startswith("--config."):
-      raise ValueError(f"Unexpected argument {arg!r}; overrides look like --config.train.batch_size=256.")
+      raise ConfigError(f"Unexpected argument {arg!r}; overrides look like --config.train.batch_size=256.")
     body = arg[len("--config.") :]
     if "=" in body:
       key, text = body.split("=", 1)
     else:
       if i + 1 >= len(overrides):
-        raise ValueError(f"{arg} needs a value.")
+        raise ConfigError(f"{arg} needs a value.")
       key, text = body, overrides[i + 1]
       i += 1
     apply_override(config, key, text)

@@ -31,6 +31,7 @@ from jssl import probes
 from jssl.data import pipeline
 from jssl.data.sources import source_from_config
 from jssl.data.video import is_video
+from jssl.errors import ConfigError
 from jssl.tasks import build_encoder
 from jssl.train import make_setup, read_run_config, restore_run
 
@@ -109,7 +110,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   config = read_run_config(workdir)
   for override in overrides:
     if not override.startswith("--config.eval."):
-      raise ValueError(
+      raise ConfigError(
         f"{override}: jssl eval takes only --config.eval.* overrides; the other settings are the run's own."
       )
   config_lib.apply_overrides(config, list(overrides))
@@ -120,13 +121,13 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     data.source = config.eval.source
     source = source_from_config(data, seed=config.seed)
   elif is_video(source):
-    raise ValueError(
+    raise ConfigError(
       f"Source {source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
       "fashion_mnist) in the pretraining config (or in the workdir's config.json)."
     )
   num_classes = source.num_classes
   if not num_classes:
-    raise ValueError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
+    raise ConfigError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
   started = time.perf_counter()
   state, step = restore_run(setup, workdir, step=step)
 

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jssl import models
+from jssl.errors import ConfigError, MissingError
 
 FORMAT_VERSION = 1
 FORMATS = ("orbax", "npz", "torch")
@@ -84,7 +85,7 @@ def flatten(variables: dict) -> dict[str, Any]:
     if isinstance(node, Mapping):
       for key in sorted(node):
         if "/" in str(key):
-          raise ValueError(f"Variable name {key!r} under {prefix!r} contains '/'.")
+          raise ConfigError(f"Variable name {key!r} under {prefix!r} contains '/'.")
         walk(f"{prefix}/{key}" if prefix else str(key), node[key])
     else:
       flat[prefix] = node
@@ -102,9 +103,9 @@ def unflatten(flat: dict[str, Any]) -> dict:
     for part in parents:
       node = node.setdefault(part, {})
       if not isinstance(node, dict):
-        raise ValueError(f"Key {key!r} nests under a leaf.")
+        raise ConfigError(f"Key {key!r} nests under a leaf.")
     if leaf in node:
-      raise ValueError(f"Key {key!r} appears twice.")
+      raise ConfigError(f"Key {key!r} appears twice.")
     node[leaf] = value
   return tree
 
@@ -142,12 +143,12 @@ def torch_state_dict(variables: dict) -> dict[str, np.ndarray]:
     collection, *path, leaf = key.split("/")
     name = _LEAVES.get((collection, leaf))
     if name is None or not path:
-      raise ValueError(f"No torchvision name for {key!r}: the torch format supports jssl ResNets only.")
+      raise ConfigError(f"No torchvision name for {key!r}: the torch format supports jssl ResNets only.")
     module = _torch_module(path)
     value = np.asarray(value, np.float32)
     if leaf == "kernel":
       if value.ndim != 4:
-        raise ValueError(f"{key!r} has shape {value.shape}; a conv kernel [kh, kw, in, out] was expected.")
+        raise ConfigError(f"{key!r} has shape {value.shape}; a conv kernel [kh, kw, in, out] was expected.")
       value = value.transpose(3, 2, 0, 1)
     else:
       batch_norms.add(module)
@@ -205,22 +206,22 @@ def _inside(out_dir: pathlib.Path, name: str) -> pathlib.Path:
   """``out_dir / name``, refused if it resolves outside ``out_dir`` (e.g. through a symlink)."""
   path = out_dir / name
   if path.is_symlink() or not path.resolve().is_relative_to(out_dir):
-    raise ValueError(f"{path} is a link or resolves outside {out_dir}; refusing to write there.")
+    raise ConfigError(f"{path} is a link or resolves outside {out_dir}; refusing to write there.")
   return path
 
 
 def _check_out_dir(out_dir: pathlib.Path, workdir: pathlib.Path, *, overwrite: bool) -> None:
   if out_dir.exists() and not out_dir.is_dir():
-    raise ValueError(f"--out {out_dir} is a file; give a directory (it is created if missing).")
+    raise ConfigError(f"--out {out_dir} is a file; give a directory (it is created if missing).")
   if out_dir == workdir or out_dir.is_relative_to(workdir / "checkpoints"):
-    raise ValueError(
+    raise ConfigError(
       f"--out {out_dir} is the run's workdir or inside its checkpoints; pick another "
       f"directory, e.g. {workdir / 'export'}."
     )
   if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
     entries = sorted(p.name for p in out_dir.iterdir())
     shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-    raise ValueError(
+    raise ConfigError(
       f"--out {out_dir} is not empty ({shown}); pass overwrite=True (--overwrite) to replace "
       "an earlier export there, or choose an empty directory."
     )
@@ -254,11 +255,11 @@ def export_encoder(
 
   workdir, out_dir = pathlib.Path(workdir).resolve(), pathlib.Path(out_dir).resolve()
   if format not in FORMATS:
-    raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
+    raise ConfigError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
   config = read_run_config(workdir)
   name = config.model.encoder
   if format == "torch" and models.encoder_family(name) != "resnet":
-    raise ValueError(
+    raise ConfigError(
       f"The torch format (torchvision's ResNet layout) supports ResNet encoders only, not {name!r}; "
       f"export it as {' or '.join(repr(f) for f in FORMATS if f != 'torch')} "
       "(--format orbax | npz), which jssl.load_encoder reads."
@@ -266,7 +267,7 @@ def export_encoder(
   kwargs = encoder_kwargs(config)
   _check_out_dir(out_dir, workdir, overwrite=overwrite)
   if not (workdir / "checkpoints").is_dir():
-    raise FileNotFoundError(f"No checkpoints in {workdir}; run `jssl pretrain` first.")
+    raise MissingError(f"No checkpoints in {workdir}; run `jssl pretrain` first.")
 
   setup = make_setup(config)
   state, step = restore_run(setup, workdir, step=step)
@@ -362,15 +363,15 @@ def _check_variables(found: dict[str, tuple], expected: dict[str, tuple], where:
   """Same keys and shapes, or a ``ValueError`` naming the first key that differs."""
   for key, shape in expected.items():
     if key not in found:
-      raise ValueError(f"{where}: variable {key!r} (shape {tuple(shape)}) is missing.")
+      raise ConfigError(f"{where}: variable {key!r} (shape {tuple(shape)}) is missing.")
     if tuple(found[key]) != tuple(shape):
-      raise ValueError(
+      raise ConfigError(
         f"{where}: variable {key!r} has shape {tuple(found[key])}, but the architecture in "
         f"{METADATA_FILE} needs {tuple(shape)}."
       )
   extra = sorted(set(found) - set(expected))
   if extra:
-    raise ValueError(
+    raise ConfigError(
       f"{where}: variable {extra[0]!r} is not part of the architecture in {METADATA_FILE}"
       + (f" ({len(extra) - 1} more)." if len(extra) > 1 else ".")
     )
@@ -425,19 +426,19 @@ class LoadedEncoder:
   def __call__(self, images, *, batch_size: int = 256) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 4:
-      raise ValueError(f"images must be [N, H, W, C]; got shape {images.shape}.")
+      raise ConfigError(f"images must be [N, H, W, C]; got shape {images.shape}.")
     expected = int(self.metadata["input"]["channels"])
     channels = images.shape[-1]
     if channels != expected and not (channels == 1 and expected == 3 and self.metadata["input"]["grayscale_to_rgb"]):
-      raise ValueError(
+      raise ConfigError(
         f"images have {channels} channels; this encoder takes {expected}"
         + (" (or 1, repeated to 3)." if self.metadata["input"]["grayscale_to_rgb"] else ".")
       )
     if images.dtype != np.uint8:
       if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or float in [0, 1]; got {images.dtype}.")
+        raise ConfigError(f"images must be uint8 or float in [0, 1]; got {images.dtype}.")
       if images.size and (np.nanmin(images) < -1e-3 or np.nanmax(images) > 1 + 1e-3):
-        raise ValueError(
+        raise ConfigError(
           f"float images must be in [0, 1] (no mean/std normalization); got values in "
           f"[{np.nanmin(images):.3g}, {np.nanmax(images):.3g}]. Pass uint8 or divide by 255."
         )
@@ -462,49 +463,49 @@ def read_metadata(path: str | os.PathLike) -> dict:
   path = pathlib.Path(path)
   json_path = path if path.suffix == ".json" and path.is_file() else path / METADATA_FILE
   if not json_path.is_file():
-    raise FileNotFoundError(
+    raise MissingError(
       f"{json_path} not found: {path} is not a `jssl export` directory (or the export did not finish)."
     )
   try:
     metadata = json.loads(json_path.read_text())
   except json.JSONDecodeError as error:
-    raise ValueError(f"{json_path} is not valid JSON: {error}") from None
+    raise ConfigError(f"{json_path} is not valid JSON: {error}") from None
   if not isinstance(metadata, dict):
-    raise ValueError(f"{json_path} does not hold a JSON object.")
+    raise ConfigError(f"{json_path} does not hold a JSON object.")
   if metadata.get("format_version") != FORMAT_VERSION:
-    raise ValueError(
+    raise ConfigError(
       f"{json_path}: format_version {metadata.get('format_version')!r} is not supported "
       f"(this jssl reads {FORMAT_VERSION})."
     )
   fmt = metadata.get("format")
   if fmt == "torch":
-    raise ValueError(
+    raise ConfigError(
       f"{json_path}: the torch format is export-only (encoder.safetensors is for PyTorch; see "
       "the json's 'torchvision' entry). Export with --format orbax or npz for load_encoder."
     )
   if fmt not in ("orbax", "npz"):
-    raise ValueError(f"{json_path}: unknown format {fmt!r}; load_encoder reads orbax and npz exports.")
+    raise ConfigError(f"{json_path}: unknown format {fmt!r}; load_encoder reads orbax and npz exports.")
   arch = metadata.get("architecture")
   if not isinstance(arch, dict) or arch.get("name") not in models.ENCODERS:
     arch = arch if isinstance(arch, dict) else {}
-    raise ValueError(
+    raise ConfigError(
       f"{json_path}: unknown architecture {arch.get('name')!r}; this jssl knows {', '.join(models.ENCODERS)}."
     )
   kwargs = arch.get("kwargs") or {}
   if not isinstance(kwargs, dict):
-    raise ValueError(f"{json_path}: architecture kwargs must be an object; got {kwargs!r}.")
+    raise ConfigError(f"{json_path}: architecture kwargs must be an object; got {kwargs!r}.")
   accepted = models.encoder_kwarg_names(arch["name"])
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(
+    raise ConfigError(
       f"{json_path}: unknown architecture kwargs {unknown} for {arch['name']}; expected {list(accepted)}."
     )
   inputs = metadata.get("input")
   inputs = inputs if isinstance(inputs, dict) else {}
   if not isinstance(metadata.get("num_features"), int):
-    raise ValueError(f"{json_path}: num_features must be an integer; got {metadata.get('num_features')!r}.")
+    raise ConfigError(f"{json_path}: num_features must be an integer; got {metadata.get('num_features')!r}.")
   if not isinstance(inputs.get("image_size"), int) or inputs["image_size"] < 1 or inputs.get("channels") not in (1, 3):
-    raise ValueError(f"{json_path}: 'input' needs a positive integer image_size and channels 1 or 3; got {inputs}.")
+    raise ConfigError(f"{json_path}: 'input' needs a positive integer image_size and channels 1 or 3; got {inputs}.")
   return metadata
 
 
@@ -528,10 +529,10 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
     try:
       kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
     except TypeError:
-      raise ValueError(f"{path / METADATA_FILE}: unknown dtype {kwargs['dtype']!r}.") from None
+      raise ConfigError(f"{path / METADATA_FILE}: unknown dtype {kwargs['dtype']!r}.") from None
   model = models.make_encoder(arch["name"], **kwargs)
   if metadata["num_features"] != model.num_features:
-    raise ValueError(
+    raise ConfigError(
       f"{path / METADATA_FILE}: num_features {metadata.get('num_features')} does not match "
       f"{arch['name']} with {arch.get('kwargs')} ({model.num_features})."
     )
@@ -545,7 +546,7 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
 
     where = path / ORBAX_DIR
     if not where.is_dir():
-      raise FileNotFoundError(f"{where} not found: the orbax export in {path} is incomplete.")
+      raise MissingError(f"{where} not found: the orbax export in {path} is incomplete.")
     with ocp.StandardCheckpointer() as checkpointer:
       saved = checkpointer.metadata(where).item_metadata.tree
       _check_variables({k: v.shape for k, v in flatten(saved).items()}, expected_shapes, where)
@@ -553,7 +554,7 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
   else:
     where = path / NPZ_FILE
     if not where.is_file():
-      raise FileNotFoundError(f"{where} not found: the npz export in {path} is incomplete.")
+      raise MissingError(f"{where} not found: the npz export in {path} is incomplete.")
     with np.load(where, allow_pickle=False) as npz:
       flat = {key: npz[key] for key in npz.files}
     # Orbax was checked from its metadata before restoring; an npz only once it is read.
@@ -563,7 +564,7 @@ def load_encoder(path: str | os.PathLike) -> LoadedEncoder:
   for key, value in flat.items():
     value = np.asarray(value)
     if not jnp.issubdtype(value.dtype, jnp.floating):
-      raise ValueError(f"{where}: variable {key!r} has dtype {value.dtype}; floating point expected.")
+      raise ConfigError(f"{where}: variable {key!r} has dtype {value.dtype}; floating point expected.")
     arrays[key] = jnp.asarray(value, expected[key].dtype)
   variables = unflatten(arrays)
   return LoadedEncoder(

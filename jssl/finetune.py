@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from jssl import parallel
 from jssl.data import augment, pipeline
 from jssl.data.sources import source_from_config
+from jssl.errors import ConfigError
 from jssl.export import load_encoder
 from jssl.train import MetricsWriter
 
@@ -56,7 +57,7 @@ def finetune(
   """Trains ``config.finetune.mode`` on ``config.data`` from the export in ``encoder_dir``."""
   ft = config.finetune
   if ft.mode not in ("linear", "full"):
-    raise ValueError(f"finetune.mode must be 'linear' or 'full', got {ft.mode!r}.")
+    raise ConfigError(f"finetune.mode must be 'linear' or 'full', got {ft.mode!r}.")
   encoder = load_encoder(encoder_dir)
   workdir = pathlib.Path(workdir).resolve()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def finetune(
   grayscale_to_rgb = bool(encoder.metadata["input"]["grayscale_to_rgb"])
   source = source_from_config(config.data, seed=config.seed)
   if not source.num_classes:
-    raise ValueError(f"Source {config.data.source!r} has no labels; fine-tuning needs them.")
+    raise ConfigError(f"Source {config.data.source!r} has no labels; fine-tuning needs them.")
   mesh = parallel.make_mesh()
   local_batch = parallel.check_global_batch(ft.batch_size, mesh)
   steps_per_epoch = max(1, source.num_examples(config.data.train_split) // ft.batch_size)

@@ -14,6 +14,8 @@ import jax
 import ml_collections
 import optax
 
+from jssl.errors import ConfigError
+
 
 def scaled_learning_rate(base_lr: float, *, batch_size: int, scaling: str) -> float:
   if scaling == "linear":
@@ -22,7 +24,7 @@ def scaled_learning_rate(base_lr: float, *, batch_size: int, scaling: str) -> fl
     return base_lr * math.sqrt(batch_size)
   if scaling == "none":
     return base_lr
-  raise ValueError(f"optim.lr_scaling must be 'linear', 'sqrt' or 'none', got {scaling!r}.")
+  raise ConfigError(f"optim.lr_scaling must be 'linear', 'sqrt' or 'none', got {scaling!r}.")
 
 
 def learning_rate_schedule(*, peak_lr: float, warmup_steps: int, total_steps: int) -> optax.Schedule:
@@ -78,5 +80,5 @@ def make_optimizer(
   elif config.name == "adamw":
     tx = optax.adamw(schedule, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay, mask=kernel_mask)
   else:
-    raise ValueError(f"optim.name must be 'lars', 'sgd' or 'adamw', got {config.name!r}.")
+    raise ConfigError(f"optim.name must be 'lars', 'sgd' or 'adamw', got {config.name!r}.")
   return tx, schedule

@@ -10,6 +10,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jssl.errors import ConfigError
+
 DATA_AXIS = "data"
 FSDP_AXIS = "fsdp"
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # the batch is split over every device
@@ -20,12 +22,12 @@ def devices_to_use(count: int) -> list:
   if count == 0:
     return jax.devices()
   if jax.process_count() > 1:
-    raise ValueError(
+    raise ConfigError(
       f"parallel.devices={count} picks devices of one process; a {jax.process_count()}-process run "
       "uses every device (set it to 0)."
     )
   if not 0 < count <= len(jax.devices()):
-    raise ValueError(f"parallel.devices={count}: this machine has {len(jax.devices())} devices (0 uses all).")
+    raise ConfigError(f"parallel.devices={count}: this machine has {len(jax.devices())} devices (0 uses all).")
   return jax.devices()[:count]
 
 
@@ -33,7 +35,7 @@ def make_mesh(devices=None, *, fsdp: int = 1) -> Mesh:
   """A ``(data, fsdp)`` mesh over ``devices`` (default: every device of every process)."""
   devices = np.asarray(jax.devices() if devices is None else devices)
   if fsdp < 1 or devices.size % fsdp:
-    raise ValueError(f"parallel.fsdp={fsdp} must be >= 1 and divide the {devices.size} devices.")
+    raise ConfigError(f"parallel.fsdp={fsdp} must be >= 1 and divide the {devices.size} devices.")
   return Mesh(devices.reshape(-1, fsdp), BATCH_AXES)
 
 
@@ -72,7 +74,7 @@ def check_global_batch(global_batch: int, mesh: Mesh) -> int:
   """Validates ``global_batch`` against the mesh; returns this process's share of it."""
   devices, processes = mesh.devices.size, jax.process_count()
   if global_batch % devices:
-    raise ValueError(
+    raise ConfigError(
       f"train.batch_size={global_batch} is not divisible by the {devices} devices; "
       f"use a multiple of {devices}, e.g. --config.train.batch_size={devices * max(1, global_batch // devices)}."
     )
@@ -112,7 +114,7 @@ def initialize_distributed(
   if coordinator is None and not cluster:
     return
   if coordinator is not None and (num_processes is None or process_id is None):
-    raise ValueError(
+    raise ConfigError(
       "--coordinator needs --num-processes and --process-id (or JSSL_NUM_PROCESSES and JSSL_PROCESS_ID)."
     )
   # CPU processes need a collectives backend to talk to each other; accelerators ignore this.

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jssl.errors import ConfigError
+
 log = logging.getLogger("jssl")
 
 
@@ -34,15 +36,15 @@ def _features(x, *, name: str, fn: str) -> np.ndarray:
   """``x`` as a float32 ``[N, F]`` array with N, F >= 1 and only finite values."""
   x = np.asarray(x)
   if x.ndim != 2:
-    raise ValueError(f"{fn}: {name} must be a [N, F] feature matrix, got shape {x.shape}.")
+    raise ConfigError(f"{fn}: {name} must be a [N, F] feature matrix, got shape {x.shape}.")
   if x.shape[0] == 0 or x.shape[1] == 0:
-    raise ValueError(f"{fn}: {name} is empty (shape {x.shape}).")
+    raise ConfigError(f"{fn}: {name} is empty (shape {x.shape}).")
   if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-    raise ValueError(f"{fn}: {name} must hold real numbers, got dtype {x.dtype}.")
+    raise ConfigError(f"{fn}: {name} must hold real numbers, got dtype {x.dtype}.")
   x = x.astype(np.float32, copy=False)
   # A diverged encoder produces NaN features; say so rather than report 1/C accuracy.
   if not np.all(np.isfinite(x)):
-    raise ValueError(f"{fn}: {name} contains NaN or infinite values.")
+    raise ConfigError(f"{fn}: {name} contains NaN or infinite values.")
   return x
 
 
@@ -50,14 +52,14 @@ def _labels(y, *, name: str, n: int, num_classes: int, fn: str) -> np.ndarray:
   """``y`` as an int32 ``[n]`` array with every value in ``[0, num_classes)``."""
   y = np.asarray(y)
   if y.ndim != 1:
-    raise ValueError(f"{fn}: {name} must be a [N] label vector, got shape {y.shape}.")
+    raise ConfigError(f"{fn}: {name} must be a [N] label vector, got shape {y.shape}.")
   if y.shape[0] != n:
-    raise ValueError(f"{fn}: {name} has {y.shape[0]} labels but the features have {n} rows.")
+    raise ConfigError(f"{fn}: {name} has {y.shape[0]} labels but the features have {n} rows.")
   # Float labels usually mean one-hot or soft targets were passed by mistake.
   if not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"{fn}: {name} must be integer class ids, got dtype {y.dtype}.")
+    raise ConfigError(f"{fn}: {name} must be integer class ids, got dtype {y.dtype}.")
   if y.min() < 0 or y.max() >= num_classes:
-    raise ValueError(
+    raise ConfigError(
       f"{fn}: {name} must lie in [0, {num_classes}) for num_classes={num_classes}, "
       f"got values in [{y.min()}, {y.max()}]."
     )
@@ -67,12 +69,12 @@ def _labels(y, *, name: str, n: int, num_classes: int, fn: str) -> np.ndarray:
 def _check_pair(train_x, train_y, test_x, test_y, *, num_classes: int, fn: str):
   """Validated float32 features and int32 labels for a train/test split."""
   if int(num_classes) != num_classes or num_classes < 1:
-    raise ValueError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
+    raise ConfigError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
   num_classes = int(num_classes)
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+    raise ConfigError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   train_y = _labels(train_y, name="train_y", n=train_x.shape[0], num_classes=num_classes, fn=fn)
   test_y = _labels(test_y, name="test_y", n=test_x.shape[0], num_classes=num_classes, fn=fn)
   return train_x, train_y, test_x, test_y
@@ -103,11 +105,11 @@ def standardize(train_x, test_x, *, eps: float = 1e-6) -> tuple[np.ndarray, np.n
   """
   fn = "standardize"
   if not eps >= 0:
-    raise ValueError(f"{fn}: eps must be >= 0, got {eps}.")
+    raise ConfigError(f"{fn}: eps must be >= 0, got {eps}.")
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+    raise ConfigError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   # Statistics accumulated in float64: a float32 sum over ~10^6 rows loses digits.
   mean = train_x.mean(axis=0, dtype=np.float64)
   std = train_x.std(axis=0, dtype=np.float64)
@@ -341,18 +343,18 @@ class _DeviceRows:
 def _check_solver(*, l2_grid, val_fraction, max_iter, tol, n, fn):
   l2_grid = tuple(float(v) for v in np.atleast_1d(np.asarray(l2_grid, dtype=np.float64)))
   if not l2_grid or not all(v >= 0 and math.isfinite(v) for v in l2_grid):
-    raise ValueError(f"{fn}: l2_grid must hold finite values >= 0, got {l2_grid}.")
+    raise ConfigError(f"{fn}: l2_grid must hold finite values >= 0, got {l2_grid}.")
   if not 0 <= val_fraction < 1:
-    raise ValueError(f"{fn}: val_fraction must be in [0, 1), got {val_fraction}.")
+    raise ConfigError(f"{fn}: val_fraction must be in [0, 1), got {val_fraction}.")
   if len(l2_grid) > 1 and (val_fraction == 0 or round(val_fraction * n) < 1 or round(val_fraction * n) >= n):
-    raise ValueError(
+    raise ConfigError(
       f"{fn}: choosing among {len(l2_grid)} l2 values needs a validation part: val_fraction "
       f"{val_fraction} of {n} training examples leaves none (or nothing to fit)."
     )
   if int(max_iter) != max_iter or max_iter < 1:
-    raise ValueError(f"{fn}: max_iter must be a positive integer, got {max_iter}.")
+    raise ConfigError(f"{fn}: max_iter must be a positive integer, got {max_iter}.")
   if not tol > 0:
-    raise ValueError(f"{fn}: tol must be > 0, got {tol}.")
+    raise ConfigError(f"{fn}: tol must be > 0, got {tol}.")
   return l2_grid
 
 
@@ -422,7 +424,7 @@ def fit_linear(
   """
   fn = "fit_linear"
   if int(num_classes) != num_classes or num_classes < 1:
-    raise ValueError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
+    raise ConfigError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
   x = _features(train_x, name="train_x", fn=fn)
   y = _labels(train_y, name="train_y", n=x.shape[0], num_classes=int(num_classes), fn=fn)
   l2_grid = _check_solver(l2_grid=l2_grid, val_fraction=val_fraction, max_iter=max_iter, tol=tol, n=x.shape[0], fn=fn)
@@ -537,13 +539,13 @@ def _knn_predict(train_x, train_y, test_x, temperature, *, num_classes, k, chunk
 
 def _check_knn_hparams(*, num_classes, k, temperature, chunk_size, fn):
   if int(num_classes) != num_classes or num_classes < 1:
-    raise ValueError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
+    raise ConfigError(f"{fn}: num_classes must be a positive integer, got {num_classes}.")
   if int(k) != k or k < 1:
-    raise ValueError(f"{fn}: k must be a positive integer, got {k}.")
+    raise ConfigError(f"{fn}: k must be a positive integer, got {k}.")
   if not temperature > 0:
-    raise ValueError(f"{fn}: temperature must be > 0, got {temperature}.")
+    raise ConfigError(f"{fn}: temperature must be > 0, got {temperature}.")
   if int(chunk_size) != chunk_size or chunk_size < 1:
-    raise ValueError(f"{fn}: chunk_size must be a positive integer, got {chunk_size}.")
+    raise ConfigError(f"{fn}: chunk_size must be a positive integer, got {chunk_size}.")
 
 
 def _knn(train_x, train_y, test_x, *, num_classes, k, temperature, chunk_size):
@@ -580,7 +582,7 @@ def knn_predict(
   train_x = _features(train_x, name="train_x", fn=fn)
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
-    raise ValueError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
+    raise ConfigError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   train_y = _labels(train_y, name="train_y", n=train_x.shape[0], num_classes=int(num_classes), fn=fn)
   return _knn(train_x, train_y, test_x, num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size)
 

@@ -25,6 +25,7 @@ from jssl import optim, parallel
 from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
+from jssl.errors import ConfigError, MissingError
 from jssl.tasks import make_task
 
 log = logging.getLogger("jssl")
@@ -74,7 +75,7 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
   steps_per_epoch = max(1, num_examples // batch)
   total_steps = config.train.steps if config.train.steps > 0 else round(config.train.epochs * steps_per_epoch)
   if total_steps < 1:
-    raise ValueError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
+    raise ConfigError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
   tx, schedule = optim.make_optimizer(
     config.optim, batch_size=batch, total_steps=total_steps, steps_per_epoch=steps_per_epoch
   )
@@ -263,7 +264,7 @@ def read_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   """The config a ``jssl pretrain`` run saved in ``workdir/config.json``."""
   path = pathlib.Path(workdir) / "config.json"
   if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: is {workdir} a `jssl pretrain` workdir?")
+    raise MissingError(f"{path} not found: is {workdir} a `jssl pretrain` workdir?")
   return config_lib.from_json(path.read_text())
 
 

@@ -90,3 +90,29 @@ def test_pretrain_with_device_augmentation(tmp_path):
   assert len(losses) == 24
   assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.1, losses
   assert (tmp_path / "augmentations.png").stat().st_size > 1000
+
+
+def test_only_jssl_errors_become_one_line(tmp_path, monkeypatch, capsys):
+  """A request that cannot work is one line and exit 2; --debug shows its traceback; any
+  other exception (a bug, e.g. a shape error while tracing) keeps its traceback."""
+  from jssl import train  # noqa: PLC0415  (the CLI imports it lazily too)
+  from jssl.errors import ConfigError  # noqa: PLC0415
+
+  args = ["pretrain", "--config", SMOKE, "--workdir", str(tmp_path), "--config.train.setps=3"]
+  with pytest.raises(KeyError, match="setps"):
+    cli.main([*args, "--debug"])
+
+  def broken(config, workdir):
+    raise ValueError("shapes (3,) and (4,) do not match")
+
+  monkeypatch.setattr(train, "pretrain", broken)
+  with pytest.raises(ValueError, match="do not match"):
+    cli.main(args[:-1])
+  assert "error:" not in capsys.readouterr().err
+
+  def refused(config, workdir):
+    raise ConfigError("train.steps=-5 must be positive")
+
+  monkeypatch.setattr(train, "pretrain", refused)
+  assert cli.main(args[:-1]) == 2
+  assert capsys.readouterr().err.strip() == "jssl pretrain: error: train.steps=-5 must be positive"

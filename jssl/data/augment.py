@@ -19,6 +19,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from jssl.errors import ConfigError
+
 try:
   # The input pipeline runs on the host; keep TF off the accelerators JAX owns.
   tf.config.set_visible_devices([], "GPU")
@@ -60,7 +62,7 @@ class AugmentConfig:
     for name in ("crop_area", "crop_aspect", "blur_sigma"):
       value = getattr(self, name)
       if len(value) != 2:
-        raise ValueError(f"AugmentConfig.{name} must be a (low, high) pair, got {value!r}.")
+        raise ConfigError(f"AugmentConfig.{name} must be a (low, high) pair, got {value!r}.")
       object.__setattr__(self, name, (float(value[0]), float(value[1])))
     _validate(self)
 
@@ -70,7 +72,7 @@ class AugmentConfig:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-      raise ValueError(f"AugmentConfig: unknown field(s) {unknown}; known: {sorted(known)}.")
+      raise ConfigError(f"AugmentConfig: unknown field(s) {unknown}; known: {sorted(known)}.")
     return cls(**dict(d))
 
   @property
@@ -83,24 +85,24 @@ class AugmentConfig:
 def _validate(config: AugmentConfig) -> None:
   """Raises ValueError naming the first field that is out of range."""
   if isinstance(config.image_size, bool) or not isinstance(config.image_size, int) or config.image_size <= 0:
-    raise ValueError(f"AugmentConfig.image_size must be a positive int, got {config.image_size!r}.")
+    raise ConfigError(f"AugmentConfig.image_size must be a positive int, got {config.image_size!r}.")
   for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob"):
     p = getattr(config, name)
     if not 0.0 <= p <= 1.0:
-      raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {p!r}.")
+      raise ConfigError(f"AugmentConfig.{name} must be in [0, 1], got {p!r}.")
   lo, hi = config.crop_area
   if not 0.0 < lo <= hi <= 1.0:
-    raise ValueError(f"AugmentConfig.crop_area must satisfy 0 < low <= high <= 1, got {config.crop_area!r}.")
+    raise ConfigError(f"AugmentConfig.crop_area must satisfy 0 < low <= high <= 1, got {config.crop_area!r}.")
   lo, hi = config.crop_aspect
   if not 0.0 < lo <= hi:
-    raise ValueError(f"AugmentConfig.crop_aspect must satisfy 0 < low <= high, got {config.crop_aspect!r}.")
+    raise ConfigError(f"AugmentConfig.crop_aspect must satisfy 0 < low <= high, got {config.crop_aspect!r}.")
   if not config.jitter_strength >= 0.0:
-    raise ValueError(f"AugmentConfig.jitter_strength must be >= 0, got {config.jitter_strength!r}.")
+    raise ConfigError(f"AugmentConfig.jitter_strength must be >= 0, got {config.jitter_strength!r}.")
   lo, hi = config.blur_sigma
   if not 0.0 < lo <= hi:
-    raise ValueError(f"AugmentConfig.blur_sigma must satisfy 0 < low <= high, got {config.blur_sigma!r}.")
+    raise ConfigError(f"AugmentConfig.blur_sigma must satisfy 0 < low <= high, got {config.blur_sigma!r}.")
   if not config.blur_kernel_fraction >= 0.0:
-    raise ValueError(f"AugmentConfig.blur_kernel_fraction must be >= 0, got {config.blur_kernel_fraction!r}.")
+    raise ConfigError(f"AugmentConfig.blur_kernel_fraction must be >= 0, got {config.blur_kernel_fraction!r}.")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -136,7 +138,7 @@ def _random_apply(fn: Callable[[tf.Tensor], tf.Tensor], image: tf.Tensor, *, pro
 def _channels(image: tf.Tensor) -> int:
   """The static channel count of an ``[H, W, C]`` image (1 or 3)."""
   if image.shape.rank != 3 or image.shape[-1] not in (1, 3):
-    raise ValueError(f"expected an [H, W, C] image with static C in (1, 3), got shape {image.shape}.")
+    raise ConfigError(f"expected an [H, W, C] image with static C in (1, 3), got shape {image.shape}.")
   return int(image.shape[-1])
 
 

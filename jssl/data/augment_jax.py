@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jssl.data.augment import AugmentConfig
+from jssl.errors import ConfigError
 
 # tf.image.stateless_sample_distorted_bounding_box as augment.sample_crop_box calls it.
 _MAX_ATTEMPTS = 100
@@ -62,7 +63,7 @@ def _as_float(image: jax.Array) -> jax.Array:
 
 def _channels(image: jax.Array) -> int:
   if image.ndim != 3 or image.shape[-1] not in (1, 3):
-    raise ValueError(f"expected an [H, W, C] image with C in (1, 3), got shape {image.shape}.")
+    raise ConfigError(f"expected an [H, W, C] image with C in (1, 3), got shape {image.shape}.")
   return image.shape[-1]
 
 

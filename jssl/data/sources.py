@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from jssl.errors import ConfigError, MissingError
+
 # TF is only used for tf.data here; left alone it would grab every GPU's memory
 # that JAX needs. Raises RuntimeError if TF already initialised its devices (the
 # embedding program imported TF first): then it's out of our hands.
@@ -156,12 +158,12 @@ class Source:
 
   def _check_split(self, split: str) -> None:
     if split not in self.splits:
-      raise ValueError(f"{self.name} has no split {split!r}; available splits: {self.splits}.")
+      raise ConfigError(f"{self.name} has no split {split!r}; available splits: {self.splits}.")
 
 
 def _check_process(process_index: int, process_count: int) -> None:
   if process_count < 1 or not 0 <= process_index < process_count:
-    raise ValueError(
+    raise ConfigError(
       f"Need 0 <= process_index < process_count, got process_index={process_index}, "
       f"process_count={process_count}; pass jax.process_index() and jax.process_count()."
     )
@@ -220,14 +222,14 @@ def _read_idx_header(path: str, *, magic: int) -> tuple[int, ...]:
   with _open_maybe_gzip(path) as f:
     found = int.from_bytes(f.read(4), "big")
     if found != magic:
-      raise ValueError(
+      raise ConfigError(
         f"{path} is not the IDX file expected: magic number {found}, expected {magic} "
         f"({'images' if magic == _IDX_IMAGES_MAGIC else 'labels'}, uint8). Check the file "
         "name and contents, or fetch it again."
       )
     dims = f.read(4 * ndim)
   if len(dims) < 4 * ndim:
-    raise ValueError(f"{path} is too short to be an IDX file; delete it and fetch it again.")
+    raise ConfigError(f"{path} is too short to be an IDX file; delete it and fetch it again.")
   return tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
 
 
@@ -249,7 +251,7 @@ def read_idx(path: str, *, magic: int) -> np.ndarray:
     data = f.read()[4 + 4 * len(dims) :]
   expected = int(np.prod(dims))
   if len(data) != expected:
-    raise ValueError(
+    raise ConfigError(
       f"{path} holds {len(data)} bytes of data, but its header {dims} says {expected}; "
       "the file is truncated or corrupt: fetch it again."
     )
@@ -282,7 +284,7 @@ def _load_idx_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.
   images = read_idx(images_path, magic=_IDX_IMAGES_MAGIC)
   labels = read_idx(labels_path, magic=_IDX_LABELS_MAGIC)
   if len(images) != len(labels):
-    raise ValueError(
+    raise ConfigError(
       f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
       "the files don't belong together: fetch them again."
     )
@@ -313,11 +315,11 @@ def _fashion_mnist(data_dir: str | None) -> Source:
     builder = tfds.builder("fashion_mnist", data_dir=user_dir)
     prepared = builder.is_prepared()
   except Exception as e:  # Any failure here means "not usable"; the message says what to do.
-    raise FileNotFoundError(
+    raise MissingError(
       f"Fashion-MNIST not found: no IDX files in {folder} and TFDS failed ({e}).\n" + _FASHION_MNIST_HELP
     ) from e
   if not prepared:
-    raise FileNotFoundError(
+    raise MissingError(
       f"Fashion-MNIST not found: no IDX files in {folder}, and no prepared TFDS "
       f"fashion_mnist in {builder.data_dir}.\n" + _FASHION_MNIST_HELP
     )
@@ -343,9 +345,9 @@ def _fashion_mnist(data_dir: str | None) -> Source:
 def _synthetic(shape: Sequence[int], examples: int, classes: int, seed: int) -> Source:
   shape = tuple(int(d) for d in shape)
   if len(shape) != 3 or min(shape) < 1:
-    raise ValueError(f"synthetic_shape must be (H, W, C) of positive ints, got {shape}.")
+    raise ConfigError(f"synthetic_shape must be (H, W, C) of positive ints, got {shape}.")
   if examples < 1 or classes < 1:
-    raise ValueError(f"synthetic_examples and synthetic_classes must be >= 1, got {examples} and {classes}.")
+    raise ConfigError(f"synthetic_examples and synthetic_classes must be >= 1, got {examples} and {classes}.")
   # "test" is a quarter of "train", but never empty so evaluation code has something to run on.
   counts = {"train": examples, "test": max(1, examples // 4)}
 
@@ -404,10 +406,10 @@ def _photo_crop_boxes(
   """
   start, stop = rows
   if not 0 <= start < stop <= height:
-    raise ValueError(f"rows {rows} are not a non-empty range inside an image {height} rows high.")
+    raise ConfigError(f"rows {rows} are not a non-empty range inside an image {height} rows high.")
   largest = min(stop - start, width)
   if not 1 <= crop_size <= largest:
-    raise ValueError(f"crop_size {crop_size} doesn't fit the {stop - start} x {width} region: at most {largest}.")
+    raise ConfigError(f"crop_size {crop_size} doesn't fit the {stop - start} x {width} region: at most {largest}.")
   side = rng.integers(crop_size, largest, size=count, endpoint=True)
   top = start + rng.integers(0, stop - start - side, endpoint=True)
   left = rng.integers(0, width - side, endpoint=True)
@@ -467,7 +469,7 @@ def _sample_photo_crops(
 
 def _sample_photos(crop_size: int, crops: int, seed: int) -> Source:
   if int(crop_size) != crop_size or crop_size < 1 or int(crops) != crops or crops < 1:
-    raise ValueError(f"photo_crop_size and photo_crops must be positive ints, got {crop_size} and {crops}.")
+    raise ConfigError(f"photo_crop_size and photo_crops must be positive ints, got {crop_size} and {crops}.")
   crop_size, crops = int(crop_size), int(crops)
   # "test" is a quarter of "train", with at least one crop per photo.
   counts = {"train": crops, "test": max(len(SAMPLE_PHOTOS), crops // 4)}
@@ -479,7 +481,7 @@ def _sample_photos(crop_size: int, crops: int, seed: int) -> Source:
       min(_photo_held_out_row(p.shape[0]), p.shape[0] - _photo_held_out_row(p.shape[0]), p.shape[1]) for p in photos
     )
     if crop_size > largest:
-      raise ValueError(
+      raise ConfigError(
         f"photo_crop_size {crop_size} is too large for sample_photos: crops must fit inside each photo's "
         f"train rows and held-out test rows, the smallest of which is {largest} pixels high or wide; "
         f"use at most {largest}."
@@ -519,7 +521,7 @@ class _TfdsSource(Source):
     try:
       self.builder.info.splits[split]
     except Exception as e:
-      raise ValueError(f"{self.name} has no split {split!r}; available splits: {self.splits}.") from e
+      raise ConfigError(f"{self.name} has no split {split!r}; available splits: {self.splits}.") from e
 
   def num_examples(self, split):
     self._check_split(split)
@@ -550,15 +552,15 @@ def _tfds(name: str, data_dir: str | None) -> Source:
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise FileNotFoundError(
+    raise MissingError(
       f"TFDS dataset {name!r} is neither a known TFDS name nor prepared in {where}. Check the spelling, then: {help_}"
     ) from e
   if not builder.is_prepared():
-    raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared in {where}. {help_}")
+    raise MissingError(f"TFDS dataset {name!r} is not prepared in {where}. {help_}")
 
   features = builder.info.features
   if "image" not in features:
-    raise ValueError(
+    raise ConfigError(
       f"TFDS dataset {name!r} has no 'image' feature (it has {sorted(features.keys())}); jssl needs image datasets."
     )
   image_shape = tuple(features["image"].shape)
@@ -617,7 +619,7 @@ def _decode_to_rgb(path: str) -> np.ndarray:
       img = img.convert("RGBA")  # Avoids PIL's warning converting straight to RGB.
     array = np.asarray(img.convert("RGB"), dtype=np.uint8)
   if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
-    raise ValueError(f"decoded to shape {array.shape}")
+    raise ConfigError(f"decoded to shape {array.shape}")
   return array
 
 
@@ -676,7 +678,7 @@ class _ImageFolderSource(Source):
 
 def _image_folder(path: str) -> Source:
   if not os.path.isdir(path):
-    raise FileNotFoundError(
+    raise MissingError(
       f"Image folder {path!r} does not exist (or is not a folder); check `image_folder:PATH` / `--config.data.dir`."
     )
   if os.path.isdir(os.path.join(path, "train")):
@@ -687,7 +689,7 @@ def _image_folder(path: str) -> Source:
   listed = {split: _list_images(root) for split, root in split_roots.items()}
   for split, rels in listed.items():
     if not rels:
-      raise ValueError(
+      raise ConfigError(
         f"No images found in {split_roots[split]!r} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}, any case)."
       )
 
@@ -710,7 +712,7 @@ def _image_folder(path: str) -> Source:
         )
       rels = [rel for rel in rels if os.sep in rel]
       if not rels:
-        raise ValueError(
+        raise ConfigError(
           f"No images in class sub-folders of {root!r}, though other splits have classes "
           f"{classes}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)}."
         )
@@ -783,7 +785,7 @@ def make_source(
     from jssl.data import video  # noqa: PLC0415  (jssl.data.video imports this module)
 
     return video.make_video_source(kind, arg or data_dir, seed=seed, **(video_options or {}))
-  raise ValueError(
+  raise ConfigError(
     f"Unknown data source {spec!r}. Valid forms: 'fashion_mnist', 'tfds:NAME' (e.g. "
     "'tfds:cifar10'), 'image_folder:PATH' (or 'image_folder' with data_dir=PATH), 'sample_photos', "
     "'synthetic', 'moving_fashion_mnist', 'video_folder:PATH' (or 'video_folder' with data_dir=PATH)."

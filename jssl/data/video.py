@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from jssl.data import sources
 from jssl.data.sources import IMAGE_EXTENSIONS, Source, _ArraySource, _decode_to_rgb
+from jssl.errors import ConfigError, MissingError
 
 logger = logging.getLogger("jssl")
 
@@ -131,14 +132,14 @@ def moving_fashion_mnist(
   if images.ndim == 4 and images.shape[-1] == 1:
     images = images[..., 0]
   if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
-    raise ValueError(f"images must be a non-empty uint8 [M, h, w] array, got {images.dtype} {images.shape}.")
+    raise ConfigError(f"images must be a non-empty uint8 [M, h, w] array, got {images.dtype} {images.shape}.")
   height, width = images.shape[1:]
   if min(num_clips, frames, objects) < 1:
-    raise ValueError(f"num_clips, frames and objects must be >= 1, got {num_clips}, {frames} and {objects}.")
+    raise ConfigError(f"num_clips, frames and objects must be >= 1, got {num_clips}, {frames} and {objects}.")
   if canvas < max(height, width):
-    raise ValueError(f"canvas {canvas} is smaller than the {height} x {width} objects; objects must fit inside it.")
+    raise ConfigError(f"canvas {canvas} is smaller than the {height} x {width} objects; objects must fit inside it.")
   if not 0 <= speed[0] <= speed[1]:
-    raise ValueError(f"speed must be (low, high) with 0 <= low <= high, got {speed}.")
+    raise ConfigError(f"speed must be (low, high) with 0 <= low <= high, got {speed}.")
   rng = np.random.default_rng(seed)
   object_ids = rng.integers(0, len(images), (num_clips, objects))
   positions = bouncing_positions(
@@ -191,9 +192,9 @@ def moving_fashion_mnist_source(
     ("video_clips", video_clips),
   ):
     if int(value) != value or value < 1:
-      raise ValueError(f"data.{name} must be a positive integer, got {value!r}.")
+      raise ConfigError(f"data.{name} must be a positive integer, got {value!r}.")
   if clip_size < 28:
-    raise ValueError(
+    raise ConfigError(
       f"data.clip_size={clip_size}: moving_fashion_mnist's canvas must hold the 28 x 28 objects; "
       "use at least 28 (the objects move in a canvas of clip_size - 28 pixels of room)."
     )
@@ -355,9 +356,9 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
   """Clips in ``path`` (see the module docstring)."""
   for name, value in (("clip_frames", clip_frames), ("clip_size", clip_size)):
     if int(value) != value or value < 1:
-      raise ValueError(f"data.{name} must be a positive integer, got {value!r}.")
+      raise ConfigError(f"data.{name} must be a positive integer, got {value!r}.")
   if not os.path.isdir(path):
-    raise FileNotFoundError(
+    raise MissingError(
       f"Video folder {path!r} does not exist (or is not a folder); check `video_folder:PATH` / `--config.data.dir`."
     )
   if os.path.isdir(os.path.join(path, "train")):
@@ -367,7 +368,7 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
   listed = {split: _list_clips(root) for split, root in split_roots.items()}
   for split, found in listed.items():
     if not found:
-      raise ValueError(
+      raise ConfigError(
         f"No clips found in {split_roots[split]!r}: a clip is a sub-folder of frame images "
         f"({', '.join(_FRAME_EXTENSIONS)}) or a .gif file."
       )
@@ -389,7 +390,7 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
         )
       found = [(rel, frames) for rel, frames in found if os.sep in rel]
       if not found:
-        raise ValueError(f"No clips in class sub-folders of {root!r}, though other splits have classes {classes}.")
+        raise ConfigError(f"No clips in class sub-folders of {root!r}, though other splits have classes {classes}.")
       labels = np.array([index[rel.split(os.sep)[0]] for rel, _ in found], np.int32)
     else:
       labels = np.full(len(found), -1, np.int32)
@@ -433,4 +434,4 @@ def make_video_source(
     )
   if kind == "video_folder":
     return video_folder_source(location, clip_frames=clip_frames, clip_size=clip_size)
-  raise ValueError(f"Unknown video source {kind!r}; choose moving_fashion_mnist or video_folder:PATH.")
+  raise ConfigError(f"Unknown video source {kind!r}; choose moving_fashion_mnist or video_folder:PATH.")

@@ -1,5 +1,6 @@
 """Encoders and heads. ``make_encoder(name, ...)`` is the one way to build an encoder by name."""
 
+from jssl.errors import ConfigError
 from jssl.models.heads import EncoderWithHead, ProjectionHead
 from jssl.models.resnet import STAGES, ResNet, resnet
 from jssl.models.vit import VARIANTS, ViT, auto_patch_size, vit
@@ -18,7 +19,7 @@ def encoder_family(name: str) -> str:
   for family, (names, _, _) in _FAMILIES.items():
     if name in names:
       return family
-  raise ValueError(f"Unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}.")
+  raise ConfigError(f"Unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}.")
 
 
 def encoder_kwarg_names(name: str) -> tuple[str, ...]:
@@ -32,7 +33,7 @@ def make_encoder(name: str, **kwargs):
   _, constructor, accepted = _FAMILIES[encoder_family(name)]
   unknown = sorted(set(kwargs) - set(accepted))
   if unknown:
-    raise ValueError(f"{name} takes {', '.join(accepted)}; got unexpected {', '.join(unknown)}.")
+    raise ConfigError(f"{name} takes {', '.join(accepted)}; got unexpected {', '.join(unknown)}.")
   return constructor(name, **kwargs)
 
 

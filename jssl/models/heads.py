@@ -5,6 +5,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jssl.errors import ConfigError
+
 
 class ProjectionHead(nn.Module):
   """SimCLR v2 projection MLP: (Dense -> BN -> ReLU) x (num_layers - 1), then Dense -> BN.
@@ -23,7 +25,7 @@ class ProjectionHead(nn.Module):
   @nn.compact
   def __call__(self, features, *, train: bool):
     if self.num_layers < 1:
-      raise ValueError(f"ProjectionHead needs num_layers >= 1, got {self.num_layers}.")
+      raise ConfigError(f"ProjectionHead needs num_layers >= 1, got {self.num_layers}.")
     x = jnp.asarray(features, self.dtype)
     for i in range(self.num_layers):
       last = i == self.num_layers - 1

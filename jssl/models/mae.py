@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jssl.errors import ConfigError
 from jssl.models.vit import _LN_EPS, Block, _dense
 
 _MASK_TOKEN_INIT = nn.initializers.normal(0.02)  # MAE's torch.nn.init.normal_(mask_token, std=.02)
@@ -34,7 +35,7 @@ def sincos_2d(dim: int, grid: tuple[int, int]) -> np.ndarray:
   the row, each as ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000^(-k / (dim / 4))``,
   ``k < dim / 4``. ``dim`` must be a multiple of 4."""
   if dim % 4:
-    raise ValueError(f"Sine-cosine position embeddings need a width divisible by 4, got {dim}.")
+    raise ConfigError(f"Sine-cosine position embeddings need a width divisible by 4, got {dim}.")
   omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
   rows, cols = np.meshgrid(np.arange(grid[0], dtype=np.float64), np.arange(grid[1], dtype=np.float64), indexing="ij")
 
@@ -69,7 +70,7 @@ class MAEDecoder(nn.Module):
     image's ``channels`` -> predicted patches ``[B, N, p * p * channels]`` float32."""
     batch, num_patches = restore.shape
     if num_patches != grid[0] * grid[1]:
-      raise ValueError(f"restore covers {num_patches} patches, not the {grid[0]}x{grid[1]} grid's.")
+      raise ConfigError(f"restore covers {num_patches} patches, not the {grid[0]}x{grid[1]} grid's.")
     x = _dense(self.dim, dtype=self.dtype, name="embed")(encoded)
     cls, visible = x[:, :1], x[:, 1:]
     mask_token = jnp.asarray(self.param("mask_token", _MASK_TOKEN_INIT, (1, 1, self.dim)), self.dtype)

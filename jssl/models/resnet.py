@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jssl.errors import ConfigError
 from jssl.models import conv as conv_lib
 
 # SimCLR uses batch-norm decay 0.9; the small epsilon is torchvision's.
@@ -101,7 +102,7 @@ class ResNet(nn.Module):
     """
     block_cls = {"basic": BasicBlock, "bottleneck": Bottleneck}.get(self.block)
     if block_cls is None:
-      raise ValueError(f"ResNet block must be 'basic' or 'bottleneck', got {self.block!r}.")
+      raise ConfigError(f"ResNet block must be 'basic' or 'bottleneck', got {self.block!r}.")
     x = jnp.asarray(images, self.dtype)
     if self.stem == "imagenet":
       x = _Conv(self.width, (7, 7), strides=2, padding=3, dtype=self.dtype, name="conv1")(x)
@@ -113,7 +114,7 @@ class ResNet(nn.Module):
       x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
       maps = [x]
     else:
-      raise ValueError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}.")
+      raise ConfigError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}.")
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1

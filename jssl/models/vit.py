@@ -26,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jssl.errors import ConfigError
+
 # name: (width, depth, heads), as in the ViT and DeiT papers.
 VARIANTS = {
   "vit_tiny": (192, 12, 3),
@@ -73,7 +75,7 @@ class PatchEmbed(nn.Module):
     p = self.patch_size
     _, height, width, _ = images.shape
     if height % p or width % p:
-      raise ValueError(
+      raise ConfigError(
         f"Images of {height}x{width} px do not split into {p}x{p} patches; use an image size "
         f"that is a multiple of the patch size (model.patch_size={p})."
       )
@@ -92,7 +94,7 @@ class PatchEmbed(nn.Module):
     if self.has_variable("params", "pos_embed"):
       made_for = self.get_variable("params", "pos_embed").shape[1]
       if made_for != x.shape[1]:
-        raise ValueError(
+        raise ConfigError(
           f"{height}x{width} px images make {x.shape[1]} patches of {p} px, but the position "
           f"embeddings were made for {made_for}; use the image size the model was "
           "initialised (trained) with."
@@ -175,9 +177,9 @@ class ViT(nn.Module):
 
   def setup(self):
     if self.dim % self.num_heads:
-      raise ValueError(f"ViT dim {self.dim} is not divisible by num_heads {self.num_heads}.")
+      raise ConfigError(f"ViT dim {self.dim} is not divisible by num_heads {self.num_heads}.")
     if self.patch_size < 1:
-      raise ValueError(f"ViT patch_size must be a positive integer, got {self.patch_size}.")
+      raise ConfigError(f"ViT patch_size must be a positive integer, got {self.patch_size}.")
     self.patch_embed = PatchEmbed(self.dim, self.patch_size, dtype=self.dtype)
     self.cls_token = self.param("cls_token", _EMBED_INIT, (1, 1, self.dim))
     self.blocks = [Block(self.dim, self.num_heads, self.mlp_ratio, dtype=self.dtype) for _ in range(self.depth)]
@@ -213,5 +215,5 @@ def vit(name: str, *, patch_size: int = 16, depth: int | None = None, dtype=jnp.
   dim, default_depth, heads = VARIANTS[name]
   depth = default_depth if depth is None else int(depth)
   if depth < 1:
-    raise ValueError(f"ViT depth must be at least 1, got {depth}.")
+    raise ConfigError(f"ViT depth must be at least 1, got {depth}.")
   return ViT(dim=dim, depth=depth, num_heads=heads, patch_size=int(patch_size), dtype=dtype)

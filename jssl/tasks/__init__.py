@@ -10,6 +10,7 @@ import importlib
 import inspect
 import pkgutil
 
+from jssl.errors import ConfigError
 from jssl.tasks.base import Task
 from jssl.tasks.simclr import build_encoder, encoder_kwargs
 
@@ -21,7 +22,7 @@ def _discover() -> dict[str, type[Task]]:
     for _, cls in inspect.getmembers(module, inspect.isclass):
       if issubclass(cls, Task) and cls.name and cls.__module__ == module.__name__:
         if cls.name in tasks and tasks[cls.name] is not cls:
-          raise ValueError(f"Two tasks are named {cls.name!r}: {tasks[cls.name]} and {cls}.")
+          raise ConfigError(f"Two tasks are named {cls.name!r}: {tasks[cls.name]} and {cls}.")
         tasks[cls.name] = cls
   return dict(sorted(tasks.items()))
 
@@ -33,7 +34,7 @@ def make_task(config, *, mesh=None, source=None) -> Task:
   """The task named by ``config.task``; ``mesh`` is for losses that shard explicitly,
   ``source`` (a ``jssl.data.sources.Source``) for tasks that need to know their data."""
   if config.task not in TASKS:
-    raise ValueError(f"Unknown task {config.task!r}; choose one of {', '.join(TASKS)}.")
+    raise ConfigError(f"Unknown task {config.task!r}; choose one of {', '.join(TASKS)}.")
   return TASKS[config.task](config, mesh=mesh, source=source)
 
 

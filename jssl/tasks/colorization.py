@@ -21,6 +21,7 @@ import ml_collections
 
 from jssl import image_metrics
 from jssl.data import color
+from jssl.errors import ConfigError
 from jssl.losses import colorization as losses
 from jssl.tasks.reconstruction import Forward, ReconstructionTask
 
@@ -46,7 +47,7 @@ class Colorization(ReconstructionTask):
   def __init__(self, config, *, mesh=None, source=None):
     self.settings = config.colorization
     if self.settings.loss not in ("l2", "classification"):
-      raise ValueError(f"colorization.loss must be 'l2' or 'classification', got {self.settings.loss!r}.")
+      raise ConfigError(f"colorization.loss must be 'l2' or 'classification', got {self.settings.loss!r}.")
     self.classification = self.settings.loss == "classification"
     self.bins = jnp.asarray(losses.ab_bins(self.settings.grid)) if self.classification else None
     self.output_channels = len(self.bins) if self.classification else 2
@@ -54,7 +55,7 @@ class Colorization(ReconstructionTask):
 
   def channels(self, source) -> int:
     if source.channels != 3:
-      raise ValueError(
+      raise ConfigError(
         f"task=colorization needs colour images; data.source={self.config.data.source!r} has "
         f"{source.channels} channel(s). Use a colour source, e.g. data.source=sample_photos."
       )

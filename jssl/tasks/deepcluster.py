@@ -47,6 +47,7 @@ import optax
 from jssl import parallel
 from jssl.clustering import kmeans, normalized_mutual_info
 from jssl.data import augment, pipeline
+from jssl.errors import ConfigError
 from jssl.tasks.base import Task
 from jssl.tasks.simclr import build_encoder
 
@@ -103,15 +104,17 @@ class DeepCluster(Task):
     super().__init__(config, mesh=mesh, source=source)
     s = self.settings = config.deepcluster
     if s.num_clusters < 2:
-      raise ValueError(f"deepcluster.num_clusters={s.num_clusters}: need at least 2 clusters.")
+      raise ConfigError(f"deepcluster.num_clusters={s.num_clusters}: need at least 2 clusters.")
     if s.kmeans_iterations < 1:
-      raise ValueError(f"deepcluster.kmeans_iterations={s.kmeans_iterations} must be >= 1.")
+      raise ConfigError(f"deepcluster.kmeans_iterations={s.kmeans_iterations} must be >= 1.")
     if s.kmeans_init not in ("random", "kmeans++"):
-      raise ValueError(f"deepcluster.kmeans_init={s.kmeans_init!r}: expected 'random' or 'kmeans++'.")
+      raise ConfigError(f"deepcluster.kmeans_init={s.kmeans_init!r}: expected 'random' or 'kmeans++'.")
     if s.recluster_every_steps < 0:
-      raise ValueError(f"deepcluster.recluster_every_steps={s.recluster_every_steps} must be >= 0 (0: once per epoch).")
+      raise ConfigError(
+        f"deepcluster.recluster_every_steps={s.recluster_every_steps} must be >= 0 (0: once per epoch)."
+      )
     if config.train.microbatches != 1:
-      raise ValueError(
+      raise ConfigError(
         f"train.microbatches={config.train.microbatches}: deepcluster trains on whole batches; set it to 1."
       )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
@@ -120,7 +123,7 @@ class DeepCluster(Task):
     self.model = DeepClusterModel(encoder=build_encoder(config), num_clusters=int(s.num_clusters))
     num_features = self.model.encoder.num_features
     if not 0 <= s.pca_dim <= num_features:
-      raise ValueError(
+      raise ConfigError(
         f"deepcluster.pca_dim={s.pca_dim}: {config.model.encoder} has {num_features} features; "
         f"use at most {num_features}, or 0 for no PCA."
       )
@@ -129,7 +132,7 @@ class DeepCluster(Task):
   @property
   def num_examples(self) -> int:
     if self.source is None:
-      raise ValueError("deepcluster needs the run's data source (one pseudo-label per training image).")
+      raise ConfigError("deepcluster needs the run's data source (one pseudo-label per training image).")
     return self.source.num_examples(self.config.data.train_split)
 
   # --- host side
@@ -232,7 +235,7 @@ class DeepCluster(Task):
       features.append(np.asarray(out.addressable_data(0))[:n])
     features = np.concatenate(features)
     if len(features) != self.num_examples:
-      raise ValueError(f"Read {len(features)} training images for clustering, expected {self.num_examples}.")
+      raise ConfigError(f"Read {len(features)} training images for clustering, expected {self.num_examples}.")
     return features
 
   def refresh(self, params, batch_stats, setup):

@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from jssl.data import augment
 from jssl.data.video import is_video
+from jssl.errors import ConfigError
 from jssl.tasks.base import Task, global_indices
 from jssl.tasks.simclr import build_encoder
 
@@ -67,9 +68,9 @@ def permutations(n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
     numbered in the order of their lexicographically smaller member).
   """
   if mode not in MODES:
-    raise ValueError(f"frame_order.mode={mode!r}: choose one of {', '.join(MODES)}.")
+    raise ConfigError(f"frame_order.mode={mode!r}: choose one of {', '.join(MODES)}.")
   if not 3 <= n <= MAX_TUPLE_FRAMES:
-    raise ValueError(
+    raise ConfigError(
       f"frame_order.tuple_frames={n}: use 3 to {MAX_TUPLE_FRAMES} frames (with 2, every order is "
       "the identity or its reverse, so there is nothing to tell apart)."
     )
@@ -144,23 +145,23 @@ class FrameOrder(Task):
     self.perms, self.labels = permutations(self.tuple_frames, self.mode)  # checks mode and tuple_frames
     self.positive_fraction = float(settings.positive_fraction)
     if self.mode == "binary" and not 0.0 < self.positive_fraction < 1.0:
-      raise ValueError(
+      raise ConfigError(
         f"frame_order.positive_fraction={settings.positive_fraction}: need a fraction strictly "
         "between 0 and 1 (with only one class shown there is nothing to learn)."
       )
     self.frame_gap = int(settings.frame_gap)
     if self.frame_gap < 0:
-      raise ValueError(f"frame_order.frame_gap={settings.frame_gap}: use 0 (widest) or a positive frame count.")
+      raise ConfigError(f"frame_order.frame_gap={settings.frame_gap}: use 0 (widest) or a positive frame count.")
     self.crop_area, self.crop_aspect = tuple(settings.crop_area), tuple(settings.crop_aspect)
     if not (len(self.crop_area) == 2 and 0.0 < self.crop_area[0] <= self.crop_area[1] <= 1.0):
-      raise ValueError(f"frame_order.crop_area={settings.crop_area}: need 0 < low <= high <= 1.")
+      raise ConfigError(f"frame_order.crop_area={settings.crop_area}: need 0 < low <= high <= 1.")
     if not (len(self.crop_aspect) == 2 and 0.0 < self.crop_aspect[0] <= self.crop_aspect[1]):
-      raise ValueError(f"frame_order.crop_aspect={settings.crop_aspect}: need 0 < low <= high.")
+      raise ConfigError(f"frame_order.crop_aspect={settings.crop_aspect}: need 0 < low <= high.")
     self.flip_prob = float(settings.flip_prob)
     if not 0.0 <= self.flip_prob <= 1.0:
-      raise ValueError(f"frame_order.flip_prob={settings.flip_prob}: need a probability in [0, 1].")
+      raise ConfigError(f"frame_order.flip_prob={settings.flip_prob}: need a probability in [0, 1].")
     if settings.head_hidden_dim < 1:
-      raise ValueError(f"frame_order.head_hidden_dim={settings.head_hidden_dim}: need a positive width.")
+      raise ConfigError(f"frame_order.head_hidden_dim={settings.head_hidden_dim}: need a positive width.")
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     head = OrderHead(
       hidden_dim=int(settings.head_hidden_dim),
@@ -200,13 +201,13 @@ class FrameOrder(Task):
     """Global shapes of the batches; checks that the source is a video source with clips
     long enough for a tuple."""
     if not is_video(source):
-      raise ValueError(
+      raise ConfigError(
         f"task=frame_order needs clips: data.source={source.name!r} yields images. Use "
         "moving_fashion_mnist or video_folder:PATH (and eval.source for the probes' images)."
       )
     length, n = source.clip_frames, self.tuple_frames
     if length < n or self.gap(length) * (n - 1) > length - 1:
-      raise ValueError(
+      raise ConfigError(
         f"frame_order: tuples of {n} frames {self.gap(length)} apart (frame_gap={self.frame_gap}) "
         f"do not fit in clips of data.clip_frames={length}; use longer clips, fewer tuple_frames "
         "or a smaller frame_gap."

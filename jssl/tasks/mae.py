@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jssl.data import augment
+from jssl.errors import ConfigError
 from jssl.losses.mae import denormalize_patches, masked_patch_loss, num_kept, patchify, random_masking, unpatchify
 from jssl.models import encoder_family
 from jssl.models.mae import MAEDecoder, MAEModel
@@ -57,7 +58,7 @@ class MAE(Task):
   def __init__(self, config: ml_collections.ConfigDict, **kwargs):
     super().__init__(config, **kwargs)  # mesh=, source=: see Task
     if encoder_family(config.model.encoder) != "vit":
-      raise ValueError(
+      raise ConfigError(
         f"task=mae encodes only the visible patches, which needs a ViT encoder; {config.model.encoder} "
         "is not one. Use vit_tiny, vit_small or vit_base."
       )
@@ -73,9 +74,9 @@ class MAE(Task):
     self.num_kept = num_kept(self.num_patches, settings.mask_ratio)  # checks the ratio
     for key in ("decoder_dim", "decoder_depth", "decoder_heads"):
       if int(settings[key]) != settings[key] or settings[key] < 1:
-        raise ValueError(f"mae.{key} must be a positive integer, got {settings[key]}.")
+        raise ConfigError(f"mae.{key} must be a positive integer, got {settings[key]}.")
     if settings.decoder_dim % settings.decoder_heads or settings.decoder_dim % 4:
-      raise ValueError(
+      raise ConfigError(
         f"mae.decoder_dim={settings.decoder_dim} must be divisible by mae.decoder_heads="
         f"{settings.decoder_heads} and by 4 (for the sine-cosine position embeddings)."
       )

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jssl.data import augment
+from jssl.errors import ConfigError
 from jssl.models import encoder_family
 from jssl.models.decoder import EncoderDecoder, UNetDecoder
 from jssl.tasks.base import Task
@@ -54,7 +55,7 @@ class ReconstructionTask(Task):
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
     super().__init__(config, mesh=mesh, source=source)
     if encoder_family(config.model.encoder) != "resnet":
-      raise ValueError(
+      raise ConfigError(
         f"task={self.name} trains a ResNet encoder with a U-Net decoder on its feature maps; "
         f"{config.model.encoder} is not a ResNet. Use resnet_tiny, resnet18, resnet34 or resnet50."
       )

@@ -22,6 +22,7 @@ import ml_collections
 import optax
 
 from jssl.data import augment
+from jssl.errors import ConfigError
 from jssl.models import EncoderWithHead, ProjectionHead
 from jssl.tasks.base import Task, global_indices
 from jssl.tasks.simclr import build_encoder
@@ -52,7 +53,7 @@ class Rotation(Task):
     super().__init__(config, mesh=mesh, source=source)
     settings = config.rotation
     if settings.rotations not in ("all", "random"):
-      raise ValueError(
+      raise ConfigError(
         f"rotation.rotations={settings.rotations!r}: expected 'all' (four rotated copies of every "
         "image) or 'random' (one rotation per image)."
       )

@@ -17,6 +17,7 @@ import ml_collections
 import tensorflow as tf
 
 from jssl.data import augment, augment_jax
+from jssl.errors import ConfigError
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
 from jssl.models import EncoderWithHead, ProjectionHead, auto_patch_size, encoder_family, make_encoder
@@ -39,25 +40,25 @@ def encoder_kwargs(config: ml_collections.ConfigDict) -> dict:
   if encoder_family(model.encoder) == "resnet":
     for key in ("patch_size", "depth"):
       if model[key] != 0:
-        raise ValueError(
+        raise ConfigError(
           f"model.{key}={model[key]} is for ViTs; {model.encoder} is a ResNet, sized by its name "
           "and model.width_multiplier. Leave it at 0."
         )
     return {"width_multiplier": float(model.width_multiplier), "stem": str(model.stem), "dtype": dtype}
   if model.width_multiplier != 1.0:
-    raise ValueError(
+    raise ConfigError(
       f"model.width_multiplier={model.width_multiplier} scales ResNet widths; a ViT's width comes "
       f"from its name ({', '.join(VIT_VARIANTS)}). Leave it at 1.0 for {model.encoder}."
     )
   size = int(config.data.image_size)
   patch_size = int(model.patch_size) or auto_patch_size(size)
   if patch_size < 0 or size % patch_size:
-    raise ValueError(
+    raise ConfigError(
       f"model.patch_size={model.patch_size} does not split data.image_size={size} into "
       f"patches; use a divisor of {size}, or 0 for the default ({auto_patch_size(size)})."
     )
   if model.depth < 0:
-    raise ValueError(f"model.depth={model.depth}: give a positive number of blocks, or 0 for the variant's.")
+    raise ConfigError(f"model.depth={model.depth}: give a positive number of blocks, or 0 for the variant's.")
   depth = int(model.depth) or VIT_VARIANTS[model.encoder][1]
   return {"patch_size": patch_size, "depth": depth, "dtype": dtype}
 
@@ -91,7 +92,7 @@ class SimCLR(Task):
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.augment_on = config.augment.on
     if self.augment_on not in ("host", "device"):
-      raise ValueError(f"augment.on={self.augment_on!r}: expected 'host' (tf.data) or 'device' (in the jit step).")
+      raise ConfigError(f"augment.on={self.augment_on!r}: expected 'host' (tf.data) or 'device' (in the jit step).")
     self.augment_config = augment.AugmentConfig(
       image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
     )

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jssl import image_metrics
+from jssl.errors import ConfigError
 from jssl.losses.reconstruction import pixel_loss
 from jssl.tasks.reconstruction import Forward, ReconstructionTask
 
@@ -24,7 +25,7 @@ def downsample(images: jax.Array, factor: int, method: str) -> jax.Array:
     return images.reshape(n, size // factor, factor, size // factor, factor, c).mean(axis=(2, 4))
   if method == "bicubic":
     return jax.image.resize(images, (n, size // factor, size // factor, c), "cubic", antialias=True)
-  raise ValueError(f"superres.downsample must be 'area' or 'bicubic', got {method!r}.")
+  raise ConfigError(f"superres.downsample must be 'area' or 'bicubic', got {method!r}.")
 
 
 def bicubic_upsample(images: jax.Array, size: int) -> jax.Array:
@@ -49,7 +50,7 @@ class SuperResolution(ReconstructionTask):
     self.settings = config.superres
     factor = self.settings.factor
     if factor < 2 or self.image_size % factor:
-      raise ValueError(f"superres.factor={factor} must be >= 2 and divide data.image_size={self.image_size}.")
+      raise ConfigError(f"superres.factor={factor} must be >= 2 and divide data.image_size={self.image_size}.")
     downsample(jnp.zeros((1, factor, factor, 1)), factor, self.settings.downsample)  # validates the method
     pixel_loss(jnp.zeros(()), jnp.zeros(()), kind=self.settings.loss)
 

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from jssl.clustering import sinkhorn
 from jssl.data import augment
+from jssl.errors import ConfigError
 from jssl.models import ProjectionHead, encoder_family
 from jssl.tasks.base import Task
 from jssl.tasks.simclr import build_encoder
@@ -91,7 +92,7 @@ def swapped_prediction_loss(
   """
   views = scores.shape[0]
   if views < 2 or not 1 <= assign_views <= views:
-    raise ValueError(
+    raise ConfigError(
       f"swapped prediction needs >= 2 views and 1..{views} assigned views, got {views} views "
       f"and assign_views={assign_views}."
     )
@@ -131,23 +132,23 @@ class SwAV(Task):
     super().__init__(config, mesh=mesh, source=source)
     s = self.settings = config.swav
     if s.num_prototypes < 2:
-      raise ValueError(f"swav.num_prototypes={s.num_prototypes}: need at least 2 prototypes.")
+      raise ConfigError(f"swav.num_prototypes={s.num_prototypes}: need at least 2 prototypes.")
     for name in ("temperature", "epsilon"):
       if not s[name] > 0:
-        raise ValueError(f"swav.{name}={s[name]} must be > 0.")
+        raise ConfigError(f"swav.{name}={s[name]} must be > 0.")
     if s.sinkhorn_iterations < 1:
-      raise ValueError(f"swav.sinkhorn_iterations={s.sinkhorn_iterations} must be >= 1.")
+      raise ConfigError(f"swav.sinkhorn_iterations={s.sinkhorn_iterations} must be >= 1.")
     if s.freeze_prototypes_steps < 0:
-      raise ValueError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
+      raise ConfigError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
     if s.small_crops < 0:
-      raise ValueError(f"swav.small_crops={s.small_crops} must be >= 0 (0 turns multi-crop off).")
+      raise ConfigError(f"swav.small_crops={s.small_crops} must be >= 0 (0 turns multi-crop off).")
     if config.augment.on != "host":
-      raise ValueError(
+      raise ConfigError(
         f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
         "set --config.augment.on=host."
       )
     if config.train.microbatches != 1:
-      raise ValueError(
+      raise ConfigError(
         f"train.microbatches={config.train.microbatches}: swav's codes share the prototypes over "
         "the whole batch, so it trains on whole batches; set it to 1."
       )
@@ -155,12 +156,12 @@ class SwAV(Task):
     self.small_crops = int(s.small_crops)
     self.small_size = int(s.small_crop_size) or max(1, round(self.image_size * 3 / 7))
     if not 0 < self.small_size <= self.image_size:
-      raise ValueError(
+      raise ConfigError(
         f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
         f"{self.image_size} (0: 3/7 of it)."
       )
     if self.small_crops and encoder_family(config.model.encoder) != "resnet":
-      raise ValueError(
+      raise ConfigError(
         f"swav.small_crops={self.small_crops}: {config.model.encoder}'s position embeddings fix its "
         "input size, so it cannot take small crops; use a ResNet or set swav.small_crops=0."
       )
