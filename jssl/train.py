@@ -38,6 +38,7 @@ class TrainState:
   step: jax.Array  # int32 [], steps completed
   params: Any  # task model parameters
   batch_stats: Any  # batch-norm running statistics
+  extra: Any  # the task's state that is not trained (an EMA target, pseudo-labels ...), {} if none
   opt_state: Any
   probe: Any  # online linear probe {"kernel": [F, K], "bias": [K]}, or None
   probe_opt_state: Any
@@ -127,7 +128,7 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
   """Fresh state (not jitted; wrap with ``jax.jit`` to place it)."""
   init_rng, probe_rng, run_rng = jax.random.split(rng, 3)
   variables = setup.task.init(init_rng, example_batch(setup))
-  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  params, batch_stats, extra = variables["params"], variables.get("batch_stats", {}), variables.get("extra", {})
   probe = None
   if setup.source.num_classes:
     num_features = setup.task.model.encoder.num_features
@@ -139,6 +140,7 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
     step=jnp.zeros((), jnp.int32),
     params=params,
     batch_stats=batch_stats,
+    extra=extra,
     opt_state=setup.tx.init(params),
     probe=probe,
     probe_opt_state=setup.probe_tx.init(probe) if probe is not None else None,
@@ -187,9 +189,12 @@ def make_train_step(setup: Setup):
 
   def step(state: TrainState, batch: dict):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    (loss, (batch_stats, metrics, features)), grads = task.loss_and_grads(state.params, state.batch_stats, batch, rng)
+    (loss, (batch_stats, extra, metrics, features)), grads = task.loss_and_grads(
+      state.params, state.batch_stats, state.extra, batch, rng, state.step
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    extra = task.after_update(params, extra, state.step)
     grad_norm = optax.tree.norm(grads)
     metrics = dict(metrics, loss=loss, lr=schedule(state.step), grad_norm=grad_norm)
     probe, probe_opt_state = state.probe, state.probe_opt_state
@@ -212,6 +217,7 @@ def make_train_step(setup: Setup):
       step=state.step + 1,
       params=keep_if_finite(params, state.params),
       batch_stats=keep_if_finite(batch_stats, state.batch_stats),
+      extra=keep_if_finite(extra, state.extra),
       opt_state=keep_if_finite(opt_state, state.opt_state),
       probe=keep_if_finite(probe, state.probe),
       probe_opt_state=keep_if_finite(probe_opt_state, state.probe_opt_state),
@@ -327,8 +333,8 @@ class Holdout:
 
 
 def refresh(setup: Setup, state: TrainState) -> TrainState:
-  """``state`` with the params and batch stats ``task.refresh`` recomputes, placed like the state's."""
-  params, batch_stats = setup.task.refresh(state.params, state.batch_stats, setup)
+  """``state`` with the params, batch stats and extra ``task.refresh`` recomputes, placed like the state's."""
+  params, batch_stats, extra = setup.task.refresh(state.params, state.batch_stats, state.extra, setup)
   shardings = state_sharding(setup)
 
   def place(x, sharding):
@@ -340,6 +346,7 @@ def refresh(setup: Setup, state: TrainState) -> TrainState:
   return state.replace(
     params=jax.tree.map(place, params, shardings.params),
     batch_stats=jax.tree.map(place, batch_stats, shardings.batch_stats),
+    extra=jax.tree.map(place, extra, shardings.extra),
   )
 
 

@@ -285,10 +285,10 @@ def test_eight_devices_match_one_device(task):
       assert not np.array_equal(history[0]["encoder"]["conv1"]["kernel"], start["encoder"]["conv1"]["kernel"])
   (one, losses_one, metrics_one), (eight, losses_eight, _) = results[1], results[8]
   if task == "deepcluster":
-    labels = one.batch_stats["deepcluster"]["labels"]
-    np.testing.assert_array_equal(eight.batch_stats["deepcluster"]["labels"], labels)
+    labels = one.extra["labels"]
+    np.testing.assert_array_equal(eight.extra["labels"], labels)
     assert len(labels) == 256 and len(np.unique(labels)) == 20, "every cluster holds images"
-    assert int(one.batch_stats["deepcluster"]["clusterings"]) == 1
+    assert int(one.extra["clusterings"]) == 1
   else:
     assert 1 <= float(metrics_one["prototypes_used"]) <= 30
     assert 0 < float(metrics_one["code_entropy"]) <= np.log(30) + 1e-5
@@ -357,12 +357,11 @@ def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
   for key in (*keys, "loss", "probe_top1"):
     assert all(np.isfinite(m[key]) for m in metrics), key
   trained, _ = train.restore_run(setup, workdir)
-  stats = initial.batch_stats
-  if task == "deepcluster":  # the same (final) pseudo-labels for both
-    stats = {**stats, "deepcluster": trained.batch_stats["deepcluster"]}
+  extra = trained.extra  # deepcluster: the same (final) pseudo-labels for both
   batch, loss = _fixed_batch(task, setup), jax.jit(setup.task.loss)
-  before = float(loss(initial.params, stats, batch, jax.random.key(0))[0])
-  after = float(loss(trained.params, trained.batch_stats, batch, jax.random.key(0))[0])
+  step = jnp.int32(0)
+  before = float(loss(initial.params, initial.batch_stats, extra, batch, jax.random.key(0), step)[0])
+  after = float(loss(trained.params, trained.batch_stats, extra, batch, jax.random.key(0), step)[0])
   assert after < before, (before, after)
   if task == "deepcluster":
     _check_deepcluster_loss(setup, trained, batch, after)
@@ -381,7 +380,7 @@ def _check_deepcluster_loss(setup, state, batch, loss):
   logits = np.asarray(
     apply(state.params, {"encoder": state.batch_stats["encoder"]}, batch["image"].astype(jnp.float32) / 255), np.float64
   )
-  clusters = jax.device_get(state.batch_stats["deepcluster"])
+  clusters = jax.device_get(state.extra)
   np.testing.assert_array_equal(clusters["cluster_sizes"], np.bincount(clusters["labels"], minlength=20))
   targets = clusters["labels"][np.asarray(batch["index"])]
   top = logits.max(1)
@@ -392,7 +391,7 @@ def _check_deepcluster_loss(setup, state, batch, loss):
   try:
     # A new function for jit: a bound method would hit the trace made with the old setting.
     weighted = jax.jit(lambda *args: setup.task.loss(*args)[0])(
-      state.params, state.batch_stats, batch, jax.random.key(0)
+      state.params, state.batch_stats, state.extra, batch, jax.random.key(0), jnp.int32(0)
     )
   finally:
     settings.uniform_sampling = False
@@ -407,7 +406,7 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   _, workdir, config, setup, initial = deepcluster_run
   middle, _ = train.restore_run(setup, workdir, step=8)
   final, _ = train.restore_run(setup, workdir, step=16)
-  first, second = (jax.device_get(s.batch_stats["deepcluster"]) for s in (middle, final))
+  first, second = (jax.device_get(s.extra) for s in (middle, final))
   assert (int(first["clusterings"]), int(second["clusterings"])) == (1, 2)
   assert not np.array_equal(first["labels"], second["labels"]), "pseudo-labels changed"
   assert 0.0 < float(second["nmi"]) < 1.0
@@ -416,9 +415,9 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   )
   metrics = {m["step"]: m for m in train.read_metrics(workdir)}
   assert metrics[8]["clusterings"] == 1 and metrics[9]["clusterings"] == 2
-  redone = jax.device_get(train.refresh(setup, middle).batch_stats["deepcluster"])
+  redone = jax.device_get(train.refresh(setup, middle).extra)
   np.testing.assert_array_equal(redone["labels"], second["labels"])
-  fresh = jax.device_get(train.refresh(setup, initial).batch_stats["deepcluster"])
+  fresh = jax.device_get(train.refresh(setup, initial).extra)
   np.testing.assert_array_equal(fresh["labels"], first["labels"])
 
 

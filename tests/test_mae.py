@@ -259,7 +259,9 @@ def test_smoke_run_learns_and_writes_samples(smoke_run, trained, initial):
 
   images = jnp.asarray(train.to_host(train.Holdout(setup).images))  # held-out photo crops
   batch = {"image": jnp.round(images * 255).astype(jnp.uint8), "label": jnp.zeros(len(images), jnp.int32)}
-  run = jax.jit(lambda params: (task.loss(params, {}, batch, key)[0], task.reconstruct(params, {}, images, key)))
+  run = jax.jit(
+    lambda params: (task.loss(params, {}, {}, batch, key, jnp.int32(0))[0], task.reconstruct(params, {}, images, key))
+  )
   (before, _), (after, (rows, scores)) = run(initial.params), run(state.params)
   assert float(after) < float(before), (before, after)
 

@@ -7,11 +7,19 @@ The loop (``jssl.train``) calls only these methods; a task overrides what it nee
 * ``host_example(image, seed)``: tf.data side, float32 ``[H, W, C]`` in [0, 1] and an
   int64 ``[2]`` seed -> the dict of arrays one example contributes to a batch.
 * ``batch_spec(batch_size, source)``: global shapes and dtypes of those batches.
-* ``init(rng, batch)``: model variables ``{"params", "batch_stats"?}``.
-* ``loss(params, batch_stats, batch, rng)`` -> ``loss, (batch_stats, metrics, features)``
-  with ``features [B, F]`` the encoder's (detached by the loop for the online probe).
+* ``init(rng, batch)``: ``{"params", "batch_stats"?, "extra"?}``. ``extra`` is the task's
+  state that is not trained: an EMA target network, a center, a queue, pseudo-labels, a
+  running prior. The loop checkpoints it, shards it by the same rules as ``params``, and
+  leaves it unchanged by a step whose loss or gradient is not finite.
+* ``loss(params, batch_stats, extra, batch, rng, step)`` ->
+  ``loss, (batch_stats, extra, metrics, features)``: ``step`` int32 ``[]`` is the number of
+  steps done before this one; ``features [B, F]`` are the encoder's (detached by the loop for
+  the online probe); ``extra`` as the step should leave it (e.g. a running average updated).
 * ``loss_and_grads(...)``: ``jax.value_and_grad(loss)`` unless the task needs more (a
   second network with its own loss, gradient caching).
+* ``after_update(params, extra, step)`` -> ``extra``: runs inside the jit step after the
+  optimizer update with the new ``params``, e.g. an EMA target
+  ``optax.incremental_update(params, extra, 1 - momentum(step))``; default: unchanged.
 * ``optimizer(tx)``: the optimizer for the whole ``params`` tree given the run's ``tx``
   (tasks with a second network route its parameters to their own optimizer).
 * ``encoder_variables(params, batch_stats)``: the encoder's variables (export, eval).
@@ -19,12 +27,13 @@ The loop (``jssl.train``) calls only these methods; a task overrides what it nee
   fed, for ``augmentations.png``.
 * ``reconstruct(params, batch_stats, images, rng)``: for tasks that produce images, rows
   for ``samples.png`` and held-out quality metrics; ``None`` for the others.
-* ``refresh_every(steps_per_epoch)`` and ``refresh(params, batch_stats, setup)``: work done
-  outside the jit step every so many steps (DeepCluster's k-means over the training set).
-  The loop calls ``refresh`` before step ``s`` whenever ``(s - 1) % refresh_every == 0``:
-  before the first step, and after a resume only at those boundaries (what a refresh
-  computes lives in the checkpointed state). Every process calls it and must return the
-  same values; the loop places them on the state's shardings.
+* ``refresh_every(steps_per_epoch)`` and ``refresh(params, batch_stats, extra, setup)`` ->
+  ``(params, batch_stats, extra)``: work done outside the jit step every so many steps
+  (DeepCluster's k-means over the training set). The loop calls ``refresh`` before step
+  ``s`` whenever ``(s - 1) % refresh_every == 0``: before the first step, and after a resume
+  only at those boundaries (what a refresh computes lives in the checkpointed state). Every
+  process calls it and must return the same values; the loop places them on the state's
+  shardings.
 
 A task whose ``batch_spec`` has an ``"index"`` entry gets, in every batch, each example's
 position ``int32 [B]`` in the training split (``jssl.data.pipeline``), e.g. to look up a
@@ -52,12 +61,18 @@ class Task:
   def defaults(cls) -> ml_collections.ConfigDict | None:
     return None
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, metrics, features)``."""
     raise NotImplementedError
 
-  def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``((loss, (batch_stats, metrics, features)), grads)``."""
-    return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, batch, rng)
+  def loss_and_grads(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``((loss, (batch_stats, extra, metrics, features)), grads)`` with grads of ``params``."""
+    return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, extra, batch, rng, step)
+
+  def after_update(self, params, extra, step: jax.Array):
+    """``extra`` after the optimizer step that produced ``params`` (step: steps done before it)."""
+    del params, step
+    return extra
 
   def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     return tx
@@ -77,8 +92,8 @@ class Task:
     del steps_per_epoch
     return 0
 
-  def refresh(self, params, batch_stats, setup):
-    """``(params, batch_stats)`` of the same structure, shapes and dtypes, recomputed
+  def refresh(self, params, batch_stats, extra, setup):
+    """``(params, batch_stats, extra)`` of the same structure, shapes and dtypes, recomputed
     outside the step (``setup`` is ``jssl.train.Setup``: config, source, mesh ...)."""
     raise NotImplementedError(f"{type(self).__name__} sets refresh_every but has no refresh.")
 

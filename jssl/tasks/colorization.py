@@ -8,8 +8,8 @@ and predicts the chrominance ab. Two losses (``colorization.loss``):
 * ``classification``: cross-entropy over quantised in-gamut ab bins with soft targets
   and class rebalancing, so that rare saturated colours are not drowned by the common
   unsaturated ones. The rebalancing needs the bins' empirical distribution; it is kept as
-  a running average of each global batch's histogram (``batch_stats["ab_prior"]``,
-  checkpointed like batch norm's statistics), so it needs no pass over the data. The
+  a running average of each global batch's histogram (the task's state that is not
+  trained, ``extra["ab_prior"]``, checkpointed with the run), so it needs no pass over the data. The
   colour is read back with Zhang's annealed mean (temperature 0.38).
 
 Needs a colour source (``sample_photos``, a TFDS colour dataset, an image folder).
@@ -65,25 +65,24 @@ class Colorization(ReconstructionTask):
     variables = super().init(rng, batch)
     if not self.classification:
       return variables
-    uniform = jnp.full((len(self.bins),), 1.0 / len(self.bins))
-    return {**variables, "batch_stats": {**variables["batch_stats"], _PRIOR: uniform}}
+    return {**variables, "extra": {_PRIOR: jnp.full((len(self.bins),), 1.0 / len(self.bins))}}
 
   def corrupt(self, images, rng):
     return color.gray_image(images), {"lab": color.rgb_to_lab(images)}
 
-  def objective(self, params, batch_stats, forward: Forward):
+  def objective(self, params, extra, forward: Forward):
     ab = forward.extras["lab"][..., 1:]
     if not self.classification:
-      return losses.ab_l2_loss(forward.output, ab / _AB_SCALE), {}, {}
+      return losses.ab_l2_loss(forward.output, ab / _AB_SCALE), {}, extra
     s = self.settings
     nearest = losses.nearest_bins(ab, self.bins, neighbours=s.neighbours, sigma=s.sigma)
     histogram = losses.ab_histogram(ab, self.bins, nearest=nearest)
-    prior = s.prior_momentum * batch_stats[_PRIOR] + (1 - s.prior_momentum) * histogram
+    prior = s.prior_momentum * extra[_PRIOR] + (1 - s.prior_momentum) * histogram
     weights = losses.rebalancing_weights(jax.lax.stop_gradient(prior), self.bins, lam=s.rebalance_lambda, sigma=s.sigma)
     loss = losses.classification_loss(
       forward.output, ab, self.bins, weights, neighbours=s.neighbours, sigma=s.sigma, nearest=nearest
     )
-    return loss, {}, {_PRIOR: prior}
+    return loss, {}, {**extra, _PRIOR: prior}
 
   def predict_ab(self, forward: Forward) -> jax.Array:
     if not self.classification:

@@ -23,7 +23,7 @@ each example by 1 / (size of its cluster) in the batch, the expectation of the p
 sampler that draws images uniformly over clusters (our input pipeline is a fixed function
 of the seed and step, so we reweight instead of resampling).
 
-The pseudo-labels live in the train state as ``batch_stats["deepcluster"]["labels"]``
+The pseudo-labels live in the train state as ``extra["labels"]`` (the task's state that is not trained)
 (int32 ``[N]``, one per training image, looked up by the batch's ``index``), so a
 checkpoint holds them and a resumed run continues with the same labels until its next
 clustering. Next to them: how many clusterings were made (which also keys their
@@ -50,8 +50,6 @@ from jssl.data import augment, pipeline
 from jssl.errors import ConfigError
 from jssl.tasks.base import Task
 from jssl.tasks.simclr import build_encoder
-
-_STATE = "deepcluster"  # batch_stats entry with the pseudo-labels and clustering statistics
 
 
 class DeepClusterModel(nn.Module):
@@ -161,7 +159,7 @@ class DeepCluster(Task):
   # --- device side
 
   def init(self, rng: jax.Array, batch: dict) -> dict:
-    """Model variables, plus ``batch_stats["deepcluster"]``: all-zero pseudo-labels ``[N]``
+    """Model variables, plus ``extra``: all-zero pseudo-labels ``[N]``
     (the first ``refresh`` runs before the first step) and zeroed statistics."""
     variables = self.model.init(rng, jnp.zeros(batch["image"].shape, jnp.float32), train=False)
     k = self.settings.num_clusters
@@ -172,7 +170,7 @@ class DeepCluster(Task):
       "inertia": jnp.zeros((), jnp.float32),
       "cluster_sizes": jnp.zeros((k,), jnp.float32),
     }
-    return {"params": variables["params"], "batch_stats": {**variables.get("batch_stats", {}), _STATE: state}}
+    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {}), "extra": state}
 
   def refresh_every(self, steps_per_epoch: int) -> int:
     return int(self.settings.recluster_every_steps) or steps_per_epoch
@@ -180,13 +178,12 @@ class DeepCluster(Task):
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     return {"crop": batch["image"].astype(jnp.float32) / 255.0}
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """Cross-entropy against the pseudo-labels: ``loss, (batch_stats, metrics, features)``."""
-    state = batch_stats[_STATE]
-    model_stats = {k: v for k, v in batch_stats.items() if k != _STATE}
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """Cross-entropy against the pseudo-labels: ``loss, (batch_stats, extra, metrics, features)``."""
+    state = extra
     images = batch["image"].astype(jnp.float32) / 255.0
     (features, logits), updates = self.model.apply(
-      {"params": params, "batch_stats": model_stats}, images, train=True, mutable=["batch_stats"]
+      {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
     )
     targets = jnp.take(state["labels"], batch["index"])
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
@@ -202,7 +199,7 @@ class DeepCluster(Task):
       "clusters_used": jnp.sum(state["cluster_sizes"] > 0).astype(jnp.float32),
       "clusterings": state["clusterings"].astype(jnp.float32),
     }
-    return loss, ({**batch_stats, **updates.get("batch_stats", {})}, metrics, features)
+    return loss, ({**batch_stats, **updates.get("batch_stats", {})}, extra, metrics, features)
 
   # --- the clustering, outside the step
 
@@ -238,14 +235,14 @@ class DeepCluster(Task):
       raise ConfigError(f"Read {len(features)} training images for clustering, expected {self.num_examples}.")
     return features
 
-  def refresh(self, params, batch_stats, setup):
+  def refresh(self, params, batch_stats, extra, setup):
     """Re-clusters: features of the training split -> k-means -> new pseudo-labels and a
-    fresh classifier. Returns ``(params, batch_stats)``; the same on every process."""
+    fresh classifier. Returns ``(params, batch_stats, extra)``; the same on every process."""
     local = [d for d in setup.mesh.devices.flat if d.process_index == jax.process_index()]
     mesh = parallel.make_mesh(local)
     host_params, host_stats = _host_values(params, setup.mesh), _host_values(batch_stats, setup.mesh)
     features = self.extract_features(self.encoder_variables(host_params, host_stats), mesh)
-    previous = host_stats[_STATE]
+    previous = _host_values(extra, setup.mesh)
     count = int(previous["clusterings"])
     s = self.settings
     kmeans_key, classifier_key = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), count))
@@ -272,4 +269,4 @@ class DeepCluster(Task):
       "kernel": np.asarray(0.01 * jax.random.normal(classifier_key, old["kernel"].shape), old["kernel"].dtype),
       "bias": np.zeros_like(old["bias"]),
     }
-    return {**params, "classifier": classifier}, {**batch_stats, _STATE: state}
+    return {**params, "classifier": classifier}, batch_stats, state

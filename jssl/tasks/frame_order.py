@@ -255,8 +255,8 @@ class FrameOrder(Task):
   def frames_of(batch: dict) -> jax.Array:
     return batch["frames"].astype(jnp.float32) / 255.0
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``loss, (batch_stats, metrics, features)``; features ``[B, F]`` of each tuple's first frame in time."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, metrics, features)``; features ``[B, F]`` of each tuple's first frame in time."""
     shown, order, labels = self.shuffle(self.frames_of(batch), rng)
     (features, logits), updates = self.model.apply(
       {"params": params, "batch_stats": batch_stats}, shown, train=True, mutable=["batch_stats"]
@@ -265,7 +265,7 @@ class FrameOrder(Task):
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
     first = jnp.argmin(order, axis=1)  # where the earliest frame is shown
     first_features = jnp.take_along_axis(features, first[:, None, None], axis=1)[:, 0]
-    return loss, ({**batch_stats, **updates["batch_stats"]}, {"order_accuracy": accuracy}, first_features)
+    return loss, ({**batch_stats, **updates["batch_stats"]}, extra, {"order_accuracy": accuracy}, first_features)
 
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     """The tuples in temporal order, then as the model is shown them."""

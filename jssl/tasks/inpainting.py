@@ -103,7 +103,7 @@ class Inpainting(ReconstructionTask):
   def _score(self, discriminator_params, images):
     return self.discriminator.apply({"params": discriminator_params}, images)
 
-  def objective(self, params, batch_stats, forward: Forward):
+  def objective(self, params, extra, forward: Forward):
     mask = forward.extras["mask"]
     reconstruction = masked_l2(forward.inputs + forward.output, forward.images, mask)
     loss = self.settings.reconstruction_weight * reconstruction
@@ -112,26 +112,32 @@ class Inpainting(ReconstructionTask):
       adversarial = generator_loss(self._score(params[_DISCRIMINATOR], self.composite(forward)))
       loss = loss + self.settings.adversarial_weight * adversarial
       metrics["adversarial_loss"] = adversarial
-    return loss, metrics, {}
+    return loss, metrics, extra
 
-  def loss_and_grads(self, params, batch_stats, batch, rng):
+  def loss_and_grads(self, params, batch_stats, extra, batch, rng, step):
     """The generator's gradient with the discriminator fixed, and the discriminator's
     (on real crops against the generator's composites, held fixed) in one pass."""
     if not self.adversarial:
-      return super().loss_and_grads(params, batch_stats, batch, rng)
+      return super().loss_and_grads(params, batch_stats, extra, batch, rng, step)
     discriminator = params[_DISCRIMINATOR]
     images = self.images_of(batch)
 
     def generator_objective(generator):
       both = {**generator, _DISCRIMINATOR: discriminator}
       forward = self.forward(both, batch_stats, images, rng, train=True)
-      loss, metrics, _ = self.objective(both, batch_stats, forward)
-      return loss, ({**batch_stats, **forward.model_stats}, metrics, forward.features, self.composite(forward))
+      loss, metrics, new_extra = self.objective(both, extra, forward)
+      return loss, (
+        {**batch_stats, **forward.model_stats},
+        new_extra,
+        metrics,
+        forward.features,
+        self.composite(forward),
+      )
 
     generator = {k: v for k, v in params.items() if k != _DISCRIMINATOR}
-    (loss, (new_stats, metrics, features, fake)), grads = jax.value_and_grad(generator_objective, has_aux=True)(
-      generator
-    )
+    (loss, (new_stats, new_extra, metrics, features, fake)), grads = jax.value_and_grad(
+      generator_objective, has_aux=True
+    )(generator)
 
     def discriminator_objective(discriminator):
       real_logits = self._score(discriminator, images)
@@ -141,7 +147,7 @@ class Inpainting(ReconstructionTask):
 
     (d_loss, d_accuracy), d_grads = jax.value_and_grad(discriminator_objective, has_aux=True)(discriminator)
     metrics = dict(metrics, discriminator_loss=d_loss, discriminator_accuracy=d_accuracy)
-    return (loss, (new_stats, metrics, features)), {**grads, _DISCRIMINATOR: d_grads}
+    return (loss, (new_stats, new_extra, metrics, features)), {**grads, _DISCRIMINATOR: d_grads}
 
   def predict(self, forward: Forward, batch_stats):
     return jnp.clip(self.composite(forward), 0.0, 1.0)

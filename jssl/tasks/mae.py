@@ -126,15 +126,15 @@ class MAE(Task):
   def images_of(batch: dict) -> jax.Array:
     return batch["image"].astype(jnp.float32) / 255.0
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``loss, (batch_stats, metrics, features)``; features ``[B, F]``: [CLS] of the visible patches."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, metrics, features)``; features ``[B, F]``: [CLS] of the visible patches."""
     images = self.images_of(batch)
     keep, mask, restore = self.masking(rng, images.shape[0])
     features, pred = self.model.apply({"params": params}, images, keep, restore, train=True)
     loss = masked_patch_loss(
       pred, patchify(images, self.patch_size), mask, normalize_targets=self.settings.normalize_targets
     )
-    return loss, (batch_stats, {}, features)
+    return loss, (batch_stats, extra, {}, features)
 
   def hidden_input(self, images: jax.Array, mask: jax.Array) -> jax.Array:
     """``images [N, S, S, C]`` with the hidden patches (``mask [N, P]``) greyed out: what the encoder sees."""

@@ -98,8 +98,8 @@ class ReconstructionTask(Task):
     """``images [B, S, S, C]`` -> ``(inputs [B, S, S, C], extras)``."""
     raise NotImplementedError
 
-  def objective(self, params, batch_stats, forward: Forward) -> tuple[jax.Array, dict, dict]:
-    """``(loss, metrics, task_stats)``; ``task_stats`` join the batch norm statistics."""
+  def objective(self, params, extra, forward: Forward) -> tuple[jax.Array, dict, dict]:
+    """``(loss, metrics, extra)``: the loss of a forward pass, and ``extra`` as it leaves it."""
     raise NotImplementedError
 
   def predict(self, forward: Forward, batch_stats) -> jax.Array:
@@ -127,11 +127,11 @@ class ReconstructionTask(Task):
   def images_of(batch: dict) -> jax.Array:
     return batch["image"].astype(jnp.float32) / 255.0
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``loss, (batch_stats, metrics, features)``."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, metrics, features)``."""
     forward = self.forward(params, batch_stats, self.images_of(batch), rng, train=True)
-    loss, metrics, task_stats = self.objective(params, batch_stats, forward)
-    return loss, ({**batch_stats, **forward.model_stats, **task_stats}, metrics, forward.features)
+    loss, metrics, extra = self.objective(params, extra, forward)
+    return loss, ({**batch_stats, **forward.model_stats}, extra, metrics, forward.features)
 
   def reconstruct(self, params, batch_stats, images: jax.Array, rng: jax.Array):
     """Inference-mode reconstructions of held-out ``images [N, S, S, C]``: ``(rows, metrics)``."""

@@ -98,8 +98,8 @@ class Rotation(Task):
     turns = jax.vmap(lambda key: jax.random.randint(key, (), 0, NUM_ROTATIONS))(keys)
     return rotate(images, turns), turns
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``loss, (batch_stats, {"rotation_accuracy"}, features [B, F])``."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, {"rotation_accuracy"}, features [B, F])``."""
     images, turns = self.rotated(batch, rng)
     (features, logits), updates = self.model.apply(
       {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
@@ -107,7 +107,7 @@ class Rotation(Task):
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, turns).mean()
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == turns)
     features = features[: batch["image"].shape[0]]  # "all": the unrotated copies come first
-    return loss, (updates["batch_stats"], {"rotation_accuracy": accuracy}, features)
+    return loss, (updates["batch_stats"], extra, {"rotation_accuracy": accuracy}, features)
 
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     images, turns = self.rotated(batch, rng)

@@ -163,17 +163,17 @@ class SimCLR(Task):
   def _contrastive(self, z):
     return self.contrastive_loss(z[:, 0], z[:, 1])
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """Returns ``loss, (new_batch_stats, metrics, features)``; features ``[B, F]`` of view 1."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """Returns ``loss, (new_batch_stats, extra, metrics, features)``; features ``[B, F]`` of view 1."""
     z, features, batch_stats = self._embed(params, batch_stats, *self.views(batch, rng))
-    return self._contrastive(z), (batch_stats, {}, features)
+    return self._contrastive(z), (batch_stats, extra, {}, features)
 
-  def loss_and_grads(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``((loss, (batch_stats, metrics, features)), grads)``; with ``train.microbatches > 1``
+  def loss_and_grads(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``((loss, (batch_stats, extra, metrics, features)), grads)``; with ``train.microbatches > 1``
     the exact full-batch contrastive gradient by gradient caching (BN statistics then per
     micro-batch)."""
     if self.microbatches == 1:
-      return jax.value_and_grad(self.loss, has_aux=True)(params, batch_stats, batch, rng)
+      return super().loss_and_grads(params, batch_stats, extra, batch, rng, step)
 
     def embed(params, batch_stats, views):  # views [b, 2, S, S, C]
       return self._embed(params, batch_stats, views[:, 0], views[:, 1])
@@ -182,4 +182,4 @@ class SimCLR(Task):
     loss, grads, features, batch_stats = grad_cache(
       embed, self._contrastive, params, batch_stats, views, microbatches=self.microbatches
     )
-    return (loss, (batch_stats, {}, features)), grads
+    return (loss, (batch_stats, extra, {}, features)), grads

@@ -58,9 +58,9 @@ class SuperResolution(ReconstructionTask):
     low = downsample(images, self.settings.factor, self.settings.downsample)
     return bicubic_upsample(low, self.image_size), {}
 
-  def objective(self, params, batch_stats, forward: Forward):
+  def objective(self, params, extra, forward: Forward):
     prediction = forward.inputs + forward.output
-    return pixel_loss(prediction, forward.images, kind=self.settings.loss), {}, {}
+    return pixel_loss(prediction, forward.images, kind=self.settings.loss), {}, extra
 
   def predict(self, forward: Forward, batch_stats):
     return jnp.clip(forward.inputs + forward.output, 0.0, 1.0)

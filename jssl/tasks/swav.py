@@ -246,8 +246,8 @@ class SwAV(Task):
       rows[f"small crop {i + 1}"] = batch["small"][:, i]
     return rows
 
-  def loss(self, params, batch_stats, batch: dict, rng: jax.Array):
-    """``loss, (batch_stats, metrics, features)``; features ``[B, F]`` of view 1."""
+  def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
+    """``loss, (batch_stats, extra, metrics, features)``; features ``[B, F]`` of view 1."""
     batch_size = batch["view1"].shape[0]
     large, small = self.views(batch)
 
@@ -273,4 +273,4 @@ class SwAV(Task):
       "code_entropy": jnp.mean(-jnp.sum(q * jnp.log(jnp.maximum(q, 1e-30)), axis=-1)),
       "prototypes_used": jnp.sum(jnp.max(jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1]), axis=0)),
     }
-    return loss, (batch_stats, metrics, features[:, 0])
+    return loss, (batch_stats, extra, metrics, features[:, 0])
