@@ -80,7 +80,7 @@ def test_adversarial_step_moves_each_network_the_right_way():
     """``steps`` updates of one network; metrics before the first and after the last."""
     history = []
     for i in range(steps + 1):
-      (loss, (stats, metrics, _)), grads = loss_and_grads(params, stats, batch, rng)
+      (loss, (stats, _, metrics, _)), grads = loss_and_grads(params, stats, {}, batch, rng, jnp.int32(i))
       history.append({k: float(v) for k, v in metrics.items()})
       if i < steps:
         params = {
@@ -141,7 +141,11 @@ def test_smoke_run_lowers_the_loss_and_writes_samples(smoke_run):
   images = np.asarray(train.to_host(train.Holdout(setup).images))  # held-out photo crops
   batch = {"image": jnp.asarray(np.round(images * 255).astype(np.uint8)), "label": jnp.zeros(len(images), jnp.int32)}
   loss = jax.jit(setup.task.loss)
-  before, after = (float(loss(s.params, s.batch_stats, batch, jax.random.key(0))[0]) for s in (initial, trained))
+  # Colorization: the same (trained) ab prior for both, so only the networks differ.
+  before, after = (
+    float(loss(s.params, s.batch_stats, trained.extra, batch, jax.random.key(0), jnp.int32(0))[0])
+    for s in (initial, trained)
+  )
   assert after < before, (before, after)
   scored = [m for m in metrics if any(k.startswith("holdout_") for k in m)]
   assert [m["step"] for m in scored] == list(range(every, steps + 1, every)), "every train.eval_every steps"
