@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # the benchmark scripts' smoke runs: make test-all
 
 
 def _last_json(script, *args):

@@ -76,6 +76,7 @@ def _pca_l2_reference(x, dim):
   return white / np.linalg.norm(white, axis=1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_kmeans_on_eight_devices_equals_one_device():
   """203 rows (not a multiple of 8: padded rows must not count), PCA-whitening and L2
   normalisation on the mesh, 4-row assignment blocks, random init."""
@@ -251,6 +252,7 @@ def _batch(setup, seed):
   return batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", CLUSTERING_TASKS)
 def test_eight_devices_match_one_device(task):
   """Same global batches on 1 and 8 devices: same state after a step and same losses. SwAV:
@@ -346,6 +348,7 @@ def _fixed_batch(task, setup):
   return {**batch, "label": jnp.zeros(32, jnp.int32)}
 
 
+@pytest.mark.slow
 def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
   task, workdir, config, setup, initial = smoke_run
   metrics = train.read_metrics(workdir)
@@ -399,6 +402,7 @@ def _check_deepcluster_loss(setup, state, batch, loss):
   np.testing.assert_allclose(weighted, np.sum(weights * losses) / np.sum(weights), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them(deepcluster_run):
   """Clustering 1 (before step 1) is in the step-8 checkpoint, clustering 2 (before step 9) in
   the step-16 one; each is what re-clustering the state before it gives, so a run resumed
@@ -421,6 +425,7 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   np.testing.assert_array_equal(fresh["labels"], first["labels"])
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_path):
   _, workdir, _, setup, _ = smoke_run
   out = tmp_path / "export"
@@ -434,6 +439,7 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_runs_on_a_clustering_encoder(smoke_run):
   workdir = smoke_run[1]
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0

@@ -63,6 +63,7 @@ def test_rerun_on_finished_workdir_resumes_without_duplicating(smoke_run):
   assert [m["step"] for m in read_metrics(smoke_run)] == list(range(1, 25))
 
 
+@pytest.mark.slow
 def test_rerun_with_more_steps_continues_from_the_checkpoint(smoke_run, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(smoke_run, workdir)  # a finished 24-step run, checkpoint at 24
@@ -81,6 +82,7 @@ def test_unknown_dataset_is_reported(tmp_path, capsys):
   assert "mnist3d" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pretrain_with_device_augmentation(tmp_path):
   """augment.on=device through the command line: host ships uint8 images, the step augments,
   the preview shows the step's views, and the loss goes down as with host augmentation."""

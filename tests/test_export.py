@@ -344,6 +344,7 @@ def test_export_main_prints_what_it_wrote(run, tmp_path, capsys):
 # --------------------------------------------------------------------------- finetune
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["linear", "full"])
 def test_finetune_trains_a_classifier_on_an_exported_encoder(exported, tmp_path, mode):
   from jssl.finetune import finetune  # noqa: PLC0415

@@ -59,6 +59,7 @@ def test_gradient_equals_full_batch_gradient(microbatches):
   assert int(carry) == microbatches  # the carry went through every micro-batch once
 
 
+@pytest.mark.slow
 def test_train_step_with_microbatches_runs_and_learns(smoke_config):
   from jssl import parallel, train  # noqa: PLC0415
 

@@ -210,6 +210,7 @@ def initial():
   return jax.device_get(train.create_state(train.make_setup(_config()), seed=_config().seed))
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(initial):
   """Same global batch on 1 and 8 devices: the same loss, parameters and probe after an SGD step."""
   config = _config()
@@ -244,6 +245,7 @@ def trained(smoke_run):
   return setup, train.restore_run(setup, smoke_run)[0]
 
 
+@pytest.mark.slow
 def test_smoke_run_learns_and_writes_samples(smoke_run, trained, initial):
   metrics = train.read_metrics(smoke_run)
   setup, state = trained
@@ -278,6 +280,7 @@ def test_smoke_run_learns_and_writes_samples(smoke_run, trained, initial):
   np.testing.assert_allclose(scores["masked_mse"], expected_mse, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_decoder_puts_every_token_back_at_its_patch(trained):
   """Two copies of an image with the same visible patches, passed in opposite orders with
   their matching ``restore``: the same features and predictions (position lives in the
@@ -304,6 +307,7 @@ def test_decoder_puts_every_token_back_at_its_patch(trained):
   assert np.abs(np.asarray(moved[1]) - np.asarray(pred[1])).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, trained, tmp_path):
   out = tmp_path / "export"
   assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
@@ -318,6 +322,7 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, trained
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_works_unchanged_on_an_mae_encoder(smoke_run):
   assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jssl import parallel, train
 
@@ -23,6 +24,7 @@ def _first_loss(config):
   return float(metrics["loss"]), new_state
 
 
+@pytest.mark.slow
 def test_bfloat16_loss_agrees_with_float32_and_keeps_float32_state(smoke_config):
   f32_loss, _ = _first_loss(smoke_config)
   smoke_config.model.dtype = "bfloat16"
@@ -35,6 +37,7 @@ def test_bfloat16_loss_agrees_with_float32_and_keeps_float32_state(smoke_config)
       assert leaf.dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_bfloat16_loss_finite_at_low_temperature(smoke_config):
   smoke_config.model.dtype = "bfloat16"
   smoke_config.loss.temperature = 0.05

@@ -9,12 +9,15 @@ import time
 
 import jax
 import numpy as np
+import pytest
 from conftest import REPO
 from multiprocess_driver import fixed_batch, steps_config
 
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
 from jssl.train import read_metrics
+
+pytestmark = pytest.mark.slow  # several processes, minutes: make test-all
 
 DRIVER = str(REPO / "tests" / "multiprocess_driver.py")
 

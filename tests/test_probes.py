@@ -342,6 +342,7 @@ def test_linear_probe_is_deterministic():
   assert other != fit_linear(train_x, train_y, num_classes=3)[1]
 
 
+@pytest.mark.slow
 def test_linear_probe_same_on_one_and_eight_devices():
   assert len(jax.local_devices()) == 8  # tests/conftest.py forces 8 CPU devices
   rng = np.random.default_rng(10)

@@ -38,6 +38,7 @@ def test_every_task_is_registered_from_its_own_module():
     assert name in _config(name), "the task's defaults() became config.<name>"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", RECONSTRUCTION_TASKS)
 def test_eight_devices_match_one_device(task):
   """Same global batch on 1 and 8 devices: same loss and parameters after a step (for
@@ -64,6 +65,7 @@ def test_eight_devices_match_one_device(task):
   np.testing.assert_allclose(losses_eight, losses_one, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_adversarial_step_moves_each_network_the_right_way():
   """Toy problem: one fixed batch, plain gradient descent on the task's own gradients.
   Stepping only the discriminator must make it better at telling crops from composites;
@@ -127,6 +129,7 @@ def smoke_run(request, tmp_path_factory):
   return request.param, workdir
 
 
+@pytest.mark.slow
 def test_smoke_run_lowers_the_loss_and_writes_samples(smoke_run):
   task, workdir = smoke_run
   metrics = train.read_metrics(workdir)
@@ -160,6 +163,7 @@ def test_smoke_run_lowers_the_loss_and_writes_samples(smoke_run):
     assert (workdir / name).stat().st_size > 1000, name
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_path):
   task, workdir = smoke_run
   out = tmp_path / "export"
@@ -175,6 +179,7 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_works_unchanged_on_a_reconstruction_encoder(smoke_run):
   _, workdir = smoke_run
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0
@@ -182,6 +187,7 @@ def test_eval_works_unchanged_on_a_reconstruction_encoder(smoke_run):
   assert 0.0 <= results["linear_top1"] <= 1.0 and 0.0 <= results["random_init_knn_k20_top1"] <= 1.0
 
 
+@pytest.mark.slow
 def test_colorization_l2_loss_learns_on_a_fixed_batch():
   """The seed's L2-on-ab recipe (the smoke and demo configs use the classification loss)."""
   config = _config("colorization")

@@ -88,6 +88,7 @@ def test_checkpoint_round_trip_is_bit_identical(smoke_config, tmp_path):
   assert int(restored.step) == 2 and int(restored.skipped_steps) == 0
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_losses(uninterrupted, tmp_path):
   process = _start(tmp_path)
   _wait_for_steps(tmp_path, STEPS // 2, process)
@@ -103,6 +104,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_losses(uninterrupted, tmp_pa
   assert losses == uninterrupted
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_saves_and_exits_zero(uninterrupted, tmp_path):
   process = _start(tmp_path)
   _wait_for_steps(tmp_path, 6, process)
@@ -115,6 +117,7 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(uninterrupted, tmp_path)
   assert _losses(tmp_path) == uninterrupted
 
 
+@pytest.mark.slow
 def test_torn_save_directory_is_never_restored(uninterrupted_run, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(uninterrupted_run, workdir)
@@ -125,6 +128,7 @@ def test_torn_save_directory_is_never_restored(uninterrupted_run, tmp_path):
   assert Checkpointer(workdir).latest_step() == STEPS
 
 
+@pytest.mark.slow
 def test_sigkill_during_async_save_leaves_the_previous_checkpoint(tmp_path):
   process = _start(tmp_path, "--config.train.checkpoint_every_steps=1")
   checkpoints, deadline, caught = tmp_path / "checkpoints", time.time() + 240, False
@@ -145,6 +149,7 @@ def test_sigkill_during_async_save_leaves_the_previous_checkpoint(tmp_path):
   assert sorted(_losses(tmp_path)) == list(range(1, STEPS + 1))
 
 
+@pytest.mark.slow
 def test_restore_on_fewer_devices_continues_training(smoke_config, tmp_path):
   smoke_config.train.steps = 8
   train.pretrain(smoke_config, tmp_path, mesh=parallel.make_mesh(jax.devices()[:2]))
@@ -175,6 +180,7 @@ def test_non_finite_step_changes_nothing_but_the_counters(smoke_config):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_too_many_non_finite_steps_stop_with_a_checkpoint(smoke_config, tmp_path, monkeypatch):
   original = SimCLR.loss
 

@@ -50,6 +50,7 @@ def test_rotated_batches_and_their_labels(mode):
   np.testing.assert_allclose(images, expected, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device():
   """Same global batch, one SGD step on 1 and on 8 devices: same loss and parameters
   (random rotations, drawn per example by global index, included)."""
@@ -74,6 +75,7 @@ def smoke_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_smoke_run_learns_rotations(smoke_run):
   metrics = train.read_metrics(smoke_run)
   assert [m["step"] for m in metrics] == list(range(1, 17))
@@ -84,6 +86,7 @@ def test_smoke_run_learns_rotations(smoke_run):
     assert (smoke_run / name).stat().st_size > 1000, name
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_and_evaluates(smoke_run, tmp_path):
   out = tmp_path / "export"
   assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0

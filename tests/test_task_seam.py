@@ -43,8 +43,8 @@ class EmaSimCLR(SimCLR):
 
 
 def _setup():
-  config = load_config(REPO / "configs" / "smoke.py")
-  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:8]))
+  config = load_config(REPO / "configs" / "smoke.py")  # one device, as the smoke runs
+  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
   return dataclasses.replace(setup, task=EmaSimCLR(config, mesh=setup.mesh, source=setup.source))
 
 

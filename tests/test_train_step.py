@@ -35,6 +35,7 @@ def _steps(config, devices, count):
   return first, losses
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(smoke_config):
   """Same global batch on 1 and 8 devices: same loss, same updated parameters and BN statistics.
 
@@ -63,6 +64,7 @@ def test_batch_not_divisible_by_devices_is_rejected_before_compiling(smoke_confi
     train.make_setup(smoke_config)
 
 
+@pytest.mark.slow
 def test_step_lowers_the_loss_on_a_fixed_batch(smoke_config):
   setup = _setup(smoke_config, jax.devices())
   state = train.create_state(setup, seed=0)
@@ -76,6 +78,7 @@ def test_step_lowers_the_loss_on_a_fixed_batch(smoke_config):
   assert int(state.step) == 8
 
 
+@pytest.mark.slow
 def test_chunked_and_dense_losses_give_the_same_step(smoke_config):
   smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
   dense, dense_losses = _steps(smoke_config, jax.devices(), 1)
@@ -86,6 +89,7 @@ def test_chunked_and_dense_losses_give_the_same_step(smoke_config):
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fsdp_splits_parameters_and_matches_one_device(smoke_config):
   smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
   one, losses_one = _steps(smoke_config, jax.devices()[:1], 1)
@@ -113,6 +117,7 @@ def _image_batch(config, seed=0):
   }
 
 
+@pytest.mark.slow
 def test_device_augmentation_is_the_same_on_one_and_eight_devices(smoke_config):
   """augment.on=device: the step makes the views from uint8 images, each example from a key
   fixed by its index in the global batch, so 1 and 8 devices see the same views."""
@@ -130,6 +135,7 @@ def test_device_augmentation_is_the_same_on_one_and_eight_devices(smoke_config):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_device_augmentation_draws_new_views_each_step(smoke_config):
   """The views come from the step's RNG: the same images give a different loss at the next
   step even with the learning rate at zero (nothing else changes)."""

@@ -274,6 +274,7 @@ def smoke_run(tmp_path_factory, fmnist_dir):
   return workdir
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_metrics(smoke_run):
   metrics = train.read_metrics(smoke_run)
   assert [m["step"] for m in metrics] == list(range(1, 17))
@@ -283,6 +284,7 @@ def test_smoke_run_writes_metrics(smoke_run):
     assert (smoke_run / name).stat().st_size > 1000, name
 
 
+@pytest.mark.slow
 def test_exported_encoder_is_the_per_frame_encoder(smoke_run, tmp_path):
   out = tmp_path / "export"
   assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
@@ -297,6 +299,7 @@ def test_exported_encoder_is_the_per_frame_encoder(smoke_run, tmp_path):
   np.testing.assert_allclose(encoder(images), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_probes_on_the_image_source(smoke_run, capsys):
   assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
@@ -362,6 +365,7 @@ def _place(setup, host_state):
   return jax.device_put(host_state, train.state_sharding(setup))
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device_and_the_loss_is_cross_entropy(sharded):
   setups, steps, initial, batches = sharded
   results = {}
@@ -396,6 +400,7 @@ def test_eight_devices_match_one_device_and_the_loss_is_cross_entropy(sharded):
   np.testing.assert_allclose(losses_eight, losses_one, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_on_a_fixed_batch_lowers_the_loss(sharded):
   """The same batch shown in the same orders every step (the step's randomness is keyed by
   ``state.step``, held at 0 here): the model must fit it."""

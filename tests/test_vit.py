@@ -253,12 +253,14 @@ def vit_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_simclr_pretrains_a_vit_with_finite_loss(vit_run):
   metrics = read_metrics(vit_run)
   assert [m["step"] for m in metrics] == [1, 2]
   assert all(np.isfinite(m["loss"]) and m["loss"] > 0 for m in metrics), metrics
 
 
+@pytest.mark.slow
 def test_vit_export_and_load_encoder_round_trip(vit_run, tmp_path):
   from jssl.checkpoint import Checkpointer  # noqa: PLC0415
   from jssl.train import abstract_state, make_setup  # noqa: PLC0415
