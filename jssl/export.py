@@ -275,7 +275,7 @@ def export_encoder(
   # Empty collections (a ViT's batch_stats) are left out: nothing to store, and nothing to restore.
   variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in _COLLECTIONS if variables.get(c)}
 
-  encoder = setup.task.model.encoder
+  encoder = setup.task.encoder
   metadata = {
     "format_version": FORMAT_VERSION,
     "format": format,

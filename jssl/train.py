@@ -131,7 +131,7 @@ def init_state(setup: Setup, rng: jax.Array) -> TrainState:
   params, batch_stats, extra = variables["params"], variables.get("batch_stats", {}), variables.get("extra", {})
   probe = None
   if setup.source.num_classes:
-    num_features = setup.task.model.encoder.num_features
+    num_features = setup.task.encoder.num_features
     probe = {
       "kernel": jax.random.normal(probe_rng, (num_features, setup.source.num_classes)) * 0.01,
       "bias": jnp.zeros((setup.source.num_classes,)),

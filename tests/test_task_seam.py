@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jssl import parallel, train
 from jssl.config import load_config
+from jssl.tasks.base import Task
 from jssl.tasks.simclr import SimCLR
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -92,3 +94,14 @@ def test_extra_state_is_sharded_by_the_params_rules():
   for a, b in zip(jax.tree.leaves(shardings.params["encoder"]), jax.tree.leaves(shardings.extra["target"])):
     assert a == b
   assert any("fsdp" in str(s.spec) for s in jax.tree.leaves(shardings.extra["target"]))
+
+
+def test_a_task_that_forgets_part_of_the_contract_fails_at_construction():
+  class Forgetful(Task):
+    name = ""
+
+    def loss(self, params, batch_stats, extra, batch, rng, step):
+      return 0.0, (batch_stats, extra, {}, None)
+
+  with pytest.raises(TypeError, match="host_example, batch_spec, init, augmentation_rows"):
+    Forgetful(load_config(REPO / "configs" / "smoke.py"))

@@ -1,6 +1,8 @@
 """What every pretext task gives the train loop, with the defaults most tasks keep.
 
-The loop (``jssl.train``) calls only these methods; a task overrides what it needs.
+The loop (``jssl.train``) and the exporter call only these; a task must define
+``host_example``, ``batch_spec``, ``init``, ``loss`` and ``augmentation_rows`` (a task that
+does not fails at construction, naming them) and overrides the rest as it needs.
 
 * ``name``: the ``config.task`` value that selects it.
 * ``defaults()``: the task's own config section (``config.<name>``), or ``None``.
@@ -22,6 +24,7 @@ The loop (``jssl.train``) calls only these methods; a task overrides what it nee
   ``optax.incremental_update(params, extra, 1 - momentum(step))``; default: unchanged.
 * ``optimizer(tx)``: the optimizer for the whole ``params`` tree given the run's ``tx``
   (tasks with a second network route its parameters to their own optimizer).
+* ``encoder``: the encoder module (default ``self.model.encoder``) evaluated and exported.
 * ``encoder_variables(params, batch_stats)``: the encoder's variables (export, eval).
 * ``augmentation_rows(batch, rng)``: ``name -> [N, S, S, C]`` pictures of what the model is
   fed, for ``augmentations.png``.
@@ -52,7 +55,16 @@ class Task:
   name: str = ""
   produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
 
+  # What every task must define itself: the base class has no sensible default for these.
+  REQUIRED = ("host_example", "batch_spec", "init", "loss", "augmentation_rows")
+
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
+    missing = [name for name in self.REQUIRED if getattr(type(self), name) is getattr(Task, name)]
+    if missing:
+      raise TypeError(
+        f"Task {type(self).__name__} does not define {', '.join(missing)}: every task must "
+        "(see jssl.tasks.base for what each returns)."
+      )
     self.config = config
     self.mesh = mesh
     self.source = source  # the run's jssl.data.sources.Source (None when built without data)
@@ -60,6 +72,29 @@ class Task:
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict | None:
     return None
+
+  def host_example(self, image, seed) -> dict:
+    """tf.data side: float32 ``[H, W, C]`` in [0, 1] and an int64 ``[2]`` seed -> the arrays
+    one example contributes to a batch (tf tensors)."""
+    raise NotImplementedError
+
+  def batch_spec(self, batch_size: int, source) -> dict:
+    """``name -> jax.ShapeDtypeStruct`` of the global batches ``host_example`` builds."""
+    raise NotImplementedError
+
+  def init(self, rng: jax.Array, batch: dict) -> dict:
+    """``{"params", "batch_stats"?, "extra"?}`` for a batch shaped as ``batch_spec``."""
+    raise NotImplementedError
+
+  def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
+    """``name -> [N, S, S, C]`` in [0, 1]: what the model is fed, for ``augmentations.png``."""
+    raise NotImplementedError
+
+  @property
+  def encoder(self):
+    """The encoder module (``num_features``, ``apply``) that evaluation, export and the
+    online probe use; its variables are ``encoder_variables(params, batch_stats)``."""
+    return self.model.encoder
 
   def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
     """``loss, (batch_stats, extra, metrics, features)``."""
