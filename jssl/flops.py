@@ -84,5 +84,7 @@ def analytic_step_flops(setup, batch) -> float:
   from jssl import train  # noqa: PLC0415  (train imports the task machinery)
 
   state = jax.eval_shape(lambda: train.init_state(setup, jax.random.key(0)))
-  forward = jax.make_jaxpr(setup.task.loss)(state.params, state.batch_stats, batch, jax.random.key(0))
+  forward = jax.make_jaxpr(setup.task.loss)(
+    state.params, state.batch_stats, state.extra, batch, jax.random.key(0), jnp.int32(0)
+  )
   return 3.0 * jaxpr_flops(forward)

@@ -184,8 +184,8 @@ def test_non_finite_step_changes_nothing_but_the_counters(smoke_config):
 def test_too_many_non_finite_steps_stop_with_a_checkpoint(smoke_config, tmp_path, monkeypatch):
   original = SimCLR.loss
 
-  def poisoned(self, params, batch_stats, batch, rng):
-    loss, aux = original(self, params, batch_stats, batch, rng)
+  def poisoned(self, params, batch_stats, extra, batch, rng, step):
+    loss, aux = original(self, params, batch_stats, extra, batch, rng, step)
     return loss * np.nan, aux
 
   monkeypatch.setattr(SimCLR, "loss", poisoned)
