@@ -173,7 +173,7 @@ def _check_process(process_index: int, process_count: int) -> None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _ArraySource(Source):
+class ArraySource(Source):
   """A source whose splits fit in memory as numpy arrays, loaded once per split.
 
   ``load(split)`` returns (images uint8 [N, H, W, C], labels int32 [N]);
@@ -298,7 +298,7 @@ def _fashion_mnist(data_dir: str | None) -> Source:
   for candidate in (folder, os.path.join(folder, "fashion-mnist"), os.path.join(folder, "fashion_mnist")):
     files = _fashion_mnist_files(candidate)
     if files is not None:
-      return _ArraySource(
+      return ArraySource(
         name="fashion_mnist",
         num_classes=_FASHION_MNIST_CLASSES,
         channels=1,
@@ -328,7 +328,7 @@ def _fashion_mnist(data_dir: str | None) -> Source:
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     return data["image"].astype(np.uint8), data["label"].astype(np.int32)
 
-  return _ArraySource(
+  return ArraySource(
     name="fashion_mnist",
     num_classes=_FASHION_MNIST_CLASSES,
     channels=1,
@@ -364,7 +364,7 @@ def _synthetic(shape: Sequence[int], examples: int, classes: int, seed: int) -> 
     images = low[:, rows][:, :, cols]
     return np.round(images * 255).astype(np.uint8), labels
 
-  return _ArraySource(
+  return ArraySource(
     name="synthetic",
     num_classes=classes,
     channels=shape[-1],
@@ -497,7 +497,7 @@ def _sample_photos(crop_size: int, crops: int, seed: int) -> Source:
       )
     return images, boxes[:, 0].astype(np.int32)
 
-  return _ArraySource(
+  return ArraySource(
     name="sample_photos",
     num_classes=len(SAMPLE_PHOTOS),
     channels=3,
@@ -603,7 +603,7 @@ def _list_images(root: str) -> list[str]:
   return sorted(found, key=lambda p: p.split(os.sep))
 
 
-def _decode_to_rgb(path: str) -> np.ndarray:
+def decode_to_rgb(path: str) -> np.ndarray:
   """PIL-decodes one file to uint8 [H, W, 3]; raises on anything unreadable."""
   with Image.open(path) as img:
     img.seek(0)  # First frame of animated GIF / WebP.
@@ -642,7 +642,7 @@ class _ImageFolderSource(Source):
   def _decode(self, path: bytes) -> tuple[np.ndarray, bool]:
     path = path.decode()
     try:
-      return _decode_to_rgb(path), True
+      return decode_to_rgb(path), True
     except Exception as e:  # Whatever the reason, this file is skipped, and said so.
       with self._lock:
         first_time = path not in self._skipped

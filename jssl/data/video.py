@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from jssl.data import sources
-from jssl.data.sources import IMAGE_EXTENSIONS, Source, _ArraySource, _decode_to_rgb
+from jssl.data.sources import IMAGE_EXTENSIONS, ArraySource, Source, decode_to_rgb
 from jssl.errors import ConfigError, MissingError
 
 logger = logging.getLogger("jssl")
@@ -167,7 +167,7 @@ def moving_fashion_mnist(
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _ClipArraySource(_ArraySource):
+class _ClipArraySource(ArraySource):
   """An in-memory source of clips: ``load(split)`` returns (uint8 [N, T, H, W, C], int32 [N])."""
 
   clip_frames: int
@@ -285,7 +285,7 @@ def read_clip(path: str, frame_files: Sequence[str], *, frames: int, size: int) 
   out = np.empty((frames, size, size, 3), np.uint8)
   if frame_files:
     for i, j in enumerate(_frame_indices(len(frame_files), frames)):
-      out[i] = np.asarray(_square_resize(Image.fromarray(_decode_to_rgb(os.path.join(path, frame_files[j]))), size))
+      out[i] = np.asarray(_square_resize(Image.fromarray(decode_to_rgb(os.path.join(path, frame_files[j]))), size))
     return out
   with Image.open(path) as gif:
     count = getattr(gif, "n_frames", 1)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 _SELF_MASK = 1e9
 
 
-def _check_inputs(z_a, z_b, temperature) -> None:
+def check_inputs(z_a, z_b, temperature) -> None:
   if z_a.shape != z_b.shape:
     raise ValueError(f"NT-Xent: z_a and z_b must have the same shape, got {z_a.shape} and {z_b.shape}.")
   if z_a.ndim != 2:
@@ -19,7 +19,7 @@ def _check_inputs(z_a, z_b, temperature) -> None:
     raise ValueError(f"NT-Xent: temperature must be > 0, got {temperature}.")
 
 
-def _normalize(z: jax.Array) -> jax.Array:
+def normalize(z: jax.Array) -> jax.Array:
   """Rows scaled to unit L2 norm, in float32."""
   z = z.astype(jnp.float32)
   return z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), 1e-24))
@@ -56,9 +56,9 @@ def ntxent(z_a: jax.Array, z_b: jax.Array, *, temperature: float = 0.1) -> jax.A
     >>> round(float(ntxent(z, z, temperature=1.0)), 4)  # positives at cos 1, negatives at 0
     1.1654
   """
-  _check_inputs(z_a, z_b, temperature)
+  check_inputs(z_a, z_b, temperature)
   batch = z_a.shape[0]
-  z = _normalize(jnp.concatenate([z_a, z_b], axis=0))  # [2B, D]
+  z = normalize(jnp.concatenate([z_a, z_b], axis=0))  # [2B, D]
   logits = (z @ z.T) / temperature  # [2B, 2B]
   logits = logits - _SELF_MASK * jnp.eye(2 * batch, dtype=logits.dtype)
   positive = jnp.concatenate([jnp.arange(batch, 2 * batch), jnp.arange(batch)])  # [2B]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jssl.losses.ntxent import _check_inputs, _normalize
+from jssl.losses.ntxent import check_inputs, normalize
 from jssl.parallel import BATCH_AXES
 
 # Finite stand-in for -inf: masked logits vanish under exp() without inf - inf = NaN.
@@ -73,12 +73,12 @@ def ntxent_chunked(
   Returns:
     Scalar float32, equal to ``ntxent(z_a, z_b, temperature=temperature)``.
   """
-  _check_inputs(z_a, z_b, temperature)
+  check_inputs(z_a, z_b, temperature)
   if block_size < 1:
     raise ValueError(f"ntxent_chunked: block_size must be >= 1, got {block_size}.")
   batch = z_a.shape[0]
   if mesh is None or mesh.devices.size == 1:
-    keys = _normalize(jnp.concatenate([z_a, z_b]))
+    keys = normalize(jnp.concatenate([z_a, z_b]))
     index = jnp.arange(2 * batch)
     positive = jnp.concatenate([jnp.arange(batch, 2 * batch), jnp.arange(batch)])
     return jnp.mean(_anchor_losses(keys, keys, index, positive, temperature=temperature, block_size=block_size))
@@ -90,13 +90,13 @@ def ntxent_chunked(
     local_batch = za.shape[0]
     start = jax.lax.axis_index(BATCH_AXES) * local_batch
     # Only the embeddings travel (2B x D); autodiff turns the gather into a reduce-scatter.
-    keys = _normalize(
+    keys = normalize(
       jnp.concatenate([jax.lax.all_gather(za, BATCH_AXES, tiled=True), jax.lax.all_gather(zb, BATCH_AXES, tiled=True)])
     )
     rows = start + jnp.arange(local_batch)
     index = jnp.concatenate([rows, batch + rows])
     positive = jnp.concatenate([batch + rows, rows])
-    anchors = _normalize(jnp.concatenate([za, zb]))
+    anchors = normalize(jnp.concatenate([za, zb]))
     losses = _anchor_losses(anchors, keys, index, positive, temperature=temperature, block_size=block_size)
     return jax.lax.psum(jnp.sum(losses), BATCH_AXES) / (2 * batch)
 

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jssl.models.resnet import _BN, _Conv
+from jssl.models.resnet import BN, Conv
 
 
 def _upsample_to(x, height: int, width: int):
@@ -41,8 +41,8 @@ class UNetDecoder(nn.Module):
   def __call__(self, maps: Sequence[jax.Array], *, image_size: int, channels: int, train: bool):
     """``maps`` finest first (``ResNet(..., return_maps=True)``) -> ``[N, S, S, K]`` float32,
     ``K = out_channels or channels`` (the input image's channels)."""
-    conv = functools.partial(_Conv, dtype=self.dtype)
-    norm = functools.partial(_BN, use_running_average=not train, dtype=self.dtype)
+    conv = functools.partial(Conv, dtype=self.dtype)
+    norm = functools.partial(BN, use_running_average=not train, dtype=self.dtype)
     x = maps[-1]
     for i, skip in reversed(list(enumerate(maps[:-1]))):
       x = jnp.concatenate([_upsample_to(x, *skip.shape[1:3]), skip.astype(x.dtype)], axis=-1)

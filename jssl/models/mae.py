@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jssl.errors import ConfigError
-from jssl.models.vit import _LN_EPS, Block, _dense
+from jssl.models.vit import LN_EPS, Block, dense
 
 _MASK_TOKEN_INIT = nn.initializers.normal(0.02)  # MAE's torch.nn.init.normal_(mask_token, std=.02)
 
@@ -71,7 +71,7 @@ class MAEDecoder(nn.Module):
     batch, num_patches = restore.shape
     if num_patches != grid[0] * grid[1]:
       raise ConfigError(f"restore covers {num_patches} patches, not the {grid[0]}x{grid[1]} grid's.")
-    x = _dense(self.dim, dtype=self.dtype, name="embed")(encoded)
+    x = dense(self.dim, dtype=self.dtype, name="embed")(encoded)
     cls, visible = x[:, :1], x[:, 1:]
     mask_token = jnp.asarray(self.param("mask_token", _MASK_TOKEN_INIT, (1, 1, self.dim)), self.dtype)
     hidden = jnp.broadcast_to(mask_token, (batch, num_patches - visible.shape[1], self.dim))
@@ -80,8 +80,8 @@ class MAEDecoder(nn.Module):
     x = jnp.concatenate([cls, x + jnp.asarray(sincos_2d(self.dim, grid), self.dtype)], axis=1)
     for i in range(self.depth):
       x = Block(self.dim, self.num_heads, self.mlp_ratio, dtype=self.dtype, name=f"blocks_{i}")(x)
-    x = nn.LayerNorm(epsilon=_LN_EPS, dtype=self.dtype, name="norm")(x)
-    x = _dense(self.patch_size * self.patch_size * channels, dtype=self.dtype, name="pred")(x)
+    x = nn.LayerNorm(epsilon=LN_EPS, dtype=self.dtype, name="norm")(x)
+    x = dense(self.patch_size * self.patch_size * channels, dtype=self.dtype, name="pred")(x)
     return x[:, 1:].astype(jnp.float32)  # the [CLS] slot predicts no patch
 
 

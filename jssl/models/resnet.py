@@ -15,10 +15,10 @@ from jssl.errors import ConfigError
 from jssl.models import conv as conv_lib
 
 # SimCLR uses batch-norm decay 0.9; the small epsilon is torchvision's.
-_BN = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
+BN = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 # Bias-free convolutions (BN follows each); kernel gradients as GEMMs on CPU (jssl.models.conv).
-_Conv = functools.partial(
+Conv = functools.partial(
   nn.Conv, use_bias=False, kernel_init=_CONV_INIT, conv_general_dilated=conv_lib.conv_general_dilated
 )
 
@@ -33,8 +33,8 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = functools.partial(_Conv, dtype=self.dtype)
-    norm = functools.partial(_BN, use_running_average=not train, dtype=self.dtype)
+    conv = functools.partial(Conv, dtype=self.dtype)
+    norm = functools.partial(BN, use_running_average=not train, dtype=self.dtype)
     y = conv(self.filters, (3, 3), strides=self.strides, padding=1, name="conv1")(x)
     y = nn.relu(norm(name="bn1")(y))
     y = conv(self.filters, (3, 3), padding=1, name="conv2")(y)
@@ -56,8 +56,8 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = functools.partial(_Conv, dtype=self.dtype)
-    norm = functools.partial(_BN, use_running_average=not train, dtype=self.dtype)
+    conv = functools.partial(Conv, dtype=self.dtype)
+    norm = functools.partial(BN, use_running_average=not train, dtype=self.dtype)
     y = nn.relu(norm(name="bn1")(conv(self.filters, (1, 1), name="conv1")(x)))
     y = conv(self.filters, (3, 3), strides=self.strides, padding=1, name="conv2")(y)
     y = nn.relu(norm(name="bn2")(y))
@@ -105,13 +105,13 @@ class ResNet(nn.Module):
       raise ConfigError(f"ResNet block must be 'basic' or 'bottleneck', got {self.block!r}.")
     x = jnp.asarray(images, self.dtype)
     if self.stem == "imagenet":
-      x = _Conv(self.width, (7, 7), strides=2, padding=3, dtype=self.dtype, name="conv1")(x)
-      x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
+      x = Conv(self.width, (7, 7), strides=2, padding=3, dtype=self.dtype, name="conv1")(x)
+      x = nn.relu(BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
       maps = [x]
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     elif self.stem == "cifar":
-      x = _Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x)
-      x = nn.relu(_BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
+      x = Conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="conv1")(x)
+      x = nn.relu(BN(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
       maps = [x]
     else:
       raise ConfigError(f"ResNet stem must be 'imagenet' or 'cifar', got {self.stem!r}.")

@@ -37,7 +37,7 @@ VARIANTS = {
 
 _DENSE_INIT = nn.initializers.xavier_uniform()
 _EMBED_INIT = nn.initializers.truncated_normal(0.02)  # position embeddings and [CLS], as timm
-_LN_EPS = 1e-6
+LN_EPS = 1e-6
 
 
 def auto_patch_size(image_size: int) -> int:
@@ -54,7 +54,7 @@ def _qkv_init(key, shape, dtype=jnp.float32):
   return jax.random.uniform(key, shape, dtype, -limit, limit)
 
 
-def _dense(features: int, *, dtype, name: str, kernel_init=_DENSE_INIT) -> nn.Dense:
+def dense(features: int, *, dtype, name: str, kernel_init=_DENSE_INIT) -> nn.Dense:
   return nn.Dense(features, dtype=dtype, kernel_init=kernel_init, bias_init=nn.initializers.zeros, name=name)
 
 
@@ -117,11 +117,11 @@ class Attention(nn.Module):
   def __call__(self, x):
     batch, tokens, _ = x.shape
     head_dim = self.dim // self.num_heads
-    qkv = _dense(3 * self.dim, dtype=self.dtype, kernel_init=_qkv_init, name="qkv")(x)
+    qkv = dense(3 * self.dim, dtype=self.dtype, kernel_init=_qkv_init, name="qkv")(x)
     q, k, v = jnp.split(qkv.reshape(batch, tokens, 3 * self.num_heads, head_dim), 3, axis=2)
     # [B, T, heads, head_dim]; jax's XLA attention takes the softmax in float32 whatever the dtype.
     y = jax.nn.dot_product_attention(q, k, v)
-    return _dense(self.dim, dtype=self.dtype, name="proj")(y.reshape(batch, tokens, self.dim))
+    return dense(self.dim, dtype=self.dtype, name="proj")(y.reshape(batch, tokens, self.dim))
 
 
 class Mlp(nn.Module):
@@ -134,8 +134,8 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x):
     dim = x.shape[-1]
-    x = nn.gelu(_dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x), approximate=True)
-    return _dense(dim, dtype=self.dtype, name="fc2")(x)
+    x = nn.gelu(dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x), approximate=True)
+    return dense(dim, dtype=self.dtype, name="fc2")(x)
 
 
 class Block(nn.Module):
@@ -148,7 +148,7 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    norm = lambda name: nn.LayerNorm(epsilon=_LN_EPS, dtype=self.dtype, name=name)  # noqa: E731
+    norm = lambda name: nn.LayerNorm(epsilon=LN_EPS, dtype=self.dtype, name=name)  # noqa: E731
     x = x + Attention(self.dim, self.num_heads, dtype=self.dtype, name="attn")(norm("norm1")(x))
     return x + Mlp(self.dim * self.mlp_ratio, dtype=self.dtype, name="mlp")(norm("norm2")(x))
 
@@ -183,7 +183,7 @@ class ViT(nn.Module):
     self.patch_embed = PatchEmbed(self.dim, self.patch_size, dtype=self.dtype)
     self.cls_token = self.param("cls_token", _EMBED_INIT, (1, 1, self.dim))
     self.blocks = [Block(self.dim, self.num_heads, self.mlp_ratio, dtype=self.dtype) for _ in range(self.depth)]
-    self.norm = nn.LayerNorm(epsilon=_LN_EPS, dtype=self.dtype)
+    self.norm = nn.LayerNorm(epsilon=LN_EPS, dtype=self.dtype)
 
   @property
   def num_features(self) -> int:
