@@ -10,6 +10,7 @@ renames it when complete, so a torn save is never restored.
 import pathlib
 
 import flax.serialization
+import jax
 import orbax.checkpoint as ocp
 
 from jssl.errors import ConfigError, MissingError
@@ -56,7 +57,21 @@ class Checkpointer:
         f"No checkpoint at step {step} in {self.directory}; available steps: {', '.join(map(str, steps))}."
       )
     target = flax.serialization.to_state_dict(abstract_state)
-    restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+    except ValueError as error:
+      # Checkpoints written before the train state had ``extra`` (2026-12-03) lack it.
+      if "extra" not in target or "extra:" not in str(error) or "MISSING" not in str(error):
+        raise
+      if jax.tree.leaves(target["extra"]):
+        raise ConfigError(
+          f"The checkpoint at step {step} in {self.directory} was written by an older jssl that kept "
+          "this task's state (DeepCluster's pseudo-labels, colorization's ab prior) in batch_stats; "
+          "pretrain again in a new workdir."
+        ) from error
+      # The task keeps no extra state: the old checkpoint holds everything the state needs.
+      old = {key: value for key, value in target.items() if key != "extra"}
+      restored = {**self._manager.restore(step, args=ocp.args.StandardRestore(old)), "extra": target["extra"]}
     return flax.serialization.from_state_dict(abstract_state, restored)
 
   def wait(self) -> None:

@@ -7,13 +7,16 @@ import subprocess
 import sys
 import time
 
+import flax.serialization
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from conftest import REPO
 
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
+from jssl.errors import ConfigError
 from jssl.tasks.simclr import SimCLR
 from jssl.train import read_metrics
 
@@ -196,3 +199,23 @@ def test_too_many_non_finite_steps_stop_with_a_checkpoint(smoke_config, tmp_path
   assert saved is not None and 3 <= saved < STEPS
   records = read_metrics(tmp_path)
   assert records and records[-1]["skipped_steps"] >= 3
+
+
+def test_checkpoint_from_before_extra_state_restores_or_says_why(smoke_config, tmp_path):
+  """A checkpoint written before the state had ``extra`` restores for a task that keeps none
+  (SimCLR); for a task that does, the error says the run must be pretrained again."""
+  setup = train.make_setup(smoke_config)
+  state = train.create_state(setup, seed=0)
+  old = {k: v for k, v in flax.serialization.to_state_dict(state).items() if k != "extra"}
+  manager = ocp.CheckpointManager(tmp_path.resolve() / "checkpoints", options=ocp.CheckpointManagerOptions(create=True))
+  manager.save(1, args=ocp.args.StandardSave(old))
+  manager.wait_until_finished()
+  restored = Checkpointer(tmp_path).restore(train.abstract_state(setup))
+  assert restored.extra == {}
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with_extra = train.abstract_state(setup).replace(
+    extra={"labels": jax.ShapeDtypeStruct((4,), np.int32, sharding=parallel.replicated(setup.mesh))}
+  )
+  with pytest.raises(ConfigError, match="older jssl"):
+    Checkpointer(tmp_path).restore(with_extra)
