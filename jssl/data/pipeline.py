@@ -82,8 +82,6 @@ def pretrain_dataset(
       split,
       _epoch_orders(source.num_examples(split), seed=seed, process_index=process_index, process_count=process_count),
     )
-    if not with_index:
-      ds = ds.map(lambda example: {"image": example["image"], "label": example["label"]})
   else:
     ds = source.dataset(split, process_index=process_index, process_count=process_count)
     if with_index:  # This process holds elements process_index, process_index + process_count, ...

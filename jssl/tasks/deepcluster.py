@@ -180,26 +180,25 @@ class DeepCluster(Task):
 
   def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
     """Cross-entropy against the pseudo-labels: ``loss, (batch_stats, extra, metrics, features)``."""
-    state = extra
     images = batch["image"].astype(jnp.float32) / 255.0
     (features, logits), updates = self.model.apply(
       {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
     )
-    targets = jnp.take(state["labels"], batch["index"])
+    targets = jnp.take(extra["labels"], batch["index"])
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     if self.settings.uniform_sampling:
-      weights = 1.0 / jnp.maximum(jnp.take(state["cluster_sizes"], targets), 1.0)
+      weights = 1.0 / jnp.maximum(jnp.take(extra["cluster_sizes"], targets), 1.0)
       loss = jnp.sum(weights * losses) / jnp.sum(weights)
     else:
       loss = jnp.mean(losses)
     metrics = {
       "pseudo_label_top1": jnp.mean(jnp.argmax(logits, axis=-1) == targets),
-      "clusters_nmi": state["nmi"],
-      "kmeans_inertia": state["inertia"],
-      "clusters_used": jnp.sum(state["cluster_sizes"] > 0).astype(jnp.float32),
-      "clusterings": state["clusterings"].astype(jnp.float32),
+      "clusters_nmi": extra["nmi"],
+      "kmeans_inertia": extra["inertia"],
+      "clusters_used": jnp.sum(extra["cluster_sizes"] > 0).astype(jnp.float32),
+      "clusterings": extra["clusterings"].astype(jnp.float32),
     }
-    return loss, ({**batch_stats, **updates.get("batch_stats", {})}, extra, metrics, features)
+    return loss, (updates.get("batch_stats", batch_stats), extra, metrics, features)
 
   # --- the clustering, outside the step
 
