@@ -32,7 +32,7 @@ from jssl.data import pipeline
 from jssl.data.sources import source_from_config
 from jssl.data.video import is_video
 from jssl.errors import ConfigError
-from jssl.tasks import build_encoder
+from jssl.models import build_encoder
 from jssl.train import make_setup, read_run_config, restore_run
 
 log = logging.getLogger("jssl")

@@ -250,7 +250,7 @@ def export_encoder(
       ``out_dir`` that is a file, not empty (without ``overwrite``), or the run's own workdir.
   """
   from jssl import config as config_lib  # noqa: PLC0415  (TensorFlow et al. only when exporting)
-  from jssl.tasks import encoder_kwargs  # noqa: PLC0415
+  from jssl.models import encoder_kwargs  # noqa: PLC0415
   from jssl.train import make_setup, read_run_config, restore_run  # noqa: PLC0415
 
   workdir, out_dir = pathlib.Path(workdir).resolve(), pathlib.Path(out_dir).resolve()

@@ -20,7 +20,7 @@ import jssl
 from jssl import cli, export
 from jssl import config as config_lib
 from jssl.checkpoint import Checkpointer
-from jssl.tasks import build_encoder
+from jssl.models import build_encoder
 from jssl.train import abstract_state, make_setup
 
 SMOKE = str(REPO / "configs" / "smoke.py")

@@ -17,8 +17,7 @@ from conftest import REPO
 import jssl
 from jssl import cli, export
 from jssl import config as config_lib
-from jssl.models import ENCODERS, ViT, make_encoder, vit
-from jssl.tasks import build_encoder, encoder_kwargs
+from jssl.models import ENCODERS, ViT, build_encoder, encoder_kwargs, make_encoder, vit
 from jssl.train import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")

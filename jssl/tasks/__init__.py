@@ -12,7 +12,6 @@ import pkgutil
 
 from jssl.errors import ConfigError
 from jssl.tasks.base import Task
-from jssl.tasks.simclr import build_encoder, encoder_kwargs
 
 
 def _discover() -> dict[str, type[Task]]:
@@ -43,4 +42,4 @@ def task_defaults() -> dict:
   return {name: cls.defaults() for name, cls in TASKS.items() if cls.defaults() is not None}
 
 
-__all__ = ["TASKS", "Task", "build_encoder", "encoder_kwargs", "make_task", "task_defaults"]
+__all__ = ["TASKS", "Task", "make_task", "task_defaults"]

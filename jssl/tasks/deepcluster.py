@@ -48,8 +48,8 @@ from jssl import parallel
 from jssl.clustering import kmeans, normalized_mutual_info
 from jssl.data import augment, pipeline
 from jssl.errors import ConfigError
+from jssl.models import build_encoder
 from jssl.tasks.base import Task
-from jssl.tasks.simclr import build_encoder
 
 
 class DeepClusterModel(nn.Module):

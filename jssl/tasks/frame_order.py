@@ -50,8 +50,8 @@ import tensorflow as tf
 from jssl.data import augment
 from jssl.data.video import is_video
 from jssl.errors import ConfigError
+from jssl.models import build_encoder
 from jssl.tasks.base import Task, global_indices
-from jssl.tasks.simclr import build_encoder
 
 MODES = ("binary", "permutation")
 MAX_TUPLE_FRAMES = 6  # permutation mode: 6!/2 = 360 classes already

@@ -20,10 +20,9 @@ import ml_collections
 
 from jssl.data import augment
 from jssl.errors import ConfigError
-from jssl.models import encoder_family
+from jssl.models import build_encoder, encoder_family
 from jssl.models.decoder import EncoderDecoder, UNetDecoder
 from jssl.tasks.base import Task
-from jssl.tasks.simclr import build_encoder
 
 # Top-level parameter / batch-stat collections that belong to EncoderDecoder.
 _MODEL_KEYS = ("encoder", "decoder")

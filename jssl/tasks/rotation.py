@@ -23,9 +23,8 @@ import optax
 
 from jssl.data import augment
 from jssl.errors import ConfigError
-from jssl.models import EncoderWithHead, ProjectionHead
+from jssl.models import EncoderWithHead, ProjectionHead, build_encoder
 from jssl.tasks.base import Task, global_indices
-from jssl.tasks.simclr import build_encoder
 
 NUM_ROTATIONS = 4
 

@@ -10,7 +10,6 @@ and the negatives global.
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,53 +19,8 @@ from jssl.data import augment, augment_jax
 from jssl.errors import ConfigError
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
-from jssl.models import EncoderWithHead, ProjectionHead, auto_patch_size, encoder_family, make_encoder
-from jssl.models.vit import VARIANTS as VIT_VARIANTS
+from jssl.models import EncoderWithHead, ProjectionHead, build_encoder
 from jssl.tasks.base import Task
-
-
-def encoder_kwargs(config: ml_collections.ConfigDict) -> dict:
-  """``make_encoder`` keyword arguments for ``config.model``, JSON-ready (``dtype`` by name).
-
-  Each family gets only its own: ResNets ``width_multiplier``, ``stem``, ``dtype``; ViTs
-  ``patch_size`` (``model.patch_size``, or when that is 0 ``auto_patch_size(data.image_size)``),
-  ``depth`` (``model.depth``, or when that is 0 the variant's) and ``dtype``. A field of the
-  other family set away from its neutral value (``width_multiplier`` 1, ``patch_size`` and
-  ``depth`` 0) is an error rather than silently ignored; ``stem`` always has a value, so
-  ViTs ignore it.
-  """
-  model = config.model
-  dtype = jnp.dtype(model.dtype).name
-  if encoder_family(model.encoder) == "resnet":
-    for key in ("patch_size", "depth"):
-      if model[key] != 0:
-        raise ConfigError(
-          f"model.{key}={model[key]} is for ViTs; {model.encoder} is a ResNet, sized by its name "
-          "and model.width_multiplier. Leave it at 0."
-        )
-    return {"width_multiplier": float(model.width_multiplier), "stem": str(model.stem), "dtype": dtype}
-  if model.width_multiplier != 1.0:
-    raise ConfigError(
-      f"model.width_multiplier={model.width_multiplier} scales ResNet widths; a ViT's width comes "
-      f"from its name ({', '.join(VIT_VARIANTS)}). Leave it at 1.0 for {model.encoder}."
-    )
-  size = int(config.data.image_size)
-  patch_size = int(model.patch_size) or auto_patch_size(size)
-  if patch_size < 0 or size % patch_size:
-    raise ConfigError(
-      f"model.patch_size={model.patch_size} does not split data.image_size={size} into "
-      f"patches; use a divisor of {size}, or 0 for the default ({auto_patch_size(size)})."
-    )
-  if model.depth < 0:
-    raise ConfigError(f"model.depth={model.depth}: give a positive number of blocks, or 0 for the variant's.")
-  depth = int(model.depth) or VIT_VARIANTS[model.encoder][1]
-  return {"patch_size": patch_size, "depth": depth, "dtype": dtype}
-
-
-def build_encoder(config: ml_collections.ConfigDict) -> nn.Module:
-  """The encoder described by ``config.model`` (shared by every task and by evaluation)."""
-  kwargs = encoder_kwargs(config)
-  return make_encoder(config.model.encoder, **{**kwargs, "dtype": jnp.dtype(kwargs["dtype"])})
 
 
 class SimCLR(Task):

@@ -42,9 +42,8 @@ import tensorflow as tf
 from jssl.clustering import sinkhorn
 from jssl.data import augment
 from jssl.errors import ConfigError
-from jssl.models import ProjectionHead, encoder_family
+from jssl.models import ProjectionHead, build_encoder, encoder_family
 from jssl.tasks.base import Task
-from jssl.tasks.simclr import build_encoder
 
 _PROTOTYPES = "prototypes"
 
