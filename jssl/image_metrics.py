@@ -1,4 +1,4 @@
-"""Per-image quality metrics in JAX: PSNR, SSIM and Hasler & Suesstrunk colourfulness.
+"""Per-image quality metrics in JAX: PSNR (also over a mask), SSIM and Hasler & Suesstrunk colourfulness.
 
 Images are ``[N, H, W, C]`` with values in [0, max_value]; every metric returns ``[N]``
 float32, one value per image, and jits (all shapes are static). SSIM matches scikit-image's
@@ -38,6 +38,13 @@ def psnr(pred: jax.Array, target: jax.Array, *, max_value: float = 1.0) -> jax.A
   diff = jnp.asarray(pred, jnp.float32) - jnp.asarray(target, jnp.float32)
   mse = jnp.mean(jnp.square(diff), axis=(1, 2, 3))
   return 10 * jnp.log10(max_value**2 / mse)
+
+
+def masked_psnr(prediction: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+  """PSNR per image ``[N]`` over the masked pixels only (images in [0, 1], mask ``[N, S, S, 1]``)."""
+  squared = jnp.sum(jnp.square(prediction - target) * mask, axis=(1, 2, 3))
+  mse = squared / jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)) * target.shape[-1], 1.0)
+  return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
 def _gaussian_taps() -> np.ndarray:

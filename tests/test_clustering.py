@@ -12,11 +12,12 @@ from conftest import REPO
 from jax.sharding import PartitionSpec as P
 
 import jssl
-from jssl import cli, clustering, parallel, train
+from jssl import cli, kmeans, nmi, parallel, train
 from jssl.config import load_config
 from jssl.data import augment, pipeline
+from jssl.losses.swav import sinkhorn, swapped_prediction_loss
+from jssl.models.swav import Prototypes
 from jssl.tasks import TASKS
-from jssl.tasks.swav import Prototypes, swapped_prediction_loss
 
 SMOKE = str(REPO / "configs" / "smoke_clustering.py")
 CLUSTERING_TASKS = ("swav", "deepcluster")
@@ -46,7 +47,7 @@ def _nearest64(x, centroids):
 def test_kmeans_lowers_inertia_matches_numpy_and_recovers_known_clusters():
   x, truth = _blobs()
   k, iterations = 5, 6
-  centroids, assignments, inertia = clustering.kmeans(x, k, key=jax.random.key(1), iterations=iterations)
+  centroids, assignments, inertia = kmeans.kmeans(x, k, key=jax.random.key(1), iterations=iterations)
   assert centroids.shape == (k, 6) and assignments.shape == (len(x),) and assignments.dtype == np.int32
   assert inertia.shape == (iterations + 1,)
   assert np.all(np.diff(inertia) <= 1e-5 * inertia[:-1]), inertia  # Lloyd never raises it
@@ -61,9 +62,9 @@ def test_kmeans_lowers_inertia_matches_numpy_and_recovers_known_clusters():
   # The clustering is the true one up to renaming: a bijection between the labelings.
   pairs = set(zip(truth.tolist(), assignments.tolist()))
   assert len(pairs) == k and len({a for _, a in pairs}) == k
-  assert clustering.normalized_mutual_info(truth, assignments) == pytest.approx(1.0)
-  assert clustering.normalized_mutual_info(truth, (assignments + 2) % k) == pytest.approx(1.0)
-  assert clustering.normalized_mutual_info(truth, np.arange(len(x)) % 2) < 0.05
+  assert nmi.normalized_mutual_info(truth, assignments) == pytest.approx(1.0)
+  assert nmi.normalized_mutual_info(truth, (assignments + 2) % k) == pytest.approx(1.0)
+  assert nmi.normalized_mutual_info(truth, np.arange(len(x)) % 2) < 0.05
 
 
 def _pca_l2_reference(x, dim):
@@ -84,11 +85,11 @@ def test_kmeans_on_eight_devices_equals_one_device():
   results = {}
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = parallel.make_mesh(devices)
-    results[len(devices)] = clustering.kmeans(
+    results[len(devices)] = kmeans.kmeans(
       x, 7, key=jax.random.key(5), iterations=5, mesh=mesh, init="random", pca_dim=4, l2_normalize=True, block_rows=4
     )
   (c1, a1, i1), (c8, a8, i8) = results[1], results[8]
-  processed = clustering.preprocess(x, pca_dim=4, l2_normalize=True, mesh=mesh)
+  processed = kmeans.preprocess(x, pca_dim=4, l2_normalize=True, mesh=mesh)
   # Eigenvector signs are arbitrary; the Gram matrix of the processed rows is not.
   reference = _pca_l2_reference(x, 4)
   np.testing.assert_allclose(processed @ processed.T, reference @ reference.T, atol=2e-4)
@@ -101,7 +102,7 @@ def test_kmeans_on_eight_devices_equals_one_device():
 
 def test_empty_clusters_are_split_from_the_biggest():
   centroids = jnp.asarray([[1.0, 2.0, 3.0], [9.0, 9.0, 9.0], [-1.0, 0.5, 2.0], [7.0, 7.0, 7.0]])
-  split, counts = clustering.split_empty_clusters(centroids, jnp.asarray([10.0, 0.0, 3.0, 0.0]), jax.random.key(0))
+  split, counts = kmeans.split_empty_clusters(centroids, jnp.asarray([10.0, 0.0, 3.0, 0.0]), jax.random.key(0))
   split, counts = np.asarray(split), np.asarray(counts)
   # Cluster 1 takes half of cluster 0 (10 -> 5 + 5); cluster 3 then half of cluster 0 again
   # (the first of the biggest, 5 -> 3 + 2). Mass is conserved; cluster 0 and 2 keep their centroids.
@@ -109,7 +110,7 @@ def test_empty_clusters_are_split_from_the_biggest():
   np.testing.assert_array_equal(split[[0, 2]], np.asarray(centroids)[[0, 2]])
   for empty in (1, 3):
     ratio = split[empty] / split[0]
-    np.testing.assert_allclose(np.abs(ratio - 1), clustering.SPLIT_EPSILON, rtol=1e-3)
+    np.testing.assert_allclose(np.abs(ratio - 1), kmeans.SPLIT_EPSILON, rtol=1e-3)
   assert not np.array_equal(split[1], split[3]), "two copies of one centroid must differ"
 
   # In k-means: one starting centroid far from every row gets no row, is split off the
@@ -117,7 +118,7 @@ def test_empty_clusters_are_split_from_the_biggest():
   x, _ = _blobs(seed=1, per_cluster=(60, 30, 30))
   start = np.stack([x[0], x[60], x[90], np.full(6, 100.0, np.float32)])
   assert 3 not in _nearest64(x, start)[0], "the far centroid starts empty"
-  _, assignments, inertia = clustering.kmeans(x, 4, key=jax.random.key(0), iterations=4, init_centroids=start)
+  _, assignments, inertia = kmeans.kmeans(x, 4, key=jax.random.key(0), iterations=4, init_centroids=start)
   assert np.all(np.bincount(assignments, minlength=4) > 0), np.bincount(assignments, minlength=4)
   assert np.all(np.diff(inertia) <= 1e-5 * inertia[:-1]), inertia
 
@@ -125,11 +126,11 @@ def test_empty_clusters_are_split_from_the_biggest():
 def test_kmeans_rejects_bad_settings():
   x, _ = _blobs()
   with pytest.raises(ValueError, match="between 1 and the number of examples"):
-    clustering.kmeans(x[:3], 4, key=jax.random.key(0), iterations=1)
+    kmeans.kmeans(x[:3], 4, key=jax.random.key(0), iterations=1)
   with pytest.raises(ValueError, match="pca_dim"):
-    clustering.kmeans(x, 2, key=jax.random.key(0), iterations=1, pca_dim=7)
+    kmeans.kmeans(x, 2, key=jax.random.key(0), iterations=1, pca_dim=7)
   with pytest.raises(ValueError, match="init"):
-    clustering.kmeans(x, 2, key=jax.random.key(0), iterations=1, init="farthest")
+    kmeans.kmeans(x, 2, key=jax.random.key(0), iterations=1, init="farthest")
 
 
 # --------------------------------------------------------------------------- Sinkhorn and SwAV's loss
@@ -152,16 +153,16 @@ def test_sinkhorn_matches_numpy_and_equipartitions():
   rng = np.random.default_rng(0)
   scores = rng.uniform(-1, 1, size=(24, 6)).astype(np.float32)
   for epsilon, iterations in ((0.05, 3), (0.5, 1), (0.05, 300)):
-    q = np.asarray(clustering.sinkhorn(jnp.asarray(scores), epsilon=epsilon, iterations=iterations))
+    q = np.asarray(sinkhorn(jnp.asarray(scores), epsilon=epsilon, iterations=iterations))
     np.testing.assert_allclose(q, _sinkhorn64(scores, epsilon, iterations), rtol=2e-4, atol=1e-6)
     np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-5)
   assert np.abs(q.sum(0) - 24 / 6).max() < 1e-3 * 24 / 6, q.sum(0)  # equipartition after enough iterations
   # Global column sums: a batch sharded over 8 devices under jit, and shard_map with axis_name.
   mesh = parallel.make_mesh(jax.devices())
   sharded = jax.device_put(jnp.asarray(scores), parallel.batch_sharding(mesh))
-  under_jit = jax.jit(lambda s: clustering.sinkhorn(s, epsilon=0.05, iterations=3))(sharded)
+  under_jit = jax.jit(lambda s: sinkhorn(s, epsilon=0.05, iterations=3))(sharded)
   local = jax.shard_map(
-    lambda s: clustering.sinkhorn(s, epsilon=0.05, iterations=3, axis_name=parallel.BATCH_AXES),
+    lambda s: sinkhorn(s, epsilon=0.05, iterations=3, axis_name=parallel.BATCH_AXES),
     mesh=mesh,
     in_specs=P(parallel.BATCH_AXES),
     out_specs=P(parallel.BATCH_AXES),
@@ -415,7 +416,7 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   assert not np.array_equal(first["labels"], second["labels"]), "pseudo-labels changed"
   assert 0.0 < float(second["nmi"]) < 1.0
   np.testing.assert_allclose(
-    float(second["nmi"]), clustering.normalized_mutual_info(first["labels"], second["labels"]), rtol=1e-5
+    float(second["nmi"]), nmi.normalized_mutual_info(first["labels"], second["labels"]), rtol=1e-5
   )
   metrics = {m["step"]: m for m in train.read_metrics(workdir)}
   assert metrics[8]["clusterings"] == 1 and metrics[9]["clusterings"] == 2

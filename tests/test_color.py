@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import color as skcolor
 
-from jssl.data.color import gray_image, lab_to_rgb, rgb_to_lab
+from jssl.ops.color import gray_image, lab_to_rgb, rgb_to_lab
 
 CORNERS = np.array(list(itertools.product([0.0, 1.0], repeat=3)))  # [8, 3]
 

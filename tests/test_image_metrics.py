@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from jssl.image_metrics import colourfulness, psnr, ssim
+from jssl.image_metrics import colourfulness, masked_psnr, psnr, ssim
 
 # Eager SSIM dispatches (and compiles) ~100 small ops per new shape; jitted it is one compile.
 jit_ssim = jax.jit(ssim, static_argnames="max_value")
@@ -44,6 +44,20 @@ def test_psnr_matches_skimage(max_value):
   pred, target = noisy_pair(0, (3, 16, 16, 3), 0.1, max_value)
   expected = [peak_signal_noise_ratio(t, p, data_range=max_value) for p, t in zip(pred, target)]
   np.testing.assert_allclose(psnr(pred, target, max_value=max_value), expected, rtol=1e-5)
+
+
+def test_masked_psnr_matches_numpy_over_the_masked_pixels_only():
+  rng = np.random.default_rng(3)
+  target = rng.random((3, 8, 8, 3)).astype(np.float32)
+  prediction = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1).astype(np.float32)
+  mask = (rng.random((3, 8, 8, 1)) < 0.3).astype(np.float32)
+  outside = prediction + (1 - mask) * 0.5  # errors off the mask must not count
+  got = np.asarray(masked_psnr(outside, target, mask))
+  squared = ((prediction.astype(np.float64) - target) ** 2 * mask).sum(axis=(1, 2, 3))
+  expected = 10 * np.log10(1 / (squared / (mask.sum(axis=(1, 2, 3)) * 3)))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  full = np.ones_like(mask)
+  np.testing.assert_allclose(masked_psnr(prediction, target, full), psnr(prediction, target), rtol=1e-5)
 
 
 def test_psnr_increases_as_noise_decreases():

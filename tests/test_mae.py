@@ -20,6 +20,7 @@ from jssl.config import load_config
 from jssl.losses import mae as mae_losses
 from jssl.models.mae import sincos_2d
 from jssl.models.vit import PatchEmbed
+from jssl.ops import patches as patch_ops
 from jssl.tasks import TASKS, make_task
 from jssl.tasks.base import global_indices
 
@@ -58,13 +59,13 @@ def _numpy_patches(images, p):
 
 def test_patchify_matches_numpy_round_trips_and_is_patch_embeds_order():
   images = np.random.default_rng(0).random((2, 8, 12, 3))  # a 2 x 3 grid of 4 px patches
-  patches = mae_losses.patchify(jnp.asarray(images, jnp.float32), 4)
+  patches = patch_ops.patchify(jnp.asarray(images, jnp.float32), 4)
   np.testing.assert_allclose(patches, _numpy_patches(images, 4), rtol=1e-6)
-  np.testing.assert_array_equal(mae_losses.unpatchify(patches, 4, (2, 3)), np.asarray(images, np.float32))
+  np.testing.assert_array_equal(patch_ops.unpatchify(patches, 4, (2, 3)), np.asarray(images, np.float32))
   square = jnp.asarray(images[:, :8, :8], jnp.float32)
-  np.testing.assert_array_equal(mae_losses.unpatchify(mae_losses.patchify(square, 4), 4), square)
+  np.testing.assert_array_equal(patch_ops.unpatchify(patch_ops.patchify(square, 4), 4), square)
   with pytest.raises(ValueError, match="do not make a 3x3 grid"):
-    mae_losses.unpatchify(patches, 4, (3, 3))
+    patch_ops.unpatchify(patches, 4, (3, 3))
   # PatchEmbed's stride-p conv is patchify(images) @ kernel.reshape(p * p * C, dim): token n is patch n.
   rng = np.random.default_rng(1)
   params = {
@@ -125,15 +126,15 @@ def test_masked_patch_loss_matches_numpy_and_ignores_visible_patches(normalize):
 
 def test_random_masking_keeps_round_n_quarter_distinct_patches_per_example():
   key = jax.random.key(3)
-  assert [mae_losses.num_kept(n, 0.75) for n in (16, 49, 64)] == [4, 12, 16]  # round(N / 4); 12.25 -> 12
-  assert mae_losses.num_kept(4, 0.9) == 1  # at least one patch stays visible
+  assert [patch_ops.num_kept(n, 0.75) for n in (16, 49, 64)] == [4, 12, 16]  # round(N / 4); 12.25 -> 12
+  assert patch_ops.num_kept(4, 0.9) == 1  # at least one patch stays visible
   for ratio, match in ((0.0, r"in \(0, 1\)"), (1.0, r"in \(0, 1\)"), (0.02, "hides none of the 16")):
     with pytest.raises(ValueError, match=match):
-      mae_losses.num_kept(16, ratio)
+      patch_ops.num_kept(16, ratio)
   for num_patches, count in ((16, 4000), (49, 64)):
-    kept = mae_losses.num_kept(num_patches, 0.75)
+    kept = patch_ops.num_kept(num_patches, 0.75)
     keep, mask, restore = (
-      np.asarray(x) for x in mae_losses.random_masking(key, jnp.arange(count), num_patches=num_patches, mask_ratio=0.75)
+      np.asarray(x) for x in patch_ops.random_masking(key, jnp.arange(count), num_patches=num_patches, mask_ratio=0.75)
     )
     assert keep.shape == (count, kept) and mask.shape == restore.shape == (count, num_patches)
     for b in range(64):
@@ -144,10 +145,10 @@ def test_random_masking_keeps_round_n_quarter_distinct_patches_per_example():
       np.testing.assert_array_equal(np.concatenate([keep[b], hidden])[restore[b]], np.arange(num_patches))
     assert len({tuple(row) for row in keep[:64]}) >= 62, "examples get their own masks"
   # Over many examples every patch is hidden about 75% of the time: no position is favoured.
-  _, mask, _ = mae_losses.random_masking(key, jnp.arange(4000), num_patches=16, mask_ratio=0.75)
+  _, mask, _ = patch_ops.random_masking(key, jnp.arange(4000), num_patches=16, mask_ratio=0.75)
   np.testing.assert_allclose(np.asarray(mask).mean(0), 0.75, atol=0.03)
   # Example b's mask depends on its global index alone, not on its place in the array.
-  reversed_ = mae_losses.random_masking(key, jnp.arange(4000)[::-1], num_patches=16, mask_ratio=0.75)[1]
+  reversed_ = patch_ops.random_masking(key, jnp.arange(4000)[::-1], num_patches=16, mask_ratio=0.75)[1]
   np.testing.assert_array_equal(reversed_, np.asarray(mask)[::-1])
 
 
@@ -157,7 +158,7 @@ def test_masks_are_the_same_on_one_and_eight_devices():
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = parallel.make_mesh(devices)
     make = jax.jit(
-      lambda k: mae_losses.random_masking(k, global_indices(32), num_patches=16, mask_ratio=0.75),
+      lambda k: patch_ops.random_masking(k, global_indices(32), num_patches=16, mask_ratio=0.75),
       out_shardings=parallel.batch_sharding(mesh),
     )
     masks.append(jax.device_get(make(key)))

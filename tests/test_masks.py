@@ -1,4 +1,4 @@
-"""Tests for jssl.data.masks: coverage, shape of the centre square, determinism, sharding invariance."""
+"""Tests for jssl.ops.masks: coverage, shape of the centre square, determinism, sharding invariance."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from skimage.measure import label
 
-from jssl.data.masks import MASK_KINDS, batch_masks, center_side
+from jssl.ops.masks import MASK_KINDS, batch_masks, center_side
 
 KEY = jax.random.key(0)
 RANDOM_KINDS = ("rectangles", "blobs")

@@ -1,6 +1,6 @@
 """Colorization losses of Zhang, Isola & Efros (2016), "Colorful Image Colorization".
 
-The network sees L and predicts the ab channels of CIE Lab (``jssl.data.color``), either
+The network sees L and predicts the ab channels of CIE Lab (``jssl.ops.color``), either
 
 * directly, trained with ``ab_l2_loss`` (a regression baseline that averages towards
   gray), or
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jssl.data.color import D65_WHITE, XYZ_FROM_RGB
+from jssl.ops.color import D65_WHITE, XYZ_FROM_RGB
 
 # 8-bit levels per edge of the sRGB cube when sampling its surface for the gamut.
 _GAMUT_LEVELS = 256
@@ -42,7 +42,7 @@ def ab_l2_loss(pred_ab: jax.Array, target_ab: jax.Array) -> jax.Array:
 
 
 def _srgb_to_ab_float64(rgb: np.ndarray) -> np.ndarray:
-  """sRGB [P, 3] in [0, 1] -> ab [P, 2], in float64 NumPy (same definition as jssl.data.color)."""
+  """sRGB [P, 3] in [0, 1] -> ab [P, 2], in float64 NumPy (same definition as jssl.ops.color)."""
   linear = np.where(rgb > 0.04045, ((np.maximum(rgb, 0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
   t = (linear @ XYZ_FROM_RGB.T) / D65_WHITE
   delta = 6 / 29

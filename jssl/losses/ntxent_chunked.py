@@ -15,7 +15,6 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from jssl.losses.ntxent import check_inputs, normalize
-from jssl.parallel import BATCH_AXES
 
 # Finite stand-in for -inf: masked logits vanish under exp() without inf - inf = NaN.
 _MASKED = -1e30
@@ -67,7 +66,8 @@ def ntxent_chunked(
     temperature: tau > 0.
     block_size: keys per streamed block, any positive size (the last block is padded
       and masked). Per-device temporary memory is O(2B/n x block_size + 2B x D).
-    mesh: shard the anchors over all its devices (the batch axes) with ``jax.shard_map``;
+    mesh: shard the anchors over all its devices (every axis of the mesh, as the batch is) with
+      ``jax.shard_map``;
       ``B`` must be divisible by its size. ``None``: one device computes all anchors, still blockwise.
 
   Returns:
@@ -86,18 +86,20 @@ def ntxent_chunked(
   if batch % devices:
     raise ValueError(f"ntxent_chunked: batch {batch} is not divisible by the {devices} devices of the mesh.")
 
+  axes = tuple(mesh.axis_names)  # the batch is split over every device, so over every axis
+
   def local(za, zb):
     local_batch = za.shape[0]
-    start = jax.lax.axis_index(BATCH_AXES) * local_batch
+    start = jax.lax.axis_index(axes) * local_batch
     # Only the embeddings travel (2B x D); autodiff turns the gather into a reduce-scatter.
     keys = normalize(
-      jnp.concatenate([jax.lax.all_gather(za, BATCH_AXES, tiled=True), jax.lax.all_gather(zb, BATCH_AXES, tiled=True)])
+      jnp.concatenate([jax.lax.all_gather(za, axes, tiled=True), jax.lax.all_gather(zb, axes, tiled=True)])
     )
     rows = start + jnp.arange(local_batch)
     index = jnp.concatenate([rows, batch + rows])
     positive = jnp.concatenate([batch + rows, rows])
     anchors = normalize(jnp.concatenate([za, zb]))
     losses = _anchor_losses(anchors, keys, index, positive, temperature=temperature, block_size=block_size)
-    return jax.lax.psum(jnp.sum(losses), BATCH_AXES) / (2 * batch)
+    return jax.lax.psum(jnp.sum(losses), axes) / (2 * batch)
 
-  return jax.shard_map(local, mesh=mesh, in_specs=(P(BATCH_AXES), P(BATCH_AXES)), out_specs=P())(z_a, z_b)
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(axes), P(axes)), out_specs=P())(z_a, z_b)

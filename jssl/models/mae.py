@@ -66,7 +66,7 @@ class MAEDecoder(nn.Module):
   @nn.compact
   def __call__(self, encoded: jax.Array, restore: jax.Array, *, grid: tuple[int, int], channels: int) -> jax.Array:
     """``encoded [B, 1 + M, D_enc]`` ([CLS] first), ``restore`` int ``[B, N]`` (see
-    ``jssl.losses.mae.random_masking``), ``grid`` ``(gh, gw)`` with ``gh * gw = N`` and the
+    ``jssl.ops.patches.random_masking``), ``grid`` ``(gh, gw)`` with ``gh * gw = N`` and the
     image's ``channels`` -> predicted patches ``[B, N, p * p * channels]`` float32."""
     batch, num_patches = restore.shape
     if num_patches != grid[0] * grid[1]:

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from jssl import image_metrics
-from jssl.data import color
 from jssl.errors import ConfigError
 from jssl.losses import colorization as losses
+from jssl.ops import color
 from jssl.tasks.reconstruction import Forward, ReconstructionTask
 
 _AB_SCALE = 110.0  # |a|, |b| < 110 for sRGB colours: ab / 110 is in (-1, 1)

@@ -7,7 +7,7 @@ Every epoch (or every ``deepcluster.recluster_every_steps`` steps):
 1. the encoder, in inference mode (batch-norm running statistics), embeds every training
    image, whole and unaugmented (as ``jssl.evaluate`` does);
 2. the features are PCA-whitened to ``pca_dim`` dimensions and L2-normalised, and k-means
-   (``jssl.clustering.kmeans``: ``num_clusters`` clusters, ``kmeans_iterations`` Lloyd
+   (``jssl.kmeans.kmeans``: ``num_clusters`` clusters, ``kmeans_iterations`` Lloyd
    iterations, empty clusters re-seeded by splitting the biggest) assigns each image a
    cluster;
 3. the assignments become pseudo-labels, and until the next clustering the encoder and a
@@ -37,7 +37,6 @@ features need to travel between processes; all get identical labels.
 Not included: the paper's Sobel input filtering and its MLP between features and classifier.
 """
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -45,24 +44,13 @@ import numpy as np
 import optax
 
 from jssl import parallel
-from jssl.clustering import kmeans, normalized_mutual_info
 from jssl.data import augment, pipeline
 from jssl.errors import ConfigError
+from jssl.kmeans import kmeans
 from jssl.models import build_encoder
+from jssl.models.deepcluster import DeepClusterModel
+from jssl.nmi import normalized_mutual_info
 from jssl.tasks.base import Task
-
-
-class DeepClusterModel(nn.Module):
-  """Encoder and linear classifier over the clusters: images -> (features [N, F], logits [N, k])."""
-
-  encoder: nn.Module
-  num_clusters: int
-
-  @nn.compact
-  def __call__(self, images, *, train: bool):
-    features = self.encoder(images, train=train)
-    logits = nn.Dense(self.num_clusters, kernel_init=nn.initializers.normal(0.01), name="classifier")(features)
-    return features, logits
 
 
 def _host_values(tree, mesh):

@@ -37,9 +37,7 @@ encoder features of each tuple's first frame in time.
 
 import itertools
 import math
-from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -51,6 +49,7 @@ from jssl.data import augment
 from jssl.data.video import is_video
 from jssl.errors import ConfigError
 from jssl.models import build_encoder
+from jssl.models.frame_order import FrameOrderModel, OrderHead
 from jssl.tasks.base import Task, global_indices
 
 MODES = ("binary", "permutation")
@@ -87,33 +86,6 @@ def permutations(n: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
 def num_classes(n: int, mode: str) -> int:
   """Classes the head predicts: 2 (``binary``) or ``n!/2`` (``permutation``)."""
   return 2 if mode == "binary" else math.factorial(n) // 2
-
-
-class OrderHead(nn.Module):
-  """MLP on the concatenated per-frame features: ``[B, n * F]`` -> logits ``[B, K]`` float32."""
-
-  hidden_dim: int
-  num_classes: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    x = nn.relu(nn.Dense(self.hidden_dim, dtype=self.dtype, name="hidden")(jnp.asarray(x, self.dtype)))
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x).astype(jnp.float32)
-
-
-class FrameOrderModel(nn.Module):
-  """Shared per-frame encoder and the order head: frames ``[B, n, S, S, C]`` -> (features
-  ``[B, n, F]`` float32, logits ``[B, K]``)."""
-
-  encoder: nn.Module
-  head: nn.Module
-
-  def __call__(self, frames, *, train: bool):
-    b, n = frames.shape[:2]
-    # One encoder batch of all B * n frames: shared weights, and batch norm statistics over all of them.
-    features = self.encoder(frames.reshape(b * n, *frames.shape[2:]), train=train).reshape(b, n, -1)
-    return features, self.head(features.reshape(b, -1))
 
 
 class FrameOrder(Task):

@@ -1,7 +1,7 @@
 """Inpainting with a context encoder (Pathak et al. 2016): fill in a removed region.
 
 Each image loses the pixels under a random mask (``inpainting.mask``: a central square,
-random rectangles or random blobs; ``jssl.data.masks``), filled with the mean colour of
+random rectangles or random blobs; ``jssl.ops.masks``), filled with the mean colour of
 the global batch (an estimate of the dataset mean that needs no pass over the data).
 The network predicts the image and is scored on the removed pixels only:
 
@@ -21,20 +21,14 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jssl.data import masks
+from jssl import image_metrics
 from jssl.losses.reconstruction import discriminator_loss, generator_loss, masked_l2
 from jssl.models.decoder import Discriminator
+from jssl.ops import masks
 from jssl.tasks.base import global_indices
 from jssl.tasks.reconstruction import Forward, ReconstructionTask
 
 _DISCRIMINATOR = "discriminator"
-
-
-def masked_psnr(prediction: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-  """PSNR per image ``[N]`` over the masked pixels only (images in [0, 1], mask ``[N, S, S, 1]``)."""
-  squared = jnp.sum(jnp.square(prediction - target) * mask, axis=(1, 2, 3))
-  mse = squared / jnp.maximum(jnp.sum(mask, axis=(1, 2, 3)) * target.shape[-1], 1.0)
-  return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
 class Inpainting(ReconstructionTask):
@@ -161,7 +155,7 @@ class Inpainting(ReconstructionTask):
       "mask": jnp.broadcast_to(mask, target.shape),
     }
     metrics = {
-      "masked_psnr": masked_psnr(prediction, target, mask),
-      "masked_psnr_mean_fill": masked_psnr(mean_fill, target, mask),
+      "masked_psnr": image_metrics.masked_psnr(prediction, target, mask),
+      "masked_psnr_mean_fill": image_metrics.masked_psnr(mean_fill, target, mask),
     }
     return rows, metrics

@@ -24,9 +24,10 @@ import ml_collections
 
 from jssl.data import augment
 from jssl.errors import ConfigError
-from jssl.losses.mae import denormalize_patches, masked_patch_loss, num_kept, patchify, random_masking, unpatchify
+from jssl.losses.mae import denormalize_patches, masked_patch_loss
 from jssl.models import build_encoder, encoder_family
 from jssl.models.mae import MAEDecoder, MAEModel
+from jssl.ops.patches import num_kept, patchify, random_masking, unpatchify
 from jssl.tasks.base import Task, global_indices
 
 _HIDDEN_FILL = 0.5  # grey for hidden patches in pictures: black holes vanish in dark photos

@@ -5,7 +5,7 @@ batch at hand (DeepCluster's, in ``jssl.tasks.deepcluster``, come from an offlin
 over the whole dataset). Every view goes through the encoder, the projection head and L2
 normalisation to ``z``; its scores against K learned prototypes ``c_k`` (unit vectors) are
 ``z . c_k``. The scores of the two large views, with the gradient stopped, become codes by
-Sinkhorn-Knopp (``jssl.clustering.sinkhorn``): soft assignments in which every prototype
+Sinkhorn-Knopp (``jssl.losses.swav.sinkhorn``): soft assignments in which every prototype
 takes an equal share of the global batch, which is what rules out the trivial solution of
 one cluster for everything. Then each view predicts the code of the *other* views of the
 same image ("swapped prediction"):
@@ -32,77 +32,20 @@ Not included: SwAV's feature queue for small batches.
 
 import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 import tensorflow as tf
 
-from jssl.clustering import sinkhorn
 from jssl.data import augment
 from jssl.errors import ConfigError
+from jssl.losses.swav import swapped_prediction_loss
 from jssl.models import ProjectionHead, build_encoder, encoder_family
+from jssl.models.swav import Prototypes, SwAVModel
 from jssl.tasks.base import Task
 
-_PROTOTYPES = "prototypes"
-
-
-def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), 1e-24))
-
-
-class Prototypes(nn.Module):
-  """``z [N, D]`` (unit rows) -> scores ``[N, K]`` against the unit-normalised kernel columns."""
-
-  num_prototypes: int
-
-  @nn.compact
-  def __call__(self, z):
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), (z.shape[-1], self.num_prototypes), jnp.float32)
-    return jnp.dot(z.astype(jnp.float32), l2_normalize(kernel, axis=0))
-
-
-class SwAVModel(nn.Module):
-  """Encoder -> projection head -> L2 normalisation -> prototypes: images -> (features, scores)."""
-
-  encoder: nn.Module
-  head: nn.Module
-  prototypes: nn.Module
-
-  def __call__(self, images, *, train: bool):
-    features = self.encoder(images, train=train)
-    return features, self.prototypes(l2_normalize(self.head(features, train=train)))
-
-
-def swapped_prediction_loss(
-  scores: jax.Array, *, temperature: float, epsilon: float, iterations: int, assign_views: int = 2
-) -> tuple[jax.Array, jax.Array]:
-  """SwAV's loss for the views' prototype scores.
-
-  Args:
-    scores: ``[V, B, K]`` cosine scores of ``V`` views of the same ``B`` images (the first
-      ``assign_views`` are the large views that give codes).
-    temperature: softmax temperature of the predictions (SwAV: 0.1).
-    epsilon, iterations: Sinkhorn's (SwAV: 0.05, 3).
-
-  Returns:
-    ``(loss, codes [assign_views, B, K])``.
-  """
-  views = scores.shape[0]
-  if views < 2 or not 1 <= assign_views <= views:
-    raise ConfigError(
-      f"swapped prediction needs >= 2 views and 1..{views} assigned views, got {views} views "
-      f"and assign_views={assign_views}."
-    )
-  log_predictions = jax.nn.log_softmax(scores / temperature, axis=-1)  # [V, B, K]
-  codes, total = [], 0.0
-  for i in range(assign_views):
-    q = sinkhorn(scores[i], epsilon=epsilon, iterations=iterations)
-    others = jnp.concatenate([log_predictions[:i], log_predictions[i + 1 :]])  # [V - 1, B, K]
-    total = total - jnp.mean(jnp.sum(q[None] * others, axis=-1))
-    codes.append(q)
-  return total / assign_views, jnp.stack(codes)
+_PROTOTYPES = "prototypes"  # the top-level parameter group the optimizer gates
 
 
 class SwAV(Task):

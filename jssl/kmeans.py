@@ -1,17 +1,9 @@
-"""Clustering for self-supervised learning: sharded k-means (DeepCluster) and Sinkhorn-Knopp (SwAV).
-
-How do clustering methods get labels? Both turn features into cluster assignments that then
-serve as classification targets, and both must stop the trivial solution of putting every
-image in one cluster:
-
-* DeepCluster (Caron et al. 2018, "Deep Clustering for Unsupervised Learning of Visual
-  Features") clusters the features of the whole training set offline, once per epoch, with
-  k-means (``kmeans``); the assignments are pseudo-labels for the next epoch. Empty clusters
-  are re-seeded by splitting the biggest one, as faiss (which DeepCluster uses) does.
-* SwAV (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
-  Assignments") assigns online, within the batch: ``sinkhorn`` turns prototype scores into
-  soft codes whose prototypes share the batch equally (an equipartition), and a view
-  predicts the code of another view of the same image.
+"""Sharded k-means for DeepCluster (Caron et al. 2018, "Deep Clustering for Unsupervised
+Learning of Visual Features"), which clusters the features of the whole training set offline,
+once per epoch; the assignments are pseudo-labels for the next epoch. Empty clusters are
+re-seeded by splitting the biggest one, as faiss (which DeepCluster uses) does.
+(SwAV's online assignment, Sinkhorn-Knopp, is ``jssl.losses.swav``; the agreement of two
+clusterings, NMI, is ``jssl.nmi``.)
 
 ``kmeans`` runs Lloyd's algorithm on a mesh: the (padded) features are split over every
 device of the mesh along the batch axes (``jssl.parallel.BATCH_AXES``) and each device
@@ -44,62 +36,6 @@ _AXES = parallel.BATCH_AXES
 _HIGHEST = jax.lax.Precision.HIGHEST  # f32 matmuls on TPU too: these are sums of features, not activations
 # faiss's relative perturbation of a split centroid (clustering/Clustering.cpp, EPS = 1 / 1024).
 SPLIT_EPSILON = 1.0 / 1024
-
-
-# --------------------------------------------------------------------------- Sinkhorn
-
-
-def sinkhorn(scores: jax.Array, *, epsilon: float, iterations: int, axis_name=None) -> jax.Array:
-  """SwAV's Sinkhorn-Knopp: prototype scores -> soft codes with equipartitioned prototypes.
-
-  Solves, approximately, ``max_Q <Q, scores> + epsilon H(Q)`` over ``[B, K]`` matrices whose
-  rows sum to 1 (each example is one unit of mass) and whose columns sum to ``B / K`` (each
-  prototype takes an equal share of the batch), by alternately normalising the columns and
-  rows of ``exp(scores / epsilon)``. The rows are normalised last, so they sum to 1 exactly
-  and the columns to ``B / K`` up to the remaining error, which shrinks with ``iterations``.
-
-  The codes are targets: no gradient flows through them. Subtracting the global maximum first
-  changes nothing after normalisation but keeps ``exp`` finite; with cosine scores in [-1, 1]
-  the smallest entry is ``exp(-2 / epsilon)`` (``4e-18`` at SwAV's 0.05), far from underflow.
-
-  Args:
-    scores: ``[B, K]`` float, the (global) batch's scores against the prototypes. Under
-      ``jax.jit`` with a batch-sharded array the column sums are global automatically.
-    epsilon: entropic regularisation (SwAV: 0.05).
-    iterations: normalisation rounds (SwAV: 3).
-    axis_name: inside ``shard_map``/``pmap`` with ``scores`` the local rows, the axis (or
-      axes) to sum columns over; ``None`` for a global array.
-
-  Returns:
-    ``Q`` ``[B, K]`` float32, rows summing to 1.
-  """
-  if not epsilon > 0:
-    raise ValueError(f"sinkhorn: epsilon must be > 0, got {epsilon}.")
-  if iterations < 1:
-    raise ValueError(f"sinkhorn: iterations must be >= 1, got {iterations}.")
-  scores = jax.lax.stop_gradient(scores.astype(jnp.float32))
-
-  def global_sum(x, axis=None):
-    total = jnp.sum(x, axis=axis, keepdims=axis is not None)
-    return total if axis_name is None else jax.lax.psum(total, axis_name)
-
-  top = jnp.max(scores)
-  if axis_name is not None:
-    top = jax.lax.pmax(top, axis_name)
-  q = jnp.exp((scores - top) / epsilon)
-  batch = scores.shape[0] if axis_name is None else jax.lax.psum(scores.shape[0], axis_name)
-  num_prototypes = scores.shape[1]
-  q = q / global_sum(q)
-
-  def normalise(_, q):
-    q = q / global_sum(q, axis=0) / num_prototypes  # every prototype holds 1/K of the mass
-    return q / jnp.sum(q, axis=1, keepdims=True) / batch  # every example holds 1/B
-
-  q = jax.lax.fori_loop(0, iterations, normalise, q)
-  return q * batch
-
-
-# --------------------------------------------------------------------------- k-means
 
 
 def split_empty_clusters(
@@ -440,30 +376,4 @@ def kmeans(
   return _to_numpy(centroids), _to_numpy(assignments)[:num_rows].astype(np.int32), _to_numpy(inertia)
 
 
-def normalized_mutual_info(a, b) -> float:
-  """NMI of two labelings of the same examples: ``I(a; b) / mean(H(a), H(b))`` in [0, 1].
-
-  The arithmetic-mean normalisation is scikit-learn's default. DeepCluster reports the NMI
-  between consecutive epochs' clusterings to show how the assignments settle. 1.0 when
-  both labelings are constant (they agree).
-  """
-  a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
-  if a.shape != b.shape:
-    raise ValueError(f"labelings differ in length: {a.shape} and {b.shape}.")
-  _, a = np.unique(a, return_inverse=True)
-  _, b = np.unique(b, return_inverse=True)
-  pairs, joint = np.unique(a.astype(np.int64) * (b.max() + 1) + b, return_counts=True)
-  n = float(len(a))
-  pa, pb, pab = np.bincount(a) / n, np.bincount(b) / n, joint / n
-
-  def entropy(p):
-    return float(-np.sum(p * np.log(p)))
-
-  ha, hb = entropy(pa), entropy(pb)
-  if ha == 0 and hb == 0:
-    return 1.0
-  mi = float(np.sum(pab * (np.log(pab) - np.log(pa[pairs // (b.max() + 1)]) - np.log(pb[pairs % (b.max() + 1)]))))
-  return max(0.0, min(1.0, mi / (0.5 * (ha + hb))))
-
-
-__all__ = ["SPLIT_EPSILON", "kmeans", "normalized_mutual_info", "preprocess", "sinkhorn", "split_empty_clusters"]
+__all__ = ["SPLIT_EPSILON", "kmeans", "preprocess", "split_empty_clusters"]
