@@ -4,7 +4,7 @@ give parameter groups optimizers of their own.
 * Base learning rate scaled with the global batch: ``lr * B / 256`` ("linear") or
   ``lr * sqrt(B)`` ("sqrt", SimCLR's choice for small batches / long training).
 * Linear warm-up, then cosine decay to zero.
-* Weight decay constant (``optim.weight_decay_end < 0``) or, as DINO does, cosine from
+* Weight decay constant (``optim.weight_decay_end = -1``) or, as DINO does, cosine from
   ``weight_decay`` to ``weight_decay_end`` over training, per step (``weight_decay_schedule``).
   The decay is added to the update before the learning rate scales it, so AdamW's step takes
   ``lr_t * wd_t * p`` off each kernel (torch AdamW's decoupled ``p -= lr * wd * p``); for SGD
@@ -83,9 +83,10 @@ def make_optimizer(
   config: ml_collections.ConfigDict, *, batch_size: int, total_steps: int, steps_per_epoch: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optimizer named by ``config.name`` (``lars`` | ``sgd`` | ``adamw``) and its
-  learning-rate schedule. A constant weight decay (``weight_decay_end < 0``) is a float in
+  learning-rate schedule. A constant weight decay (``weight_decay_end = -1``) is a float in
   the optimizer, whose state then holds no step count of its own: the same state as before
-  the schedule existed, so older checkpoints restore."""
+  the schedule existed, so older checkpoints restore. A scheduled one adds that count (one
+  more scalar in the state), so a run resumes only with the setting it started with."""
   if config.weight_decay < 0:
     raise ConfigError(f"optim.weight_decay={config.weight_decay} must be >= 0.")
   if config.weight_decay_end < 0 and config.weight_decay_end != -1:
