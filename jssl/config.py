@@ -179,7 +179,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.optim.base_lr = 1.0  # scaled by lr_scaling with the global batch
   c.optim.lr_scaling = "linear"  # linear (lr*B/256) | sqrt (lr*sqrt(B)) | none
   c.optim.warmup_epochs = 10.0
-  c.optim.weight_decay = 1e-6
+  c.optim.weight_decay = 1e-6  # kernels only (ndim > 1, not ViT position embeddings / [CLS])
+  c.optim.weight_decay_end = -1.0  # >= 0: cosine from weight_decay to this over training, per step
+  # (DINO: 0.04 -> 0.4); -1: constant weight_decay
   c.optim.momentum = 0.9
   c.optim.trust_coefficient = 1e-3
   c.optim.b1 = 0.9

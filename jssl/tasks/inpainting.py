@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jssl import image_metrics
+from jssl import image_metrics, optim
 from jssl.losses.reconstruction import discriminator_loss, generator_loss, masked_l2
 from jssl.models.decoder import Discriminator
 from jssl.ops import masks
@@ -69,12 +69,10 @@ class Inpainting(ReconstructionTask):
       return tx
     discriminator_tx = optax.adam(self.settings.discriminator_lr, b1=self.settings.discriminator_b1)
 
-    def labels(params):
-      return {
-        k: jax.tree.map(lambda _, k=k: _DISCRIMINATOR if k == _DISCRIMINATOR else "model", v) for k, v in params.items()
-      }
-
-    return optax.multi_transform({"model": tx, _DISCRIMINATOR: discriminator_tx}, labels)
+    return optim.route(
+      {"model": tx, _DISCRIMINATOR: discriminator_tx},
+      lambda path: _DISCRIMINATOR if path[0] == _DISCRIMINATOR else "model",
+    )
 
   def corrupt(self, images, rng):
     mask = masks.batch_masks(

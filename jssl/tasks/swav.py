@@ -38,6 +38,7 @@ import ml_collections
 import optax
 import tensorflow as tf
 
+from jssl import optim
 from jssl.data import augment
 from jssl.errors import ConfigError
 from jssl.losses.swav import swapped_prediction_loss
@@ -153,7 +154,8 @@ class SwAV(Task):
 
   def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """The run's ``tx``; the prototypes get their own copy of it with the gradient (before)
-    and the update (after) zeroed for the first ``freeze_prototypes_steps`` updates.
+    and the update (after) zeroed for the first ``freeze_prototypes_steps`` updates
+    (``optim.route`` and ``optim.frozen_until``).
 
     Zeroing the gradient keeps momentum free of the frozen steps; zeroing the update also
     holds back weight decay. The copy keeps its own step count, so its learning-rate
@@ -162,16 +164,10 @@ class SwAV(Task):
     steps = int(self.settings.freeze_prototypes_steps)
     if steps == 0:
       return tx
-
-    def gate():
-      return optax.scale_by_schedule(lambda count: (count >= steps).astype(jnp.float32))
-
-    def labels(params):
-      return {
-        k: jax.tree.map(lambda _, k=k: _PROTOTYPES if k == _PROTOTYPES else "model", v) for k, v in params.items()
-      }
-
-    return optax.multi_transform({"model": tx, _PROTOTYPES: optax.chain(gate(), tx, gate())}, labels)
+    return optim.route(
+      {"model": tx, _PROTOTYPES: optim.frozen_until(steps, tx)},
+      lambda path: _PROTOTYPES if path[0] == _PROTOTYPES else "model",
+    )
 
   def views(self, batch: dict) -> tuple[jax.Array, jax.Array | None]:
     """``(large [B * 2, S, S, C], small [B * V, s, s, C] or None)``, example-major (image 0's
