@@ -30,8 +30,8 @@ def get_config(task="rotation"):
   config.train.log_every = 25
   config.train.eval_every = 100
   config.train.checkpoint_every_steps = 100
-  config.augment.crop_area = (0.5, 1.0)  # mild: the tasks that are not contrastive keep the whole garment
-  config.augment.blur_prob = 0.0
+  if task != "frame_order":  # (frame_order crops its clips with its own frame_order.crop_area)
+    config.augment.crop_area = (0.5, 1.0)  # mild: the tasks that are not contrastive keep the whole garment
   config.model.encoder = "resnet_tiny"
   config.optim.name = "adamw"
   config.optim.base_lr = 3e-3
@@ -56,7 +56,8 @@ def get_config(task="rotation"):
     config.augment.jitter_strength = 0.5
     config.model.head_hidden_dim = 512
     config.model.head_out_dim = 128
-    config.loss.temperature = 0.2
+  if task == "simclr_vit":
+    config.simclr.temperature = 0.2  # (SwAV's own is swav.temperature, 0.1)
   if task == "swav":
     config.swav.num_prototypes = 100  # ten per class
     config.swav.freeze_prototypes_steps = 30  # a tenth of the run (the paper: its first epoch of 100+)

@@ -30,7 +30,8 @@ def get_config(task="superres"):
     config.train.batch_size = 256
   config.augment.crop_area = (0.5, 1.0)  # mild: the target should stay a whole natural image
   config.model.encoder = "resnet_tiny"
-  config.colorization.loss = "classification"
+  if task == "colorization":
+    config.colorization.loss = "classification"
   config.optim.name = "adamw"
   config.optim.base_lr = 3e-3
   config.optim.lr_scaling = "none"

@@ -22,7 +22,7 @@ def get_config():
   config.model.encoder = "resnet_tiny"
   config.model.head_hidden_dim = 512
   config.model.head_out_dim = 128
-  config.loss.temperature = 0.2
+  config.simclr.temperature = 0.2
   config.optim.name = "adamw"
   config.optim.base_lr = 1e-2
   config.optim.lr_scaling = "none"

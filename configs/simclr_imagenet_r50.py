@@ -20,7 +20,7 @@ def get_config():
   config.augment.blur_prob = 0.5
   config.model.encoder = "resnet50"
   config.model.stem = "imagenet"
-  config.loss.temperature = 0.1
+  config.simclr.temperature = 0.1
   config.optim.base_lr = 0.3
   config.train.batch_size = 4096
   config.train.epochs = 100.0

@@ -19,7 +19,7 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly.
 
   ``file.py:ARG`` calls ``get_config("ARG")`` (ml_collections' convention), for files that
-  hold one recipe per task, e.g. ``configs/smoke_reconstruction.py:inpainting``.
+  hold one recipe per task, e.g. ``configs/smoke.py:inpainting``.
   """
   path, colon, argument = str(path).partition(".py:")
   path = pathlib.Path(path + ".py" if colon else path)
@@ -71,6 +71,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
   parts = key.split(".")
   for depth, part in enumerate(parts):
     if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      if key in MOVED:
+        raise UnknownKeyError(f"--config.{key} has moved to --config.{MOVED[key]}.")
       where = ".".join(parts[:depth]) or "config"
       valid = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "(none)"
       raise UnknownKeyError(f"Unknown config key {key!r}: {where} has no field {part!r}. Valid keys there: {valid}.")
@@ -110,10 +112,37 @@ def to_json(config: ml_collections.ConfigDict) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True)
 
 
+# Fields of shared sections that only some tasks read; each task lists those it reads in
+# ``Task.reads`` (``jssl.tasks.check_fields`` refuses one set away from its default otherwise).
+TASK_DEPENDENT = ("augment", "model.head_hidden_dim", "model.head_out_dim", "model.head_layers")
+
+# Fields that moved, old dotted name -> new: saved configs are read with the new names, and an
+# override with an old name says where the field went.
+MOVED = {
+  "loss.temperature": "simclr.temperature",
+  "loss.block_size": "simclr.block_size",
+  "train.microbatches": "simclr.microbatches",
+}
+
+
+def _migrate(saved: dict) -> dict:
+  """A saved config's dict with fields renamed since it was written (``MOVED``) under their new names."""
+  for old, new in MOVED.items():
+    old_section, old_key = old.split(".")
+    section = saved.get(old_section)
+    if isinstance(section, dict) and old_key in section:
+      new_section, new_key = new.split(".")
+      saved.setdefault(new_section, {})[new_key] = section.pop(old_key)
+      if not section:
+        del saved[old_section]
+  return saved
+
+
 def from_json(text: str) -> ml_collections.ConfigDict:
-  """A config written by ``to_json``; fields added to jssl since it was written get their defaults."""
+  """A config written by ``to_json``; fields added to jssl since it was written get their
+  defaults, fields moved since (``MOVED``) are read under their new names."""
   config = default_config()
-  config.update(json.loads(text))
+  config.update(_migrate(json.loads(text)))
   config.lock()
   return config
 
@@ -144,7 +173,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.video_objects = 2  # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
   c.data.video_clips = 10_000  # moving_fashion_mnist: train clips; "test" has a quarter as many
 
-  # SimCLR view augmentation (jssl.data.augment.AugmentConfig; image_size comes from data).
+  # View augmentation (jssl.data.augment.AugmentConfig; image_size comes from data). Tasks
+  # read only part of it (``Task.reads``): every image task its crop and flip, the view tasks
+  # (simclr, swav) all of it; a field a task does not read must keep its default.
   c.augment = ml_collections.ConfigDict()
   # host: tf.data makes the views; device: the host only decodes and batches, and the
   # jit step makes the views (jssl.data.augment_jax), per example with its own RNG.
@@ -165,14 +196,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.stem = "cifar"  # ResNets only: cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
   c.model.patch_size = 0  # ViTs only: patch side; 0 = auto (4 when data.image_size <= 64, else 16)
   c.model.depth = 0  # ViTs only: transformer blocks; 0 = the variant's (12)
+  # The projection head of the tasks that have one (simclr, swav; ``Task.reads``).
   c.model.head_hidden_dim = 2048
   c.model.head_out_dim = 128
   c.model.head_layers = 2
   c.model.dtype = "float32"
-
-  c.loss = ml_collections.ConfigDict()
-  c.loss.temperature = 0.5
-  c.loss.block_size = 0  # > 0: ntxent_chunked with key blocks of this size (bounded memory)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "lars"  # lars | sgd | adamw
@@ -198,7 +226,6 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 512  # global, over all devices and processes
   c.train.epochs = 100.0
   c.train.steps = 0  # > 0 overrides epochs
-  c.train.microbatches = 1  # > 1: gradient caching (exact contrastive gradient; BN per micro-batch)
   c.train.log_every = 50
   c.train.checkpoint_every_steps = 1000
   c.train.keep_checkpoints = 3

@@ -30,8 +30,8 @@ def split_microbatches(x: jax.Array, count: int) -> jax.Array:
   """
   if x.shape[0] % count:
     raise ValueError(
-      f"batch of {x.shape[0]} does not split into {count} micro-batches; "
-      "train.microbatches must divide train.batch_size."
+      f"a batch of {x.shape[0]} does not split into {count} micro-batches: the number of micro-batches "
+      "must divide the batch size."
     )
   return jnp.swapaxes(x.reshape(x.shape[0] // count, count, *x.shape[1:]), 0, 1)
 

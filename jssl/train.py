@@ -26,7 +26,7 @@ from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
 from jssl.errors import ConfigError, MissingError
-from jssl.tasks import make_task
+from jssl.tasks import check_fields, make_task
 
 log = logging.getLogger("jssl")
 
@@ -371,6 +371,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
   from jssl.preemption import PreemptionGuard  # noqa: PLC0415
 
+  check_fields(config)  # before anything is written
   workdir = pathlib.Path(workdir).resolve()
   is_main = jax.process_index() == 0
   setup = make_setup(config, mesh=mesh)
@@ -441,7 +442,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
         f"{consecutive_nonfinite} consecutive steps up to step {at} had a non-finite loss or "
         f"gradient (train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}). The last good "
         f"state is saved at step {at} in {checkpointer.directory}. Lower optim.base_lr, raise "
-        "loss.temperature, or check the data."
+        "the loss's temperature (e.g. simclr.temperature), or check the data."
       )
 
   with PreemptionGuard() as guard:

@@ -19,7 +19,7 @@ from jssl.losses.swav import sinkhorn, swapped_prediction_loss
 from jssl.models.swav import Prototypes
 from jssl.tasks import TASKS
 
-SMOKE = str(REPO / "configs" / "smoke_clustering.py")
+SMOKE = str(REPO / "configs" / "smoke.py")
 CLUSTERING_TASKS = ("swav", "deepcluster")
 
 

@@ -63,7 +63,7 @@ def test_gradient_equals_full_batch_gradient(microbatches):
 def test_train_step_with_microbatches_runs_and_learns(smoke_config):
   from jssl import parallel, train  # noqa: PLC0415
 
-  smoke_config.train.microbatches = 4  # 32 = 4 x 8; 8 devices hold one row of each
+  smoke_config.simclr.microbatches = 4  # 32 = 4 x 8; 8 devices hold one row of each
   setup = train.make_setup(smoke_config)
   state = train.create_state(setup, seed=0)
   step = train.make_train_step(setup)

@@ -24,7 +24,7 @@ from jssl.ops import patches as patch_ops
 from jssl.tasks import TASKS, make_task
 from jssl.tasks.base import global_indices
 
-SMOKE = str(REPO / "configs" / "smoke_mae.py")
+SMOKE = str(REPO / "configs" / "smoke.py:mae")
 
 
 def _config():

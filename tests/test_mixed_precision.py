@@ -40,7 +40,7 @@ def test_bfloat16_loss_agrees_with_float32_and_keeps_float32_state(smoke_config)
 @pytest.mark.slow
 def test_bfloat16_loss_finite_at_low_temperature(smoke_config):
   smoke_config.model.dtype = "bfloat16"
-  smoke_config.loss.temperature = 0.05
+  smoke_config.simclr.temperature = 0.05
   loss, state = _first_loss(smoke_config)
   assert np.isfinite(loss)
   assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state.params))

@@ -14,7 +14,7 @@ from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks import TASKS
 
-SMOKE = str(REPO / "configs" / "smoke_reconstruction.py")
+SMOKE = str(REPO / "configs" / "smoke.py")
 RECONSTRUCTION_TASKS = ("colorization", "superres", "inpainting")
 
 

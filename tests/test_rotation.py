@@ -13,7 +13,7 @@ from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks.rotation import rotate
 
-SMOKE = str(REPO / "configs" / "smoke_rotation.py")
+SMOKE = str(REPO / "configs" / "smoke.py:rotation")
 
 
 def _batch(config, seed=0):

@@ -82,7 +82,7 @@ def test_step_lowers_the_loss_on_a_fixed_batch(smoke_config):
 def test_chunked_and_dense_losses_give_the_same_step(smoke_config):
   smoke_config.optim.name, smoke_config.optim.base_lr = "sgd", 0.1
   dense, dense_losses = _steps(smoke_config, jax.devices(), 1)
-  smoke_config.loss.block_size = 12  # does not divide 2B = 64
+  smoke_config.simclr.block_size = 12  # does not divide 2B = 64
   chunked, chunked_losses = _steps(smoke_config, jax.devices(), 1)
   np.testing.assert_allclose(chunked_losses, dense_losses, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(dense.params), jax.tree.leaves(chunked.params)):

@@ -22,7 +22,7 @@ from jssl.data import pipeline, video
 from jssl.data.sources import make_source
 from jssl.tasks.frame_order import FrameOrder, permutations
 
-SMOKE = str(REPO / "configs" / "smoke_frame_order.py")
+SMOKE = str(REPO / "configs" / "smoke.py:frame_order")
 N_TRAIN, N_TEST = 160, 48  # fake Fashion-MNIST; unlike the clip counts (256, 64), so eval shows what it read
 
 

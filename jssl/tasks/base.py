@@ -6,6 +6,10 @@ does not fails at construction, naming them) and overrides the rest as it needs.
 
 * ``name``: the ``config.task`` value that selects it.
 * ``defaults()``: the task's own config section (``config.<name>``), or ``None``.
+* ``reads``: the fields of shared sections that only some tasks use (``jssl.config.TASK_DEPENDENT``:
+  ``augment``, the projection head's ``model.head_*``) that this task reads, as dotted names or
+  section prefixes. Setting one the task does not read, or a field of another task's section,
+  away from its default is an error (``jssl.tasks.check_fields``).
 * ``host_example(image, seed)``: tf.data side, float32 ``[H, W, C]`` in [0, 1] and an
   int64 ``[2]`` seed -> the dict of arrays one example contributes to a batch.
 * ``batch_spec(batch_size, source)``: global shapes and dtypes of those batches.
@@ -54,6 +58,7 @@ class Task:
 
   name: str = ""
   produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
+  reads: tuple[str, ...] = ()  # task-dependent shared fields it reads (see the module docstring)
 
   # What every task must define itself: the base class has no sensible default for these.
   REQUIRED = ("host_example", "batch_spec", "init", "loss", "augmentation_rows")

@@ -74,6 +74,7 @@ class DeepCluster(Task):
   """
 
   name = "deepcluster"
+  reads = ("augment.crop_area", "augment.crop_aspect", "augment.flip_prob")
 
   @classmethod
   def defaults(cls):
@@ -98,10 +99,6 @@ class DeepCluster(Task):
     if s.recluster_every_steps < 0:
       raise ConfigError(
         f"deepcluster.recluster_every_steps={s.recluster_every_steps} must be >= 0 (0: once per epoch)."
-      )
-    if config.train.microbatches != 1:
-      raise ConfigError(
-        f"train.microbatches={config.train.microbatches}: deepcluster trains on whole batches; set it to 1."
       )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.crop_area, self.crop_aspect = tuple(config.augment.crop_area), tuple(config.augment.crop_aspect)

@@ -40,6 +40,7 @@ class MAE(Task):
   """
 
   name = "mae"
+  reads = ("augment.crop_area", "augment.crop_aspect", "augment.flip_prob")
   produces_images = True
 
   @classmethod

@@ -48,6 +48,8 @@ def model_part(tree: dict) -> dict:
 class ReconstructionTask(Task):
   """Base of colorization, super-resolution and inpainting; see the module docstring."""
 
+  reads = ("augment.crop_area", "augment.crop_aspect", "augment.flip_prob")
+
   produces_images = True
   output_channels: int | None = None  # None: as many as the image has
 

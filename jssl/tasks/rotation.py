@@ -39,6 +39,7 @@ class Rotation(Task):
   """RotNet; batches are ``image`` uint8 ``[B, S, S, C]`` and ``label`` int32 ``[B]`` (probe only)."""
 
   name = "rotation"
+  reads = ("augment.crop_area", "augment.crop_aspect", "augment.flip_prob")
 
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict:

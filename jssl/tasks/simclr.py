@@ -32,17 +32,27 @@ class SimCLR(Task):
   """
 
   name = "simclr"
+  reads = ("augment", "model.head_hidden_dim", "model.head_out_dim", "model.head_layers")
+
+  @classmethod
+  def defaults(cls):
+    c = ml_collections.ConfigDict()
+    c.temperature = 0.5  # NT-Xent's tau
+    c.block_size = 0  # > 0: ntxent_chunked with key blocks of this size (bounded memory)
+    c.microbatches = 1  # > 1: gradient caching (exact contrastive gradient; BN per micro-batch)
+    return c
 
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
     super().__init__(config, mesh=mesh, source=source)
-    if config.loss.block_size > 0:
+    s = self.settings = config.simclr
+    if s.block_size > 0:
       # Memory O(local x block) per device instead of O(global x global); same value and gradient.
       self.contrastive_loss = functools.partial(
-        ntxent_chunked, temperature=config.loss.temperature, block_size=config.loss.block_size, mesh=mesh
+        ntxent_chunked, temperature=s.temperature, block_size=s.block_size, mesh=mesh
       )
     else:
-      self.contrastive_loss = functools.partial(ntxent, temperature=config.loss.temperature)
-    self.microbatches = config.train.microbatches
+      self.contrastive_loss = functools.partial(ntxent, temperature=s.temperature)
+    self.microbatches = s.microbatches
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.augment_on = config.augment.on
     if self.augment_on not in ("host", "device"):
@@ -123,7 +133,7 @@ class SimCLR(Task):
     return self._contrastive(z), (batch_stats, extra, {}, features)
 
   def loss_and_grads(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
-    """``((loss, (batch_stats, extra, metrics, features)), grads)``; with ``train.microbatches > 1``
+    """``((loss, (batch_stats, extra, metrics, features)), grads)``; with ``simclr.microbatches > 1``
     the exact full-batch contrastive gradient by gradient caching (BN statistics then per
     micro-batch)."""
     if self.microbatches == 1:

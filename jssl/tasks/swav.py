@@ -57,6 +57,7 @@ class SwAV(Task):
   """
 
   name = "swav"
+  reads = ("augment", "model.head_hidden_dim", "model.head_out_dim", "model.head_layers")
 
   @classmethod
   def defaults(cls):
@@ -89,11 +90,6 @@ class SwAV(Task):
       raise ConfigError(
         f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
         "set --config.augment.on=host."
-      )
-    if config.train.microbatches != 1:
-      raise ConfigError(
-        f"train.microbatches={config.train.microbatches}: swav's codes share the prototypes over "
-        "the whole batch, so it trains on whole batches; set it to 1."
       )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     self.small_crops = int(s.small_crops)
