@@ -328,9 +328,7 @@ def _by_hand_as_before(task, tx, settings):
   )
 
 
-@pytest.mark.parametrize(
-  ("task", "recipe"), [("swav", "smoke.py:swav"), ("inpainting", "smoke.py:inpainting")]
-)
+@pytest.mark.parametrize(("task", "recipe"), [("swav", "smoke.py:swav"), ("inpainting", "smoke.py:inpainting")])
 def test_task_optimizer_state_is_as_before_route(task, recipe):
   """The tasks' optimizer states keep their structure and shapes: checkpoints from before
   ``optim.route`` restore."""

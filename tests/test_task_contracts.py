@@ -18,6 +18,7 @@ from jssl.tasks import TASKS, check_fields
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
+
 def _abstract(tree):
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), tree)
 
