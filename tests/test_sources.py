@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jssl.data import sources
-from jssl.data.sources import make_source
+from jssl.data.sources import make_source, sample_photos
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -290,27 +290,27 @@ def test_process_shards_are_disjoint_cover_and_deterministic(kind, tmp_path, tfd
 
 
 def _photo_shapes():
-  return [p.shape for p in sources._load_sample_photos()]
+  return [p.shape for p in sample_photos._load_sample_photos()]
 
 
 def test_photo_crop_boxes_stay_inside_their_rows():
   rng = np.random.default_rng(0)
-  boxes = sources._photo_crop_boxes(rng, 300, 451, 500, 32, (225, 300))
+  boxes = sample_photos._photo_crop_boxes(rng, 300, 451, 500, 32, (225, 300))
   assert boxes.shape == (500, 3) and boxes.dtype == np.int64
   top, left, side = boxes.T
   assert (top >= 225).all() and (top + side <= 300).all()
   assert (left >= 0).all() and (left + side <= 451).all()
   assert side.min() == 32 and side.max() == 75  # both ends of [crop_size, region height] are drawn
   with pytest.raises(ValueError, match="at most 75"):
-    sources._photo_crop_boxes(rng, 300, 451, 1, 76, (225, 300))
-  assert sources._photo_crop_boxes(rng, 300, 451, 0, 32, (0, 225)).shape == (0, 3)
+    sample_photos._photo_crop_boxes(rng, 300, 451, 1, 76, (225, 300))
+  assert sample_photos._photo_crop_boxes(rng, 300, 451, 0, 32, (0, 225)).shape == (0, 3)
 
 
 def test_sample_photo_train_and_test_crops_never_share_rows():
   shapes = _photo_shapes()
   assert len(shapes) == len(sources.SAMPLE_PHOTOS) == 8
-  train = sources._sample_photo_crops(shapes, "train", 4096, 32, seed=0)
-  test = sources._sample_photo_crops(shapes, "test", 1024, 32, seed=0)
+  train = sample_photos._sample_photo_crops(shapes, "train", 4096, 32, seed=0)
+  test = sample_photos._sample_photo_crops(shapes, "test", 1024, 32, seed=0)
   for split, crops in (("train", train), ("test", test)):
     np.testing.assert_array_equal(crops[:, 0], np.arange(len(crops)) % 8)  # crop i from photo i % 8
     for p, (height, width, _) in enumerate(shapes):
@@ -340,8 +340,8 @@ def test_sample_photos_shapes_labels_and_pixels():
   # The loader resizes exactly the boxes _sample_photo_crops chose.
 
   images, _ = source.arrays("train")
-  photos = sources._load_sample_photos()
-  boxes = sources._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
+  photos = sample_photos._load_sample_photos()
+  boxes = sample_photos._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
   for i in (0, 13, 63):
     p, top, left, side = boxes[i].tolist()
     crop = Image.fromarray(photos[p][top : top + side, left : left + side]).resize((32, 32), Image.Resampling.BOX)
@@ -382,9 +382,9 @@ def test_sample_photos_from_config():
 
 def test_sample_photos_without_scikit_image_says_how_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "skimage.data", None)  # makes `import skimage.data` fail
-  sources._load_sample_photos.cache_clear()
+  sample_photos._load_sample_photos.cache_clear()
   try:
     with pytest.raises(ImportError, match="pip install scikit-image"):
       make_source("sample_photos", photo_crop_size=16, photo_crops=8).arrays("train")
   finally:
-    sources._load_sample_photos.cache_clear()
+    sample_photos._load_sample_photos.cache_clear()
