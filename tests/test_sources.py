@@ -8,11 +8,12 @@ import sys
 import ml_collections
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from jssl.data import sources
-from jssl.data.sources import make_source
+from jssl.data.sources import make_source, registry, sample_photos
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -137,6 +138,38 @@ def test_unknown_spec_names_the_valid_forms():
     make_source("synthetic").dataset("validation")
 
 
+def test_unknown_kind_lists_every_registered_kind():
+  with pytest.raises(ValueError, match="Unknown data source 'nope'") as error:
+    make_source("nope")
+  expected = ["fashion_mnist", "tfds", "image_folder", "sample_photos", "synthetic", "moving_fashion_mnist"]
+  assert list(registry.KINDS) == [*expected, "video_folder"]
+  assert all(f"'{name}" in str(error.value) for name in registry.KINDS)
+
+
+@pytest.mark.parametrize("spec", ["synthetic:x", "tfds", "tfds:", "image_folder", "video_folder:"])
+def test_an_argument_exactly_when_the_kind_takes_one(spec):
+  with pytest.raises(ValueError, match=r"Valid forms: 'fashion_mnist', 'tfds:NAME' \(e.g. 'tfds:cifar10'\)"):
+    make_source(spec)  # image_folder / video_folder: no PATH and no data_dir
+
+
+def test_a_registered_kind_gets_its_argument_and_the_options(monkeypatch):
+  monkeypatch.setattr(registry, "KINDS", dict(registry.KINDS))  # registrations end with the test
+  calls = []
+
+  def build(arg, options):
+    calls.append((arg, options.data_dir, options.seed, dict(options.video)))
+    return make_source("synthetic", synthetic_examples=4, seed=options.seed)
+
+  sources.register_source(sources.SourceKind("mine", build, arg="WHAT", arg_from_data_dir=True))
+  assert make_source("mine:x", seed=3, video_options={"clip_frames": 2}).num_examples("train") == 4
+  make_source("mine", data_dir="/d")
+  assert calls == [("x", None, 3, {"clip_frames": 2}), ("/d", "/d", 0, {})]
+  with pytest.raises(ValueError, match=r"'mine:WHAT' \(or 'mine' with data_dir=WHAT\)"):
+    make_source("mine")
+  with pytest.raises(ValueError, match="already registered"):
+    sources.register_source(sources.SourceKind("mine", build))
+
+
 # ----------------------------------------------------------------------------- tfds
 
 
@@ -255,6 +288,53 @@ def test_image_folder_empty_or_missing(tmp_path):
     make_source(f"image_folder:{tmp_path}/nope")
 
 
+def _png(path, value):
+  _save(f"{path}.png", np.full((4, 4, 3), value, np.uint8))
+
+
+def _gif(path, value):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  frames = [Image.fromarray(np.full((4, 4), value, np.uint8), "L") for _ in range(2)]
+  frames[0].save(f"{path}.gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+
+
+@pytest.mark.parametrize("kind, write", [("image_folder", _png), ("video_folder", _gif)])
+def test_image_and_video_folders_scan_label_and_skip_alike(kind, write, tmp_path, caplog):
+  """One tree, written as images and as clips: the same splits, classes, labels and order; a
+  loose item ignored with a warning; a corrupt one skipped and counted; read by index."""
+  for split, name, value in (("train", "b/x", 1), ("train", "a/y", 2), ("train", "a/z", 3), ("test", "b/w", 4)):
+    write(f"{tmp_path}/{split}/{name}", value)
+  write(f"{tmp_path}/train/loose", 9)  # in no class folder
+  corrupt = tmp_path / "test" / "b" / f"broken.{'png' if kind == 'image_folder' else 'gif'}"
+  corrupt.write_bytes(b"not really an image")
+  with caplog.at_level(logging.WARNING, logger="jssl"):
+    source = make_source(f"{kind}:{tmp_path}", video_options={"clip_frames": 2, "clip_size": 4})
+    assert (source.splits, source.num_classes, source.random_access) == (("train", "test"), 2, True)
+    assert (source.num_examples("train"), source.num_examples("test")) == (3, 2)  # corrupt counted until read
+
+    def labels_and_values(ds):
+      return [(int(e["label"]), int(e["image"].reshape(-1)[0])) for e in ds.as_numpy_iterator()]
+
+    assert labels_and_values(source.dataset("train")) == [(0, 2), (0, 3), (1, 1)]  # a/y, a/z, b/x
+    assert labels_and_values(source.dataset("test")) == [(1, 4)]  # b/broken skipped, b/w
+    by_index = source.read("train", tf.data.Dataset.from_tensor_slices(np.array([2, 0], np.int64)))
+    assert [int(e["index"]) for e in by_index.as_numpy_iterator()] == [2, 0]
+    assert labels_and_values(by_index) == [(1, 1), (0, 2)]
+  assert source.skipped_files() == (str(corrupt),)
+  messages = [r.getMessage() for r in caplog.records if r.name == "jssl"]
+  assert len(messages) == 2 and "Ignoring 1 " in messages[0] and "loose" in messages[0]
+  assert str(corrupt) in messages[1] and "1 file(s) skipped" in messages[1]
+
+
+@pytest.mark.parametrize("kind, write", [("image_folder", _png), ("video_folder", _gif)])
+def test_folder_split_without_class_folders_when_others_have_them(kind, write, tmp_path):
+  write(f"{tmp_path}/train/a/x", 1)
+  write(f"{tmp_path}/test/y", 2)
+  what = "images" if kind == "image_folder" else "clips"
+  with pytest.raises(ValueError, match=f"No {what} in class sub-folders of .*test.*other splits have classes"):
+    make_source(f"{kind}:{tmp_path}")
+
+
 # ----------------------------------------------------------------------------- sharding
 
 
@@ -290,27 +370,27 @@ def test_process_shards_are_disjoint_cover_and_deterministic(kind, tmp_path, tfd
 
 
 def _photo_shapes():
-  return [p.shape for p in sources._load_sample_photos()]
+  return [p.shape for p in sample_photos._load_sample_photos()]
 
 
 def test_photo_crop_boxes_stay_inside_their_rows():
   rng = np.random.default_rng(0)
-  boxes = sources._photo_crop_boxes(rng, 300, 451, 500, 32, (225, 300))
+  boxes = sample_photos._photo_crop_boxes(rng, 300, 451, 500, 32, (225, 300))
   assert boxes.shape == (500, 3) and boxes.dtype == np.int64
   top, left, side = boxes.T
   assert (top >= 225).all() and (top + side <= 300).all()
   assert (left >= 0).all() and (left + side <= 451).all()
   assert side.min() == 32 and side.max() == 75  # both ends of [crop_size, region height] are drawn
   with pytest.raises(ValueError, match="at most 75"):
-    sources._photo_crop_boxes(rng, 300, 451, 1, 76, (225, 300))
-  assert sources._photo_crop_boxes(rng, 300, 451, 0, 32, (0, 225)).shape == (0, 3)
+    sample_photos._photo_crop_boxes(rng, 300, 451, 1, 76, (225, 300))
+  assert sample_photos._photo_crop_boxes(rng, 300, 451, 0, 32, (0, 225)).shape == (0, 3)
 
 
 def test_sample_photo_train_and_test_crops_never_share_rows():
   shapes = _photo_shapes()
   assert len(shapes) == len(sources.SAMPLE_PHOTOS) == 8
-  train = sources._sample_photo_crops(shapes, "train", 4096, 32, seed=0)
-  test = sources._sample_photo_crops(shapes, "test", 1024, 32, seed=0)
+  train = sample_photos._sample_photo_crops(shapes, "train", 4096, 32, seed=0)
+  test = sample_photos._sample_photo_crops(shapes, "test", 1024, 32, seed=0)
   for split, crops in (("train", train), ("test", test)):
     np.testing.assert_array_equal(crops[:, 0], np.arange(len(crops)) % 8)  # crop i from photo i % 8
     for p, (height, width, _) in enumerate(shapes):
@@ -340,8 +420,8 @@ def test_sample_photos_shapes_labels_and_pixels():
   # The loader resizes exactly the boxes _sample_photo_crops chose.
 
   images, _ = source.arrays("train")
-  photos = sources._load_sample_photos()
-  boxes = sources._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
+  photos = sample_photos._load_sample_photos()
+  boxes = sample_photos._sample_photo_crops([p.shape for p in photos], "train", 64, 32, seed=3)
   for i in (0, 13, 63):
     p, top, left, side = boxes[i].tolist()
     crop = Image.fromarray(photos[p][top : top + side, left : left + side]).resize((32, 32), Image.Resampling.BOX)
@@ -382,9 +462,9 @@ def test_sample_photos_from_config():
 
 def test_sample_photos_without_scikit_image_says_how_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "skimage.data", None)  # makes `import skimage.data` fail
-  sources._load_sample_photos.cache_clear()
+  sample_photos._load_sample_photos.cache_clear()
   try:
     with pytest.raises(ImportError, match="pip install scikit-image"):
       make_source("sample_photos", photo_crop_size=16, photo_crops=8).arrays("train")
   finally:
-    sources._load_sample_photos.cache_clear()
+    sample_photos._load_sample_photos.cache_clear()

@@ -21,12 +21,6 @@ import tensorflow as tf
 
 from jssl.errors import ConfigError
 
-try:
-  # The input pipeline runs on the host; keep TF off the accelerators JAX owns.
-  tf.config.set_visible_devices([], "GPU")
-except (RuntimeError, ValueError):  # devices already initialised, or none present
-  pass
-
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
