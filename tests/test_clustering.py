@@ -226,11 +226,23 @@ def test_tasks_are_registered_with_their_sections():
     assert name in _config(name)
 
 
-def test_bad_settings_fail_clearly():
+def test_swav_takes_small_crops_with_a_vit():
+  """A ViT (2 blocks) under SwAV's multi-crop: 16 px large views (4x4 patches of 4 px) and
+  8 px small crops, for which its position embeddings are resampled to 2x2 patches. The full
+  train step traces (``jax.eval_shape``) with the state's shapes kept and a scalar loss."""
   config = _config("swav")
-  config.model.encoder = "vit_tiny"
-  with pytest.raises(ValueError, match="small crops"):
-    train.make_setup(config)
+  config.model.encoder, config.model.depth = "vit_tiny", 2
+  setup = train.make_setup(config)
+  state = train.abstract_state(setup)
+  batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), train.example_batch(setup))
+  assert batch["view1"].shape[1:3] == (16, 16) and batch["small"].shape[1:4] == (2, 8, 8)  # 2 crops of 8 px
+  new_state, metrics = jax.eval_shape(train.make_train_step(setup), state, batch)
+  assert state.params["encoder"]["patch_embed"]["pos_embed"].shape == (1, 16, 192)
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(lambda a: (a.shape, a.dtype), state)
+  assert metrics["loss"].shape == () and metrics["loss"].dtype == np.float32
+
+
+def test_bad_settings_fail_clearly():
   config = _config("deepcluster")
   config.deepcluster.pca_dim = 500
   with pytest.raises(ValueError, match="pca_dim"):

@@ -1,5 +1,6 @@
-"""`jssl.models.vit`: ViT shapes, parameter counts, the token seam for masked modeling, bf16;
-then a ViT through SimCLR pretraining, `jssl export` and `load_encoder`.
+"""`jssl.models.vit`: ViT shapes, parameter counts, the token seam for masked modeling, bf16,
+other image sizes (position embeddings resampled, against float64 NumPy and TF); then a ViT
+through SimCLR pretraining, `jssl export` and `load_encoder`.
 
 Full-size variants are only traced (``jax.eval_shape``): compiling 12 blocks takes CPU
 minutes. What runs is vit_tiny cut to 2 blocks (``depth=2``, ``model.depth=2``) on 16 px
@@ -18,6 +19,7 @@ import jssl
 from jssl import cli, export
 from jssl import config as config_lib
 from jssl.models import ENCODERS, ViT, build_encoder, encoder_kwargs, make_encoder, vit
+from jssl.models.vit import resize_pos_embed
 from jssl.train import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")
@@ -181,8 +183,148 @@ def test_wrong_image_sizes_are_errors(tiny):
   model, variables, _ = tiny
   with pytest.raises(ValueError, match="multiple of the patch size"):
     model.init(jax.random.key(0), jnp.zeros((1, 18, 18, 3)), train=False)
-  with pytest.raises(ValueError, match="made for 16"):
-    model.apply(variables, jnp.zeros((1, 32, 32, 3)), train=False)
+  with pytest.raises(ValueError, match=r"18x18 px do not split into 4x4 patches.*multiple of the patch size"):
+    model.apply(variables, jnp.zeros((1, 18, 18, 3)), train=False)
+  with pytest.raises(ValueError, match="initialised with square images, got 8x16 px"):
+    model.init(jax.random.key(0), jnp.zeros((1, 8, 16, 3)), train=False)
+  with pytest.raises(ValueError, match="hold 6 patches, not a square grid"):
+    resize_pos_embed(jnp.zeros((1, 6, 5)), (3, 3))
+
+
+# --------------------------------------------------------------------------- other image sizes
+
+
+def _keys_cubic64(t):
+  """Keys' cubic convolution kernel with a = -0.5 (Keys 1981), float64."""
+  t = np.abs(t)
+  near = (1.5 * t - 2.5) * t * t + 1
+  far = ((-0.5 * t + 2.5) * t - 4) * t + 2
+  return np.where(t < 1, near, np.where(t < 2, far, 0.0))
+
+
+def _resample_matrix64(n_in: int, n_out: int):
+  """``[n_out, n_in]`` float64 weights of the rule: half-pixel centres (align_corners=False),
+  the kernel stretched by n_in / n_out when shrinking, weights over the grid's cells summed to 1."""
+  stretch = max(n_in / n_out, 1.0)
+  centres = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+  weights = _keys_cubic64((np.arange(n_in)[None, :] - centres[:, None]) / stretch)
+  return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _resize64(pos_embed, grid):
+  """The rule in float64 NumPy, separably: ``[1, g * g, D]`` -> ``[1, rows * cols, D]``."""
+  side, dim = int(round(np.sqrt(pos_embed.shape[1]))), pos_embed.shape[2]
+  square = np.asarray(pos_embed, np.float64).reshape(side, side, dim)
+  out = np.einsum("ri,ijd,cj->rcd", _resample_matrix64(side, grid[0]), square, _resample_matrix64(side, grid[1]))
+  return out.reshape(1, grid[0] * grid[1], dim)
+
+
+@pytest.mark.parametrize("grid", [(2, 2), (3, 3), (8, 8), (5, 5), (2, 6), (7, 3)])
+def test_resized_position_embeddings_match_numpy_and_tensorflow(grid):
+  """Against the rule written out in float64 NumPy and against TF's own implementation of it
+  (``tf.image.resize``, bicubic, antialiased): shrinking and growing, square and not."""
+  import tensorflow as tf  # noqa: PLC0415
+
+  pos_embed = np.random.default_rng(0).normal(size=(1, 16, 6)).astype(np.float32)  # a 4x4 grid
+  out = np.asarray(jax.jit(resize_pos_embed, static_argnums=1)(jnp.asarray(pos_embed), grid))
+  assert out.shape == (1, grid[0] * grid[1], 6) and out.dtype == np.float32
+  np.testing.assert_allclose(out, _resize64(pos_embed, grid), atol=1e-5, rtol=0)
+  resized = tf.image.resize(pos_embed.reshape(4, 4, 6), grid, method="bicubic", antialias=True)
+  np.testing.assert_allclose(out, resized.numpy().reshape(1, -1, 6), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("grid", [(24, 24), (8, 8), (8, 24)])
+def test_a_linear_embedding_stays_linear_away_from_the_borders(grid):
+  """Keys' cubic reproduces linear functions: embeddings linear in the stored cell's position
+  come out as the same function of the output cell's centre mapped onto the stored grid,
+  ``(i + 0.5) * 16 / n - 0.5``, wherever the kernel sees only cells inside the grid (halving
+  puts the centres midway between stored cells, where the stretched kernel is symmetric too)."""
+  side = 16
+  rows, cols = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+  linear = np.stack([rows, cols, 0.5 + 2 * rows - 3 * cols], axis=-1).reshape(1, side * side, 3)
+  out = np.asarray(resize_pos_embed(jnp.asarray(linear, jnp.float32), grid)).reshape(*grid, 3)
+  y, x = [(np.arange(n) + 0.5) * side / n - 0.5 for n in grid]
+  expected = np.stack(np.broadcast_arrays(y[:, None], x[None, :], 0.5 + 2 * y[:, None] - 3 * x[None, :]), axis=-1)
+  reach = [2 * max(side / n, 1) - 1 for n in grid]  # kernel radius, less the cell it may reach past
+  inside = np.outer((y >= reach[0]) & (y <= side - 1 - reach[0]), (x >= reach[1]) & (x <= side - 1 - reach[1]))
+  assert inside.sum() >= 4 and not inside.all()
+  np.testing.assert_allclose(out[inside], expected[inside], atol=1e-4, rtol=0)
+  # At the borders the weights are renormalised over the cells inside: not linear there.
+  assert np.abs(out[~inside] - expected[~inside]).max() > 1e-2
+
+
+def test_resampling_is_centred_keeps_constants_and_aligned_cells():
+  rng = np.random.default_rng(1)
+  pos_embed = jnp.asarray(rng.normal(size=(1, 25, 4)), jnp.float32)  # a 5x5 grid
+  grid_of = lambda e, g: np.asarray(e).reshape(*g, -1)  # noqa: E731
+  # Mirroring the grid commutes with resampling (no half-cell shift), at non-integer ratios too.
+  mirrored = jnp.asarray(grid_of(pos_embed, (5, 5))[::-1, ::-1].reshape(1, 25, 4))
+  for grid in [(3, 3), (7, 4), (12, 12)]:
+    np.testing.assert_allclose(
+      grid_of(resize_pos_embed(mirrored, grid), grid),
+      grid_of(resize_pos_embed(pos_embed, grid), grid)[::-1, ::-1],
+      atol=1e-5,
+    )
+  # A constant embedding stays that constant everywhere, borders included.
+  constant = jnp.broadcast_to(jnp.arange(4.0), (1, 25, 4))
+  np.testing.assert_allclose(
+    resize_pos_embed(constant, (3, 7)), np.broadcast_to(np.arange(4.0), (1, 21, 4)), rtol=1e-5, atol=1e-6
+  )
+  # Growing 3x: every third cell, from the second, is centred on a stored cell and keeps it exactly.
+  np.testing.assert_allclose(
+    grid_of(resize_pos_embed(pos_embed, (15, 15)), (15, 15))[1::3, 1::3], grid_of(pos_embed, (5, 5)), atol=1e-6
+  )
+
+
+def test_a_vit_takes_smaller_and_larger_images_with_the_same_parameters(tiny):
+  """Initialised at 16 px (4x4 patches), the ViT takes 8, 32 and 8x24 px images (the forward
+  pass runs at 8 px, is traced at the others); its tokens for blank images are the
+  (resampled) position embeddings, laid out row-major."""
+  model, variables, _ = tiny
+  pos_embed = variables["params"]["patch_embed"]["pos_embed"]
+  bias = variables["params"]["patch_embed"]["proj"]["bias"]
+
+  sizes = [(8, 8), (32, 32), (8, 24)]
+  images = [jax.random.uniform(jax.random.key(2), (3, h, w, 3)) for h, w in sizes]
+
+  @jax.jit  # One compilation for all sizes.
+  def run(variables, images):
+    tokens = [model.apply(variables, jnp.zeros_like(x), method=ViT.embed) for x in images]
+    return tokens, model.apply(variables, images[0], train=False)
+
+  all_tokens, features_8px = run(variables, images)
+  forward = lambda v, x: model.apply(v, x, train=False)  # noqa: E731
+  all_features = [features_8px] + [jax.eval_shape(forward, variables, x) for x in images[1:]]
+  for (height, width), tokens, features in zip(sizes, all_tokens, all_features):
+    grid = (height // 4, width // 4)
+    assert tokens.shape == (3, grid[0] * grid[1], 192) and features.shape == (3, 192)
+    np.testing.assert_allclose(tokens[0] - bias, _resize64(pos_embed, grid)[0], atol=1e-5, rtol=0)
+  assert np.all(np.isfinite(features_8px)) and np.std(np.asarray(features_8px), axis=0).max() > 1e-3
+
+
+def test_the_native_size_uses_the_stored_embeddings_exactly(tiny):
+  model, variables, _ = tiny
+  pos_embed = variables["params"]["patch_embed"]["pos_embed"]
+  assert resize_pos_embed(pos_embed, (4, 4)) is pos_embed
+
+  def embed(size):
+    return jax.make_jaxpr(lambda v: model.apply(v, jnp.zeros((1, size, size, 3)), method=ViT.embed))(variables)
+
+  # No resampling op in the graph at the initialisation size (the conv is a conv, not a dot).
+  assert "dot_general" not in str(embed(16)) and "dot_general" in str(embed(32))
+  tokens = model.apply(variables, jnp.zeros((2, 16, 16, 3)), method=ViT.embed)
+  np.testing.assert_array_equal(tokens - variables["params"]["patch_embed"]["proj"]["bias"], np.repeat(pos_embed, 2, 0))
+
+
+def test_gradients_reach_every_stored_embedding_from_another_size(tiny):
+  """d sum(tokens) / d pos_embed through the resampling: each output cell's weights sum to
+  1, so the gradients sum to batch x output cells for every channel, and every stored cell gets some."""
+  model, variables, _ = tiny
+  images = jnp.zeros((2, 8, 8, 3))  # a 2x2 grid from the stored 4x4
+  grads = jax.grad(lambda v: jnp.sum(model.apply(v, images, method=ViT.embed)))(variables)
+  grad = np.asarray(grads["params"]["patch_embed"]["pos_embed"])
+  np.testing.assert_allclose(grad.sum(axis=1), 2 * 4, rtol=1e-5)
+  assert np.all(np.abs(grad) > 1e-3)
 
 
 def test_make_encoder_takes_only_the_family_kwargs():

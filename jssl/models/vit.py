@@ -10,6 +10,12 @@ name. As in big_vision, the position embeddings cover the patches only; the [CLS
 token, learned itself, needs none (timm's extra [CLS] slot would be a second learned
 offset of the same vector).
 
+The position embeddings are learned for the image size the model is initialised with (a
+square grid of patches). Images of another size, e.g. multi-crop's small crops, work if
+their sides are multiples of the patch size: the embeddings are resampled bicubically over
+the patch grid for them (``resize_pos_embed``, timm's rule), in the graph, so gradients
+reach the stored ones. At the initialisation size they are used as stored.
+
 The forward pass is split where masked image modeling needs it::
 
   tokens = vit.apply(variables, images, method=ViT.embed)          # [B, N, D], positions added
@@ -58,12 +64,44 @@ def dense(features: int, *, dtype, name: str, kernel_init=_DENSE_INIT) -> nn.Den
   return nn.Dense(features, dtype=dtype, kernel_init=kernel_init, bias_init=nn.initializers.zeros, name=name)
 
 
+def resize_pos_embed(pos_embed: jax.Array, grid: tuple[int, int]) -> jax.Array:
+  """Position embeddings ``[1, g * g, D]`` of a square ``g x g`` patch grid, resampled for a
+  ``grid = (rows, cols)`` grid -> ``[1, rows * cols, D]`` (float32 if resampled), row-major
+  like the patches.
+
+  The rule is timm's ``resample_abs_pos_embed`` (bicubic, ``antialias=True``,
+  ``align_corners=False``), done separably on each axis by ``jax.image.resize``: output cell
+  ``i`` of ``n`` is centred at ``(i + 0.5) * g / n - 0.5`` on the stored grid and takes the
+  Keys cubic (a = -0.5) of the distance, stretched by ``g / n`` when shrinking (anti-aliasing),
+  with the weights of the cells inside the grid summed to 1. For ``grid == (g, g)`` the
+  embedding itself is returned, with no resampling op. Embeddings of a non-square count
+  (only hand-made: a ViT is initialised with square images) are taken as they are for a grid
+  of that count and cannot be resampled.
+  """
+  tokens, dim = pos_embed.shape[1], pos_embed.shape[2]
+  rows, cols = grid
+  side = math.isqrt(tokens)
+  if side * side != tokens:
+    if rows * cols == tokens:
+      return pos_embed
+    raise ConfigError(
+      f"The position embeddings hold {tokens} patches, not a square grid, so they cannot be "
+      f"resampled for a {rows}x{cols} grid; use the image size the model was made for."
+    )
+  if (rows, cols) == (side, side):
+    return pos_embed
+  square = jnp.asarray(pos_embed, jnp.float32).reshape(side, side, dim)
+  return jax.image.resize(square, (rows, cols, dim), method="bicubic", antialias=True).reshape(1, rows * cols, dim)
+
+
 class PatchEmbed(nn.Module):
   """Non-overlapping ``patch_size`` patches, linearly embedded, plus position embeddings.
 
   ``images`` ``[B, H, W, C]`` -> tokens ``[B, (H / p) * (W / p), dim]`` in row-major patch
   order. The position embeddings ``pos_embed`` ``[1, N, dim]`` are sized by the images seen
-  at init, so a model's parameters fix its image size.
+  at init (the config's image size; square images only), a square grid of ``N`` patches.
+  Images of another size (sides multiples of ``p``) get them bicubically resampled to their
+  grid (``resize_pos_embed``, as DINO's multi-crop and timm do); the parameters do not change.
   """
 
   dim: int
@@ -79,6 +117,9 @@ class PatchEmbed(nn.Module):
         f"Images of {height}x{width} px do not split into {p}x{p} patches; use an image size "
         f"that is a multiple of the patch size (model.patch_size={p})."
       )
+    if self.is_initializing() and height != width:
+      # A square grid is what tells the stored embeddings' layout when resampling them.
+      raise ConfigError(f"A ViT is initialised with square images, got {height}x{width} px.")
     # A stride-p conv is the per-patch linear map; lecun-normal over its p*p*C inputs (big_vision).
     x = nn.Conv(
       self.dim,
@@ -91,16 +132,12 @@ class PatchEmbed(nn.Module):
       name="proj",
     )(jnp.asarray(images, self.dtype))
     x = x.reshape(x.shape[0], -1, self.dim)
+    # Made for this grid at init; afterwards the stored one, whatever the images' size.
+    shape = (1, x.shape[1], self.dim)
     if self.has_variable("params", "pos_embed"):
-      made_for = self.get_variable("params", "pos_embed").shape[1]
-      if made_for != x.shape[1]:
-        raise ConfigError(
-          f"{height}x{width} px images make {x.shape[1]} patches of {p} px, but the position "
-          f"embeddings were made for {made_for}; use the image size the model was "
-          "initialised (trained) with."
-        )
-    pos_embed = self.param("pos_embed", _EMBED_INIT, (1, x.shape[1], self.dim))
-    return x + jnp.asarray(pos_embed, self.dtype)
+      shape = self.get_variable("params", "pos_embed").shape
+    pos_embed = self.param("pos_embed", _EMBED_INIT, shape)
+    return x + jnp.asarray(resize_pos_embed(pos_embed, (height // p, width // p)), self.dtype)
 
 
 class Attention(nn.Module):
@@ -160,7 +197,7 @@ class ViT(nn.Module):
     dim: token width (``num_features``).
     depth: number of transformer blocks.
     num_heads: attention heads; must divide ``dim``.
-    patch_size: side of the square patches; must divide the image side.
+    patch_size: side of the square patches; must divide the image sides.
     mlp_ratio: MLP hidden width over ``dim``.
     dtype: compute dtype (parameters stay float32; attention softmax is float32).
 
@@ -191,7 +228,9 @@ class ViT(nn.Module):
 
   def embed(self, images):
     """``images`` ``[B, H, W, C]`` float in [0, 1] -> patch tokens ``[B, N, dim]`` (compute
-    dtype) with position embeddings added; ``N = (H / patch_size) * (W / patch_size)``."""
+    dtype) with position embeddings added; ``N = (H / patch_size) * (W / patch_size)``. Any
+    ``H`` and ``W`` that are multiples of ``patch_size`` work: away from the init size the
+    position embeddings are resampled (``resize_pos_embed``)."""
     return self.patch_embed(images)
 
   def encode_tokens(self, tokens, *, train: bool):

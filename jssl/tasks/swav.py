@@ -42,7 +42,7 @@ from jssl import optim
 from jssl.data import augment
 from jssl.errors import ConfigError
 from jssl.losses.swav import swapped_prediction_loss
-from jssl.models import ProjectionHead, build_encoder, encoder_family
+from jssl.models import ProjectionHead, build_encoder
 from jssl.models.swav import Prototypes, SwAVModel
 from jssl.tasks.base import Task
 
@@ -98,11 +98,6 @@ class SwAV(Task):
       raise ConfigError(
         f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
         f"{self.image_size} (0: 3/7 of it)."
-      )
-    if self.small_crops and encoder_family(config.model.encoder) != "resnet":
-      raise ConfigError(
-        f"swav.small_crops={self.small_crops}: {config.model.encoder}'s position embeddings fix its "
-        "input size, so it cannot take small crops; use a ResNet or set swav.small_crops=0."
       )
     self.augment_config = augment.AugmentConfig(
       image_size=self.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
