@@ -261,7 +261,7 @@ def test_eight_devices_match_one_device(task):
   devices, k-means) gives the same pseudo-labels."""
   config = _config(task)
   config.optim.name, config.optim.base_lr = "sgd", 0.1
-  config.swav.small_crops = 0
+  config.augment.local_crops = 0
   results, initial = {}, None
   for devices in (jax.devices()[:1], jax.devices()):
     setup = train.make_setup(config, mesh=parallel.make_mesh(devices))
