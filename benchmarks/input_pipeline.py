@@ -109,7 +109,7 @@ def measure(source_spec: str, data_dir: str, image_size: int, augment_on: str, a
     from jssl.data import augment_jax  # noqa: PLC0415
 
     images = jax.device_put(batch["image"])
-    views = jax.jit(lambda images, key: augment_jax.batch_views(images, key, config=task.augment_config))
+    views = jax.jit(lambda images, key: augment_jax.batch_views(images, key, config=task.crops.global_configs))
     jax.block_until_ready(views(images, jax.random.key(0)))
     times = []
     for i in range(max(3, args.batches // 4)):

@@ -70,8 +70,8 @@ def get_config(task="simclr"):
     # A few prototypes per class, two 8 px small crops (multi-crop on), prototypes frozen for 2 steps.
     config.swav.num_prototypes = 30
     config.swav.freeze_prototypes_steps = 2
-    config.swav.small_crops = 2
-    config.swav.small_crop_size = 8
+    config.augment.local_crops = 2
+    config.augment.local_crop_size = 8
   elif task == "deepcluster":
     # k-means of the 256 training images into 20 clusters every 8 steps (twice); a higher
     # learning rate so that the new classifier visibly learns in 8 steps.

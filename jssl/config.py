@@ -60,9 +60,11 @@ def _parse_value(text: str, current, key: str):
       return type(current)(value)
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
-    raise ConfigError(
-      f"--config.{key}={text!r}: expected a value of type {type(current).__name__} (current value {current!r})."
-    ) from None
+    # A None field (e.g. augment.view2.blur_prob) takes any Python literal.
+    expected = (
+      "a Python literal (a number, a tuple ...)" if current is None else f"a value of type {type(current).__name__}"
+    )
+    raise ConfigError(f"--config.{key}={text!r}: expected {expected} (current value {current!r}).") from None
 
 
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
@@ -122,6 +124,9 @@ MOVED = {
   "loss.temperature": "simclr.temperature",
   "loss.block_size": "simclr.block_size",
   "train.microbatches": "simclr.microbatches",
+  "swav.small_crops": "augment.local_crops",
+  "swav.small_crop_size": "augment.local_crop_size",
+  "swav.small_crop_area": "augment.local_crop_area",
 }
 
 
@@ -173,9 +178,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.video_objects = 2  # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
   c.data.video_clips = 10_000  # moving_fashion_mnist: train clips; "test" has a quarter as many
 
-  # View augmentation (jssl.data.augment.AugmentConfig; image_size comes from data). Tasks
-  # read only part of it (``Task.reads``): every image task its crop and flip, the view tasks
-  # (simclr, swav) all of it; a field a task does not read must keep its default.
+  # View augmentation (jssl.data.augment.AugmentConfig; image_size comes from data), shared by
+  # every view; per-view overrides and multi-crop below (jssl.data.multicrop). Tasks read only
+  # part of it (``Task.reads``): every image task its crop and flip, the view tasks (simclr,
+  # swav) all of it; a field a task does not read must keep its default.
+  from jssl.data.multicrop import LOCAL_FIELDS, override_section  # noqa: PLC0415  (imports TF, as tasks do)
+
   c.augment = ml_collections.ConfigDict()
   # host: tf.data makes the views; device: the host only decodes and batches, and the
   # jit step makes the views (jssl.data.augment_jax), per example with its own RNG.
@@ -189,6 +197,16 @@ def default_config() -> ml_collections.ConfigDict:
   c.augment.blur_prob = 0.0  # SimCLR turns blur off for CIFAR-sized images
   c.augment.blur_sigma = (0.1, 2.0)
   c.augment.blur_kernel_fraction = 0.1
+  c.augment.solarize_prob = 0.0  # x -> 1 - x where x >= 0.5, after the blur (BYOL's second view: 0.2)
+  # Per-view overrides of the fields above; None takes the shared value. BYOL: view1.blur_prob=1.0;
+  # view2.blur_prob=0.1, view2.solarize_prob=0.2. Global views past the second use the shared values.
+  c.augment.view1 = override_section()
+  c.augment.view2 = override_section()
+  # Multi-crop (tasks that take it: swav): local_crops extra low-resolution views of small regions.
+  c.augment.local_crops = 0  # SwAV: 6, DINO: 8; 0 = off
+  c.augment.local_crop_size = 0  # their side in px; 0 = 3/7 of data.image_size (96/224, as SwAV and DINO)
+  c.augment.local_crop_area = (0.05, 0.14)  # of the image's area (SwAV; DINO: (0.05, 0.4))
+  c.augment.local = override_section(LOCAL_FIELDS)  # their overrides, as view1 (DINO: blur_prob=0.5)
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "resnet18"  # resnet_tiny | resnet18 | resnet34 | resnet50 | vit_tiny | vit_small | vit_base

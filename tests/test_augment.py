@@ -69,6 +69,7 @@ def test_config_from_dict_accepts_lists_and_rejects_unknown_fields():
     ("jitter_prob", -0.1),
     ("grayscale_prob", 2.0),
     ("blur_prob", -1.0),
+    ("solarize_prob", 1.5),
     ("crop_area", (0.9, 0.1)),
     ("crop_area", (0.0, 1.0)),
     ("crop_area", (0.5, 1.5)),
@@ -228,6 +229,7 @@ def test_apply_probabilities_match_the_config():
   assert abs(changed_fraction(jitter_prob=0.8) - 0.8) < 0.07
   assert abs(changed_fraction(grayscale_prob=0.2) - 0.2) < 0.07
   assert abs(changed_fraction(flip_prob=0.5) - 0.5) < 0.08  # sd 0.025
+  assert abs(changed_fraction(solarize_prob=0.2) - 0.2) < 0.07  # the image has values >= 0.5 to invert
 
 
 def test_crop_area_fraction_statistics():
@@ -319,6 +321,73 @@ def test_blur_reduces_total_variation_of_a_checkerboard():
     assert _total_variation(blurred) < 0.5 * tv  # sigma >= 0.5 with a 3-tap kernel: ratio <= 0.33
     assert abs(blurred.mean() - board.mean()) < 0.02
     assert _total_variation(augment.simclr_view(board, _seed(i), config=default_sigma).numpy()) <= tv + 1e-3
+
+
+def test_solarize_matches_numpy_reference():
+  """x -> 1 - x where x >= 0.5 (0.5 itself included), against float64 NumPy; idempotent, <= 0.5."""
+  image = _float_image(12, 10, seed=4)
+  image[0, :4, 0] = [0.5, np.nextafter(np.float32(0.5), np.float32(0)), 0.0, 1.0]
+  out = augment.solarize(image).numpy()
+  x = image.astype(np.float64)
+  np.testing.assert_allclose(out, np.where(x >= 0.5, 1.0 - x, x), rtol=0, atol=1e-7)
+  assert out[0, 0, 0] == 0.5 and out[0, 1, 0] == image[0, 1, 0] and out[0, 3, 0] == 0.0
+  assert out.max() <= 0.5
+  np.testing.assert_array_equal(augment.solarize(out).numpy(), out)
+
+
+def test_solarize_draws_its_own_coin():
+  """Turning solarize on changes no other decision: with p = 1 the view is solarize(the view
+  with p = 0) for the same seed, and with p = 0.5 each view is one of the two, both seen."""
+  image = _float_image(24, 20, seed=5)
+  base = dict(image_size=S, blur_prob=0.5)
+  seeds = [_seed(11, i) for i in range(12)]
+  plain = [augment.simclr_view(image, s, config=AugmentConfig(**base)).numpy() for s in seeds]
+  always = [augment.simclr_view(image, s, config=AugmentConfig(**base, solarize_prob=1.0)).numpy() for s in seeds]
+  half = [augment.simclr_view(image, s, config=AugmentConfig(**base, solarize_prob=0.5)).numpy() for s in seeds]
+  outcomes = []
+  for p, a, h in zip(plain, always, half):
+    np.testing.assert_array_equal(a, augment.solarize(p).numpy())
+    assert np.array_equal(h, p) or np.array_equal(h, a)
+    outcomes.append(np.array_equal(h, a))
+  assert 0 < sum(outcomes) < len(outcomes)
+
+
+def _blur_and_solarize_seen(views, image):
+  """Per view of ``image`` (crop off, values in [0.55, 0.95]): (blurred, solarized).
+
+  Solarize inverts every pixel (the mean drops below 0.5) and keeps the total variation;
+  the blur keeps the pixels in [0.55, 0.95] and lowers the total variation.
+  """
+  n = len(views)
+  tv = np.array([_total_variation(v) for v in views])
+  return tv < _total_variation(image) * (1 - 1e-3), views.reshape(n, -1).mean(axis=1) < 0.5
+
+
+# BYOL's asymmetric views on an augmentation that is otherwise off (crop: the whole image).
+BYOL_VIEWS = (
+  AugmentConfig(**{**ALL_OFF, "image_size": 16, "blur_sigma": (0.5, 2.0), "blur_prob": 1.0}),
+  AugmentConfig(**{**ALL_OFF, "image_size": 16, "blur_sigma": (0.5, 2.0), "blur_prob": 0.1, "solarize_prob": 0.2}),
+)
+
+
+def test_per_view_configs_give_each_view_its_rates():
+  """BYOL's views over 1000 seeds: view 1 always blurred, never solarized; view 2 blurred at
+  0.1, solarized at 0.2, both at 0.02 (independent). Tolerance 4 binomial sd (<= 0.051)."""
+  image = _float_image(16, 16, seed=6, low=0.55, high=0.95)
+  n = 1000
+  view1, view2 = _map_over_seeds(lambda s: augment.views(image, s, configs=BYOL_VIEWS), n)
+  blurred1, solarized1 = _blur_and_solarize_seen(view1, image)
+  blurred2, solarized2 = _blur_and_solarize_seen(view2, image)
+  assert blurred1.all() and not solarized1.any()
+  for seen, p in [(blurred2, 0.1), (solarized2, 0.2), (blurred2 & solarized2, 0.02)]:
+    assert abs(seen.mean() - p) < 4 * np.sqrt(p * (1 - p) / n), (seen.mean(), p)
+  # views() splits the seed as two_views does: its view i is simclr_view at split i.
+  seeds = tf.random.experimental.stateless_split(tf.constant([12345, 7], tf.int64), 2)
+  np.testing.assert_array_equal(view2[7], augment.simclr_view(image, seeds[1], config=BYOL_VIEWS[1]).numpy())
+  a, b = augment.two_views(image, _seed(3), config=BYOL_VIEWS[1])
+  c, d = augment.views(image, _seed(3), configs=BYOL_VIEWS[1:] * 2)
+  np.testing.assert_array_equal(a, c)
+  np.testing.assert_array_equal(b, d)
 
 
 def test_gaussian_blur_keeps_constant_images_and_borders():

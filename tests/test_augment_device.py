@@ -6,6 +6,7 @@ rounding; and the invariances a train step relies on (shapes, keys, batch layout
 Compiled functions are cached per config, since compiling dominates the run time here.
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -88,6 +89,7 @@ _jit_op = {
   for name in ("adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue", "to_grayscale")
 }
 _jit_blur = jax.jit(aj.gaussian_blur, static_argnames="kernel_size")
+_jit_solarize = jax.jit(aj.solarize)
 _jit_jitter_in_order = jax.jit(aj.jitter_in_order)
 
 
@@ -288,6 +290,70 @@ def test_application_rates_and_independence_match_the_config():
       assert abs((seen[a] & seen[b]).mean() - p) < 4 * np.sqrt(p * (1 - p) / n), (a, b)
 
 
+def _total_variation(x):
+  """Per image of ``[N, H, W, C]``: sum of absolute differences of neighbours."""
+  x = np.asarray(x, np.float64)
+  return np.abs(np.diff(x, axis=1)).sum(axis=(1, 2, 3)) + np.abs(np.diff(x, axis=2)).sum(axis=(1, 2, 3))
+
+
+def test_per_view_configs_give_each_view_its_rates_like_tf():
+  """BYOL's asymmetric views made in the step (``batch_views`` with one config per view), over
+  4000 examples, against the rates test_augment.py checks for the tf.data views: view 1
+  blurred always and never solarized; view 2 blurred at 0.1, solarized at 0.2, both at 0.02.
+
+  The image (crop off) has values in [0.55, 0.95]: solarize sends every pixel below 0.5 and
+  keeps the total variation, the blur keeps the pixels in range and lowers it. Tolerance 4
+  binomial standard deviations.
+  """
+  base = {**ALL_OFF, "blur_sigma": (0.5, 2.0)}
+  configs = (
+    AugmentConfig(**{**base, "blur_prob": 1.0}),
+    AugmentConfig(**{**base, "blur_prob": 0.1, "solarize_prob": 0.2}),
+  )
+  image = _float_image(S, S, seed=9, low=0.55, high=0.95)
+  n = 4000
+  views = _jit_batch_views(configs)(np.broadcast_to(image, (n, S, S, 3)), jax.random.key(5))
+  seen = []
+  for view in views:
+    view = np.asarray(view)
+    blurred = _total_variation(view) < _total_variation(image[None])[0] * (1 - 1e-3)
+    seen.append((blurred, view.reshape(n, -1).mean(axis=1) < 0.5))
+  (blurred1, solarized1), (blurred2, solarized2) = seen
+  assert blurred1.all() and not solarized1.any()
+  for got, p in [(blurred2, 0.1), (solarized2, 0.2), (blurred2 & solarized2, 0.02)]:
+    assert abs(got.mean() - p) < 4 * np.sqrt(p * (1 - p) / n), (got.mean(), p)
+
+
+def test_views_with_their_own_configs_follow_the_key_contract():
+  """``batch_views`` with one config per view: example i's view j is ``simclr_view`` of its
+  image at ``split(fold_in(key, i), V)[j]`` with ``configs[j]``. Views 1 and 2 share a trace
+  (their configs differ only in a probability): view 2 is view 1's config with solarize at
+  p = 0.5, which changes no other draw, so it is view 1's config's view at its own key or the
+  solarization of that, both seen. View 3 has a size of its own (a whole-image resize to 7 px,
+  flipped at p = 0.5: both seen)."""
+  configs = (
+    CROP_FLIP,
+    dataclasses.replace(CROP_FLIP, solarize_prob=0.5),
+    AugmentConfig(**{**ALL_OFF, "image_size": 7, "flip_prob": 0.5}),
+  )
+  images = _uint8_images(8, 20, 28, seed=2)
+  key = jax.random.key(8)
+  out = [np.asarray(v) for v in _jit_batch_views(configs)(images, key)]
+  assert [v.shape for v in out] == [(8, S, S, 3), (8, S, S, 3), (8, 7, 7, 3)]
+  solarized, flipped = [], []
+  for i in range(8):
+    keys = jax.random.split(jax.random.fold_in(key, i), 3)
+    image = images[i].astype(np.float32) / 255.0
+    expected = _views_over_keys(CROP_FLIP, image, 2, keys=keys[:2])  # compiled as in the test above
+    np.testing.assert_allclose(out[0][i], expected[0], atol=1e-5)
+    solarized.append(np.abs(out[1][i] - np.where(expected[1] >= 0.5, 1 - expected[1], expected[1])).max() < 1e-5)
+    assert solarized[-1] or np.abs(out[1][i] - expected[1]).max() < 1e-5, i
+    resized = np.clip(tf.image.resize(image, [7, 7], method="bicubic").numpy(), 0.0, 1.0)
+    flipped.append(np.abs(out[2][i] - resized[:, ::-1]).max() < ATOL)
+    assert flipped[-1] or np.abs(out[2][i] - resized).max() < ATOL, i
+  assert 0 < sum(solarized) < 8 and 0 < sum(flipped) < 8
+
+
 # --------------------------------------------------------------------------- deterministic ops equal TF's
 
 
@@ -367,6 +433,26 @@ def test_gaussian_blur_matches_tf(sigma, kernel_size):
   image = _float_image(32, 28, seed=7)
   expected = augment.gaussian_blur(image, sigma=sigma, kernel_size=kernel_size).numpy()
   np.testing.assert_allclose(_jit_blur(image, sigma=np.float32(sigma), kernel_size=kernel_size), expected, atol=ATOL)
+
+
+def test_solarize_matches_tf_and_numpy():
+  image = _edge_case_image()
+  image[1, :3, 0] = [0.5, np.nextafter(np.float32(0.5), np.float32(0)), 0.0]
+  x = image.astype(np.float64)
+  out = np.asarray(_jit_solarize(image))
+  np.testing.assert_allclose(out, np.where(x >= 0.5, 1.0 - x, x), rtol=0, atol=1e-7)
+  np.testing.assert_array_equal(out, augment.solarize(image).numpy())
+
+
+def test_deterministic_view_with_solarize_matches_tf_view():
+  """As the test below, with solarize after the blur (p = 1): TF's view to float rounding."""
+  image = _float_image(24, 24, seed=10)
+  config = AugmentConfig(
+    **{**ALL_OFF, "blur_prob": 1.0, "blur_sigma": (1.5, 1.5), "blur_kernel_fraction": 0.3, "solarize_prob": 1.0}
+  )
+  expected = augment.simclr_view(image, tf.constant([0, 0], tf.int64), config=config).numpy()
+  assert (expected < 0.5 - 1e-3).mean() > 0.2  # solarized pixels are there
+  np.testing.assert_allclose(_views_over_keys(config, image, 2), np.stack([expected] * 2), atol=ATOL)
 
 
 def test_deterministic_view_matches_tf_view():

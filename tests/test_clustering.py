@@ -14,6 +14,7 @@ from jax.sharding import PartitionSpec as P
 import jssl
 from jssl import cli, kmeans, nmi, parallel, train
 from jssl.config import load_config
+from jssl.errors import ConfigError
 from jssl.data import augment, pipeline
 from jssl.losses.swav import sinkhorn, swapped_prediction_loss
 from jssl.models.swav import Prototypes
@@ -235,7 +236,7 @@ def test_swav_takes_small_crops_with_a_vit():
   setup = train.make_setup(config)
   state = train.abstract_state(setup)
   batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), train.example_batch(setup))
-  assert batch["view1"].shape[1:3] == (16, 16) and batch["small"].shape[1:4] == (2, 8, 8)  # 2 crops of 8 px
+  assert batch["view1"].shape[1:3] == (16, 16) and batch["local"].shape[1:4] == (2, 8, 8)  # 2 crops of 8 px
   new_state, metrics = jax.eval_shape(train.make_train_step(setup), state, batch)
   assert state.params["encoder"]["patch_embed"]["pos_embed"].shape == (1, 16, 192)
   assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(lambda a: (a.shape, a.dtype), state)
@@ -274,7 +275,7 @@ def test_eight_devices_match_one_device(task):
   devices, k-means) gives the same pseudo-labels."""
   config = _config(task)
   config.optim.name, config.optim.base_lr = "sgd", 0.1
-  config.swav.small_crops = 0
+  config.augment.local_crops = 0
   results, initial = {}, None
   for devices in (jax.devices()[:1], jax.devices()):
     setup = train.make_setup(config, mesh=parallel.make_mesh(devices))

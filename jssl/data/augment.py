@@ -2,7 +2,8 @@
 
 Follows google-research/simclr ``data_util.py`` (v2 defaults), in this order:
 random resized crop -> horizontal flip -> colour jitter (random order) -> grayscale
--> Gaussian blur. Every random decision draws from its own seed, split with
+-> Gaussian blur -> solarize (BYOL's and DINO's order; off by default, as in SimCLR).
+Every random decision draws from its own seed, split with
 ``tf.random.experimental.stateless_split`` from the one ``[2]`` seed passed in, and
 only stateless ops are used, so a view is a pure function of ``(image, seed)``: the
 same on every run, every host and under any ``tf.data`` parallelism.
@@ -14,7 +15,7 @@ random branches are ``tf.cond``/``tf.switch_case`` on stateless draws.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -38,6 +39,8 @@ class AugmentConfig:
     blur_prob: probability of a Gaussian blur (0 turns it off).
     blur_sigma: range of the blur's standard deviation, in output pixels.
     blur_kernel_fraction: kernel side ~ image_size * fraction, rounded to odd >= 3.
+    solarize_prob: probability of solarizing (``x -> 1 - x`` where ``x >= 0.5``), after
+      the blur (BYOL's second view: 0.2).
   """
 
   image_size: int = 32
@@ -50,6 +53,7 @@ class AugmentConfig:
   blur_prob: float = 0.5
   blur_sigma: tuple[float, float] = (0.1, 2.0)
   blur_kernel_fraction: float = 0.1
+  solarize_prob: float = 0.0
 
   def __post_init__(self):
     # Configs loaded from JSON/YAML carry lists; store hashable tuples of floats.
@@ -80,7 +84,7 @@ def _validate(config: AugmentConfig) -> None:
   """Raises ValueError naming the first field that is out of range."""
   if isinstance(config.image_size, bool) or not isinstance(config.image_size, int) or config.image_size <= 0:
     raise ConfigError(f"AugmentConfig.image_size must be a positive int, got {config.image_size!r}.")
-  for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob"):
+  for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
     p = getattr(config, name)
     if not 0.0 <= p <= 1.0:
       raise ConfigError(f"AugmentConfig.{name} must be in [0, 1], got {p!r}.")
@@ -349,6 +353,21 @@ def random_blur(
   return _random_apply(blur, image, prob=prob, seed=apply_seed)
 
 
+def solarize(image: tf.Tensor, *, threshold: float = 0.5) -> tf.Tensor:
+  """float ``[H, W, C]`` in [0, 1] -> the same with every value ``x >= threshold`` replaced by ``1 - x``.
+
+  BYOL's ``tf.where(x < 0.5, x, 1 - x)``; torchvision's ``RandomSolarize(threshold=128)``
+  on uint8 images.
+  """
+  image = tf.convert_to_tensor(image, tf.float32)
+  return tf.where(image >= threshold, 1.0 - image, image)
+
+
+def random_solarize(image: tf.Tensor, seed: tf.Tensor, *, prob: float) -> tf.Tensor:
+  """``solarize`` with probability ``prob``."""
+  return _random_apply(solarize, image, prob=prob, seed=seed)
+
+
 def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> tf.Tensor:
   """One SimCLR view: float32 ``[H, W, C]`` in [0, 1], int32/int64 ``[2]`` seed -> float32 ``[S, S, C]`` in [0, 1].
 
@@ -359,6 +378,9 @@ def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> 
   seed = tf.convert_to_tensor(seed)
   crop_seed, flip_seed, jitter_seed, gray_seed, blur_seed = _split(seed, 5)
   jitter_apply_seed, jitter_ops_seed = _split(jitter_seed, 2)
+  # Folded in rather than a sixth split: the five split seeds, and so the views of every
+  # config without solarize, stay what they were before solarize existed.
+  solarize_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 5)
 
   image = random_resized_crop(
     image, crop_seed, image_size=config.image_size, area_range=config.crop_area, aspect_range=config.crop_aspect
@@ -374,11 +396,29 @@ def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> 
   image = random_blur(
     image, blur_seed, prob=config.blur_prob, sigma_range=config.blur_sigma, kernel_size=config.blur_kernel_size
   )
+  image = random_solarize(image, solarize_seed, prob=config.solarize_prob)
   return tf.ensure_shape(image, [config.image_size, config.image_size, channels])
 
 
+def views(image: tf.Tensor, seed: tf.Tensor, *, configs: Sequence[AugmentConfig]) -> tuple[tf.Tensor, ...]:
+  """Independent views of one image, view ``i`` by ``configs[i]`` (seeds split from ``seed``).
+
+  Args:
+    image: float32 ``[H, W, C]`` in [0, 1].
+    seed: int32/int64 ``[2]``.
+    configs: one augmentation per view (each view may have its own, e.g. BYOL's asymmetric
+      blur and solarize, or its own size).
+
+  Returns:
+    ``len(configs)`` float32 views ``[S_i, S_i, C]`` in [0, 1]; view ``i`` is
+    ``simclr_view(image, stateless_split(seed, len(configs))[i], configs[i])``.
+  """
+  seeds = _split(tf.convert_to_tensor(seed), len(configs))
+  return tuple(simclr_view(image, s, config=c) for s, c in zip(seeds, configs))
+
+
 def two_views(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tensor]:
-  """Two independent SimCLR views of one image (seeds split from ``seed``).
+  """Two independent SimCLR views of one image (seeds split from ``seed``): ``views`` with ``config`` twice.
 
   Args:
     image: float32 ``[H, W, C]`` in [0, 1].
@@ -388,8 +428,7 @@ def two_views(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> tu
   Returns:
     Two float32 ``[S, S, C]`` views in [0, 1].
   """
-  seed_a, seed_b = _split(tf.convert_to_tensor(seed), 2)
-  return simclr_view(image, seed_a, config=config), simclr_view(image, seed_b, config=config)
+  return views(image, seed, configs=(config, config))
 
 
 __all__ = [
@@ -401,9 +440,12 @@ __all__ = [
   "random_blur",
   "random_flip",
   "random_resized_crop",
+  "random_solarize",
   "sample_crop_box",
   "simclr_view",
+  "solarize",
   "to_float_rgb",
   "to_grayscale",
   "two_views",
+  "views",
 ]

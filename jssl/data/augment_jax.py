@@ -2,8 +2,8 @@
 
 The same augmentation as the tf.data one in ``jssl.data.augment`` (same
 ``AugmentConfig``, same order: random resized crop -> horizontal flip -> colour
-jitter in a random order -> grayscale -> Gaussian blur), written so that it jits,
-vmaps over a batch and has static shapes whatever the random crop:
+jitter in a random order -> grayscale -> Gaussian blur -> solarize), written so that
+it jits, vmaps over a batch and has static shapes whatever the random crop:
 
 * every random decision has its own independent draw, and a view is a pure
   function of ``(image, key)``. The draws are not TF's (other generators): the
@@ -21,12 +21,14 @@ vmaps over a batch and has static shapes whatever the random crop:
   no gathers), with TF's bicubic weights (Keys a = -0.5, its 1024-entry table).
 
 ``batch_views`` is the entry point for the train step: uint8 ``[B, H, W, C]`` images
-and one key in, two float32 ``[B, S, S, C]`` view batches out.
+and one key in, one float32 ``[B, S_i, S_i, C]`` batch per view out (two views of one
+config, or one view per config of a sequence: per-view settings such as BYOL's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,11 +42,17 @@ _MAX_ATTEMPTS = 100
 _MIN_OBJECT_COVERED = 0.1
 # Uniforms each step reads; a view draws them all at once and splits them in this order:
 # crop (aspect, height, top, left per attempt), 3 coins (flip, jitter, grayscale),
-# jitter (4 for the order, then brightness, contrast, saturation, hue), blur (coin, sigma).
+# jitter (4 for the order, then brightness, contrast, saturation, hue), blur (coin, sigma),
+# then, only when solarize may or may not happen, its coin: one slot past the others, so
+# configs without it draw what they always drew, and (JAX's threefry being partitionable,
+# the default since 0.5, where a value depends on its index only) turning it on changes no
+# other decision.
 _CROP_DRAWS = 4 * _MAX_ATTEMPTS
 _JITTER_DRAWS = 8
 _BLUR_DRAWS = 2
 _VIEW_DRAWS = _CROP_DRAWS + 3 + _JITTER_DRAWS + _BLUR_DRAWS
+# The probabilities a group of views may hold per view (traced) while sharing one trace.
+_PROB_FIELDS = ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob")
 # tf.image.rgb_to_grayscale's luma weights.
 _LUMA = (0.2989, 0.5870, 0.1140)
 _HIGHEST = jax.lax.Precision.HIGHEST  # f32 matmuls stay f32 on TPU/GPU (default may be bf16/TF32)
@@ -67,15 +75,25 @@ def _channels(image: jax.Array) -> int:
   return image.shape[-1]
 
 
-def _random_apply(fn: Callable[[jax.Array], jax.Array], image: jax.Array, *, prob: float, coin: jax.Array) -> jax.Array:
-  """``fn(image)`` when the uniform ``coin`` < ``prob``, else ``image``; 0 and 1 decided in Python (no cost).
+def _decided(prob: float | jax.Array) -> bool:
+  """Whether ``prob`` is a Python number 0 or 1, so no coin is needed."""
+  return not isinstance(prob, jax.Array) and (prob <= 0.0 or prob >= 1.0)
+
+
+def _random_apply(
+  fn: Callable[[jax.Array], jax.Array], image: jax.Array, *, prob: float | jax.Array, coin: jax.Array
+) -> jax.Array:
+  """``fn(image)`` when the uniform ``coin`` < ``prob``, else ``image``; a Python 0 or 1 is decided in
+  Python (no cost). ``prob`` may be traced (per-view probabilities of views sharing a trace);
+  a coin in [0, 1) is never < 0 and always < 1, so a traced 0 or 1 decides the same way.
 
   Both sides are computed and one selected: what vmap makes of a ``lax.cond`` anyway.
   """
-  if prob <= 0.0:
-    return image
-  if prob >= 1.0:
-    return fn(image)
+  if not isinstance(prob, jax.Array):
+    if prob <= 0.0:
+      return image
+    if prob >= 1.0:
+      return fn(image)
   return jnp.where(coin < prob, fn(image), image)
 
 
@@ -437,6 +455,11 @@ def _random_blur(image, u, *, prob, sigma_range, kernel_size):
   return _random_apply(blur, image, prob=prob, coin=coin)
 
 
+def solarize(image: jax.Array, *, threshold: float = 0.5) -> jax.Array:
+  """float ``[H, W, C]`` in [0, 1] -> the same with every ``x >= threshold`` replaced by ``1 - x`` (as augment's)."""
+  return jnp.where(image >= threshold, 1.0 - image, image)
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -445,51 +468,99 @@ def simclr_view(image: jax.Array, key: jax.Array, *, config: AugmentConfig) -> j
 
   The same ``(image, key, config)`` always gives the same view.
   """
+  return _view(image, key, config=config, probs={})
+
+
+def _view(image, key, *, config, probs):
+  """``simclr_view`` with the probabilities in ``probs`` (name -> float or traced scalar) in place of ``config``'s."""
   image = _as_float(image)
   height, width, _ = image.shape
   _channels(image)
-  draws = jax.random.uniform(key, (_VIEW_DRAWS,))
-  crop_u, coins, jitter_u, blur_u = jnp.split(draws, np.cumsum([_CROP_DRAWS, 3, _JITTER_DRAWS]))
+  probs = {name: probs.get(name, getattr(config, name)) for name in _PROB_FIELDS}
+  solarize_drawn = not _decided(probs["solarize_prob"])
+  draws = jax.random.uniform(key, (_VIEW_DRAWS + 1 if solarize_drawn else _VIEW_DRAWS,))
+  crop_u, coins, jitter_u, blur_u = jnp.split(draws[:_VIEW_DRAWS], np.cumsum([_CROP_DRAWS, 3, _JITTER_DRAWS]))
   flip_coin, jitter_coin, gray_coin = coins
 
   box = _crop_box(crop_u, height, width, area_range=config.crop_area, aspect_range=config.crop_aspect)
   view = resized_crop(image, box, config.image_size)
-  view = _random_apply(lambda x: x[:, ::-1], view, prob=config.flip_prob, coin=flip_coin)
+  view = _random_apply(lambda x: x[:, ::-1], view, prob=probs["flip_prob"], coin=flip_coin)
   s = config.jitter_strength
 
   def jitter(x):
     return _color_jitter(x, jitter_u, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s)
 
-  view = _random_apply(jitter, view, prob=config.jitter_prob if s > 0 else 0.0, coin=jitter_coin)
-  view = _random_apply(to_grayscale, view, prob=config.grayscale_prob, coin=gray_coin)
-  return _random_blur(
-    view, blur_u, prob=config.blur_prob, sigma_range=config.blur_sigma, kernel_size=config.blur_kernel_size
+  view = _random_apply(jitter, view, prob=probs["jitter_prob"] if s > 0 else 0.0, coin=jitter_coin)
+  view = _random_apply(to_grayscale, view, prob=probs["grayscale_prob"], coin=gray_coin)
+  view = _random_blur(
+    view, blur_u, prob=probs["blur_prob"], sigma_range=config.blur_sigma, kernel_size=config.blur_kernel_size
   )
+  return _random_apply(solarize, view, prob=probs["solarize_prob"], coin=draws[_VIEW_DRAWS] if solarize_drawn else None)
+
+
+def views(image: jax.Array, key: jax.Array, *, configs: Sequence[AugmentConfig]) -> tuple[jax.Array, ...]:
+  """Independent views of one ``[H, W, C]`` image, view ``i`` by ``configs[i]`` from ``split(key, len(configs))[i]``.
+
+  Views whose configs differ at most in their probabilities (BYOL's two views: blur 1.0 /
+  0.1, solarize 0 / 0.2) are made by one vmap over their keys and probabilities, so the
+  view is traced and compiled once per group, not once per view; a probability that
+  differs within a group is then a traced value (its step always computed, then selected).
+
+  Returns:
+    ``len(configs)`` float32 views ``[S_i, S_i, C]`` in [0, 1].
+  """
+  configs = tuple(configs)
+  keys = jax.random.split(key, len(configs))
+  groups: dict[AugmentConfig, list[int]] = {}
+  for i, config in enumerate(configs):
+    groups.setdefault(dataclasses.replace(config, **dict.fromkeys(_PROB_FIELDS, 0.0)), []).append(i)
+  out = [None] * len(configs)
+  for members in groups.values():
+    fixed, varying = {}, {}
+    for name in _PROB_FIELDS:
+      values = [getattr(configs[i], name) for i in members]
+      if len(set(values)) == 1:
+        fixed[name] = values[0]
+      else:
+        varying[name] = jnp.asarray(values, jnp.float32)
+    config = configs[members[0]]
+    group_keys = keys if len(members) == len(configs) else keys[np.asarray(members)]
+    made = jax.vmap(lambda k, p, config=config, fixed=fixed: _view(image, k, config=config, probs={**fixed, **p}))(
+      group_keys, varying
+    )
+    for j, i in enumerate(members):
+      out[i] = made[j]
+  return tuple(out)
 
 
 def two_views(image: jax.Array, key: jax.Array, *, config: AugmentConfig) -> tuple[jax.Array, jax.Array]:
   """Two independent SimCLR views of one ``[H, W, C]`` image (keys split from ``key``): float32 ``[S, S, C]`` each."""
-  # vmap over the two keys: the view is traced and compiled once, not twice.
-  views = jax.vmap(lambda k: simclr_view(image, k, config=config))(jax.random.split(key))
-  return views[0], views[1]
+  # One vmap over the two keys: the view is traced and compiled once, not twice.
+  return views(image, key, configs=(config, config))
 
 
 def batch_views(
-  images: jax.Array, key: jax.Array, *, config: AugmentConfig, indices: jax.Array | None = None
-) -> tuple[jax.Array, jax.Array]:
-  """Two views of every image of a batch: ``[B, H, W, C]`` (uint8 or float in [0, 1]) -> 2 x float32 ``[B, S, S, C]``.
+  images: jax.Array,
+  key: jax.Array,
+  *,
+  config: AugmentConfig | Sequence[AugmentConfig],
+  indices: jax.Array | None = None,
+) -> tuple[jax.Array, ...]:
+  """Views of every image of a batch: ``[B, H, W, C]`` (uint8 or float in [0, 1]) -> float32 ``[B, S_i, S_i, C]`` each.
 
+  ``config``: one ``AugmentConfig`` for two views alike (SimCLR), or one per view.
   Example ``b`` draws from ``fold_in(key, indices[b])`` (``indices`` defaults to
   ``arange(B)``), so its views depend only on its image, ``key`` and its index, not
   on the rest of the batch or on how the batch is split over devices or
   micro-batches: pass the global indices of a slice to get the same views as the
   whole batch would.
   """
+  configs = (config, config) if isinstance(config, AugmentConfig) else tuple(config)
   images = jnp.asarray(images)
   if indices is None:
     indices = jnp.arange(images.shape[0])
   keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, indices)
-  return jax.vmap(lambda image, k: two_views(image, k, config=config))(images, keys)
+  return jax.vmap(lambda image, k: views(image, k, configs=configs))(images, keys)
 
 
 __all__ = [
@@ -506,6 +577,8 @@ __all__ = [
   "resized_crop",
   "sample_crop_box",
   "simclr_view",
+  "solarize",
   "to_grayscale",
   "two_views",
+  "views",
 ]

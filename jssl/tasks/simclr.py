@@ -1,11 +1,11 @@
 """SimCLR (Chen et al. 2020): two augmented views per image, NT-Xent over the global batch.
 
 The views are made by the host pipeline (``host_example``, ``augment.on=host``) or inside
-the jit step from uint8 images (``augment.on=device``, ``jssl.data.augment_jax``); the
-step concatenates both views
-into one ``[2B, H, W, C]`` batch so that batch norm sees all 2B images at once, as in the
-paper, and ``jax.jit`` over a batch sharded on every device makes both the BN statistics
-and the negatives global.
+the jit step from uint8 images (``augment.on=device``, ``jssl.data.augment_jax``), each
+by its own config (``config.augment`` with the ``augment.view1``/``view2`` overrides,
+``jssl.data.multicrop``); the step concatenates both views into one ``[2B, H, W, C]``
+batch so that batch norm sees all 2B images at once, as in the paper, and ``jax.jit`` over
+a batch sharded on every device makes both the BN statistics and the negatives global.
 """
 
 import functools
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import tensorflow as tf
 
-from jssl.data import augment, augment_jax
+from jssl.data import augment, augment_jax, multicrop
 from jssl.errors import ConfigError
 from jssl.grad_cache import grad_cache
 from jssl.losses import ntxent, ntxent_chunked
@@ -57,9 +57,12 @@ class SimCLR(Task):
     self.augment_on = config.augment.on
     if self.augment_on not in ("host", "device"):
       raise ConfigError(f"augment.on={self.augment_on!r}: expected 'host' (tf.data) or 'device' (in the jit step).")
-    self.augment_config = augment.AugmentConfig(
-      image_size=config.data.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
-    )
+    self.crops = multicrop.multi_crop_configs(config.augment, image_size=config.data.image_size)
+    if self.crops.local_crops:
+      raise ConfigError(
+        f"augment.local_crops={self.crops.local_crops}: simclr contrasts two views and takes no local "
+        "crops; set it to 0."
+      )
     head = ProjectionHead(
       hidden_dim=config.model.head_hidden_dim,
       out_dim=config.model.head_out_dim,
@@ -77,8 +80,7 @@ class SimCLR(Task):
     view resolution. Fixed-size sources (Fashion-MNIST, TFDS CIFAR, synthetic) pass as they are.
     """
     if self.augment_on == "host":
-      view1, view2 = augment.two_views(image, seed, config=self.augment_config)
-      return {"view1": view1, "view2": view2}
+      return multicrop.multi_crop_views(image, seed, crops=self.crops)
     if image.shape[0] is None or image.shape[1] is None:
       image = augment.center_resize(image, image_size=self.device_input_size)
     # uint8 is a quarter of float32 to copy to the devices; the step divides by 255.
@@ -94,8 +96,7 @@ class SimCLR(Task):
     channels = 3 if self.grayscale_to_rgb else source.channels
     label = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
     if self.augment_on == "host":
-      view = jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.float32)
-      return {"view1": view, "view2": view, "label": label}
+      return {**multicrop.multi_crop_spec(self.crops, batch_size=batch_size, channels=channels), "label": label}
     height, width = source.image_shape[:2] if source.image_shape else (self.device_input_size,) * 2
     return {"image": jax.ShapeDtypeStruct((batch_size, height, width, channels), jnp.uint8), "label": label}
 
@@ -110,7 +111,7 @@ class SimCLR(Task):
     (one key per example, by its index in the global batch, so sharding does not matter)."""
     if self.augment_on == "host":
       return batch["view1"], batch["view2"]
-    return augment_jax.batch_views(batch["image"], rng, config=self.augment_config)
+    return augment_jax.batch_views(batch["image"], rng, config=self.crops.global_configs)
 
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     return {f"view{i + 1}": view for i, view in enumerate(self.views(batch, rng))}

@@ -13,11 +13,13 @@ same image ("swapped prediction"):
   loss = mean over assigned views i in {1, 2}, over other views v != i, over the batch of
          - sum_k q_i[k] log softmax(z_v . C / temperature)[k]
 
-Multi-crop (``swav.small_crops`` > 0) adds that many low-resolution views of small regions
-(``small_crop_size`` px, ``small_crop_area``); they only predict, never give codes. Each
-resolution goes through the network as one batch (batch-norm statistics per resolution, as
-in the paper's implementation). Views are made on the host with SimCLR's augmentation
-(``config.augment``; the paper uses crop area (0.14, 1) for the large crops with small crops).
+Multi-crop (``augment.local_crops`` > 0, ``jssl.data.multicrop``) adds that many
+low-resolution views of small regions (``augment.local_crop_size`` px, ``local_crop_area``);
+they only predict, never give codes. Each resolution goes through the network as one batch
+(batch-norm statistics per resolution, as in the paper's implementation). Views are made on
+the host with SimCLR's augmentation (``config.augment``, per-view overrides in
+``augment.view1``/``view2``/``local``; the paper uses crop area (0.14, 1) for the large crops
+with small crops).
 
 Prototypes are a bias-free linear layer whose columns SwAV renormalises to unit length after
 every update. Here the stored kernel is free and the loss normalises its columns before use:
@@ -30,19 +32,16 @@ optimizer (``optimizer``), as SwAV does during the first epoch to let the networ
 Not included: SwAV's feature queue for small batches.
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-import tensorflow as tf
 
 from jssl import optim
-from jssl.data import augment
+from jssl.data import multicrop
 from jssl.errors import ConfigError
 from jssl.losses.swav import swapped_prediction_loss
-from jssl.models import ProjectionHead, build_encoder
+from jssl.models import ProjectionHead, build_encoder, encoder_kwargs
 from jssl.models.swav import Prototypes, SwAVModel
 from jssl.tasks.base import Task
 
@@ -53,7 +52,7 @@ class SwAV(Task):
   """The SwAV pretext task.
 
   Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1], with multi-crop
-  ``small``: ``[B, V, s, s, C]``, and ``label`` ``[B]`` int32 (only for the online probe).
+  ``local``: ``[B, V, s, s, C]``, and ``label`` ``[B]`` int32 (only for the online probe).
   """
 
   name = "swav"
@@ -67,9 +66,7 @@ class SwAV(Task):
     c.epsilon = 0.05  # Sinkhorn's entropic regularisation
     c.sinkhorn_iterations = 3
     c.freeze_prototypes_steps = 313  # SwAV: the first epoch of ImageNet at batch 4096
-    c.small_crops = 0  # multi-crop: this many extra small views (SwAV: 6); 0 = off
-    c.small_crop_size = 0  # their side in px; 0 = 3/7 of data.image_size (96/224, as SwAV)
-    c.small_crop_area = (0.05, 0.14)  # of the image's area
+    # Multi-crop: augment.local_crops (SwAV: 6), local_crop_size, local_crop_area.
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):
@@ -84,27 +81,21 @@ class SwAV(Task):
       raise ConfigError(f"swav.sinkhorn_iterations={s.sinkhorn_iterations} must be >= 1.")
     if s.freeze_prototypes_steps < 0:
       raise ConfigError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
-    if s.small_crops < 0:
-      raise ConfigError(f"swav.small_crops={s.small_crops} must be >= 0 (0 turns multi-crop off).")
     if config.augment.on != "host":
       raise ConfigError(
         f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
         "set --config.augment.on=host."
       )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
-    self.small_crops = int(s.small_crops)
-    self.small_size = int(s.small_crop_size) or max(1, round(self.image_size * 3 / 7))
-    if not 0 < self.small_size <= self.image_size:
+    self.crops = multicrop.multi_crop_configs(config.augment, image_size=self.image_size)
+    self.small_crops = self.crops.local_crops
+    patch = encoder_kwargs(config).get("patch_size")  # ViTs: local crops must split into patches too
+    local_size = self.crops.local_config.image_size if self.small_crops else 0
+    if patch and local_size % patch:
       raise ConfigError(
-        f"swav.small_crop_size={s.small_crop_size} must be between 1 and data.image_size="
-        f"{self.image_size} (0: 3/7 of it)."
+        f"augment.local_crop_size={local_size} px (0: 3/7 of data.image_size) does not split into "
+        f"{config.model.encoder}'s {patch} px patches; set augment.local_crop_size to a multiple of {patch}."
       )
-    self.augment_config = augment.AugmentConfig(
-      image_size=self.image_size, **{k: v for k, v in config.augment.items() if k != "on"}
-    )
-    self.small_config = dataclasses.replace(
-      self.augment_config, image_size=self.small_size, crop_area=tuple(s.small_crop_area)
-    )
     dtype = jnp.dtype(config.model.dtype)
     head = ProjectionHead(
       hidden_dim=config.model.head_hidden_dim,
@@ -120,23 +111,12 @@ class SwAV(Task):
 
   def host_example(self, image, seed):
     """float32 ``[H, W, C]`` in [0, 1] and an int ``[2]`` seed -> two large views (and the small ones)."""
-    large_seed, small_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2))
-    view1, view2 = augment.two_views(image, large_seed, config=self.augment_config)
-    out = {"view1": view1, "view2": view2}
-    if self.small_crops:
-      seeds = tf.unstack(tf.random.experimental.stateless_split(small_seed, self.small_crops))
-      out["small"] = tf.stack([augment.simclr_view(image, s, config=self.small_config) for s in seeds])
-    return out
+    return multicrop.multi_crop_views(image, seed, crops=self.crops)
 
   def batch_spec(self, batch_size: int, source) -> dict:
     channels = 3 if self.grayscale_to_rgb else source.channels
-    view = jax.ShapeDtypeStruct((batch_size, self.image_size, self.image_size, channels), jnp.float32)
-    spec = {"view1": view, "view2": view, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
-    if self.small_crops:
-      spec["small"] = jax.ShapeDtypeStruct(
-        (batch_size, self.small_crops, self.small_size, self.small_size, channels), jnp.float32
-      )
-    return spec
+    spec = multicrop.multi_crop_spec(self.crops, batch_size=batch_size, channels=channels)
+    return {**spec, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
 
   # --- device side
 
@@ -167,12 +147,12 @@ class SwAV(Task):
     large = large.reshape((-1, *large.shape[2:]))
     if not self.small_crops:
       return large, None
-    return large, batch["small"].reshape((-1, *batch["small"].shape[2:]))
+    return large, batch["local"].reshape((-1, *batch["local"].shape[2:]))
 
   def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
     rows = {"view1": batch["view1"], "view2": batch["view2"]}
     for i in range(self.small_crops):
-      rows[f"small crop {i + 1}"] = batch["small"][:, i]
+      rows[f"small crop {i + 1}"] = batch["local"][:, i]
     return rows
 
   def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
