@@ -14,8 +14,8 @@ from jax.sharding import PartitionSpec as P
 import jssl
 from jssl import cli, kmeans, nmi, parallel, train
 from jssl.config import load_config
-from jssl.errors import ConfigError
 from jssl.data import augment, pipeline
+from jssl.errors import ConfigError
 from jssl.losses.swav import sinkhorn, swapped_prediction_loss
 from jssl.models.swav import Prototypes
 from jssl.tasks import TASKS
@@ -241,6 +241,14 @@ def test_swav_takes_small_crops_with_a_vit():
   assert state.params["encoder"]["patch_embed"]["pos_embed"].shape == (1, 16, 192)
   assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(lambda a: (a.shape, a.dtype), state)
   assert metrics["loss"].shape == () and metrics["loss"].dtype == np.float32
+
+
+def test_swav_refuses_local_crops_that_do_not_split_into_vit_patches():
+  config = _config("swav")
+  config.model.encoder, config.model.depth = "vit_tiny", 2
+  config.augment.local_crop_size = 6  # 16 px views in 4 px patches; 6 px crops do not split
+  with pytest.raises(ConfigError, match="local_crop_size=6 px .* multiple of 4"):
+    train.make_setup(config)
 
 
 def test_bad_settings_fail_clearly():
