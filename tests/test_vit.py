@@ -19,7 +19,7 @@ from jssl import cli, export
 from jssl import config as config_lib
 from jssl.models import ENCODERS, ViT, make_encoder, vit
 from jssl.tasks import build_encoder, encoder_kwargs
-from jssl.train import read_metrics
+from jssl.workdir import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 
