@@ -219,6 +219,30 @@ def _image_folder(root, *, classes=10, train=4, test=2):
   return root
 
 
+def test_export_reads_no_data_and_eval_says_where_to_point(run, reference, images, tmp_path, capsys):
+  """The fast twin of the test below: the module's run, its config naming a folder that is not there."""
+  moved = shutil.copytree(run, tmp_path / "run")
+  record = json.loads((moved / "config.json").read_text())
+  gone = tmp_path / "gone"
+  record["data"]["source"] = f"image_folder:{gone}"
+  (moved / "config.json").write_text(json.dumps(record))
+  out = export.export_encoder(moved, tmp_path / "encoder", format="npz")  # from the recorded data facts
+  np.testing.assert_allclose(export.load_encoder(out)(images), reference[0], atol=ATOL, rtol=RTOL)
+  assert cli.main(["eval", "--workdir", str(moved)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and str(gone) in err and "--config.data.dir=DIR" in err, err
+
+
+def test_data_dir_moves_a_folder_source():
+  from jssl.evaluate import moved_to  # noqa: PLC0415
+
+  assert moved_to("image_folder:/old", "/new") == "image_folder"  # data.dir then names the folder
+  assert moved_to("video_folder:/old", "/new") == "video_folder"
+  assert moved_to("image_folder:/old", "") == "image_folder:/old"
+  assert moved_to("fashion_mnist", "/new") == "fashion_mnist" and moved_to("tfds:cifar10", "/new") == "tfds:cifar10"
+
+
+@pytest.mark.slow
 def test_export_and_eval_work_after_the_training_data_is_gone(tmp_path, images, capsys):
   """The run's config.json records what its state's shapes depend on in the data, so export
   restores it without the data; eval's probes read a copy of the data given by data.dir."""
