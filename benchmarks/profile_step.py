@@ -42,6 +42,7 @@ def main(argv=None) -> dict:
     args.model, args.image_size, args.batch = "resnet_tiny", 16, 8
 
   import jax  # noqa: PLC0415
+  from random_batch import random_batch  # noqa: PLC0415  (benchmarks/random_batch.py, beside this script)
 
   from jssl import train  # noqa: PLC0415
   from jssl.config import default_config  # noqa: PLC0415
@@ -52,7 +53,7 @@ def main(argv=None) -> dict:
   config.model.stem = "cifar" if args.image_size <= 64 else "imagenet"
   config.train.steps = 10
   setup = train.make_setup(config)
-  state, batch = train.create_state(setup, seed=0), train.random_batch(setup, jax.random.key(1))
+  state, batch = train.create_state(setup, seed=0), random_batch(setup, jax.random.key(1))
   compiled = train.make_train_step(setup).lower(state, batch).compile()
   op_names = {
     m.group(1): m.group(2) for m in re.finditer(r"^\s*%?([\w.\-]+) = .*?op_name=\"([^\"]*)\"", compiled.as_text(), re.M)

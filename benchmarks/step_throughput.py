@@ -66,6 +66,7 @@ def main(argv=None) -> dict:
       os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={args.devices}"
     ).strip()
   import jax  # noqa: PLC0415  (after XLA_FLAGS)
+  from random_batch import random_batch  # noqa: PLC0415  (benchmarks/random_batch.py, beside this script)
 
   from jssl import flops as flops_lib  # noqa: PLC0415
   from jssl import train  # noqa: PLC0415
@@ -99,7 +100,7 @@ def main(argv=None) -> dict:
   say(f"peak {peak / 1e9:.1f} GFLOP/s ({args.peak_size}^2 matmul, {args.dtype})")
 
   state = train.create_state(setup, seed=0)
-  batch = train.random_batch(setup, jax.random.key(1))
+  batch = random_batch(setup, jax.random.key(1))
   step = train.make_train_step(setup)
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
   evaluate = commands.add_parser(
     "eval",
     help="linear probe and kNN of a pretrained encoder",
-    epilog="Change the run's eval settings with --config.eval.key=value.",
+    epilog="Change the run's eval settings with --config.eval.key=value; --config.data.dir=DIR says where the "
+    "probes' data is now (the encoder needs only the workdir).",
   )
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")

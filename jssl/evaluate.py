@@ -1,4 +1,5 @@
-"""Frozen-encoder evaluation of a pretraining run: linear probe and weighted kNN.
+"""Judging encoders: frozen-encoder linear probe and weighted kNN of a run, and held-out
+reconstructions during training (``Holdout``).
 
 ``evaluate(workdir)`` restores the run's encoder, extracts features of the train and
 eval splits (whole images resized, no augmentation, batch norm in inference mode) of
@@ -14,6 +15,12 @@ its optimum, its L2 strength chosen on a held-out part of the train split (``pro
 ``linear_l2``, ``linear_iterations``, ``linear_loss`` ... say how it ended). kNN is cosine with
 temperature 0.1 (InstDisc) on the features as they are, at k=200 (InstDisc, solo-learn) and k=20
 (lightly's choice for small sets).
+
+The encoder comes from the checkpoint alone: the run's state is rebuilt from the data facts
+its ``config.json`` recorded (``jssl.workdir.run_setup``), so the training data need not be
+on this machine. The probes need labelled images: those of ``eval.source`` or ``data.source``,
+read where ``--config.data.dir=DIR`` says when the data has moved (for a folder source,
+``image_folder:PATH``, DIR replaces PATH).
 """
 
 import json
@@ -27,13 +34,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jssl import config as config_lib
-from jssl import probes
+from jssl import parallel, probes
 from jssl.data import pipeline
 from jssl.data.sources import source_from_config
 from jssl.data.video import is_video
-from jssl.errors import ConfigError
+from jssl.errors import ConfigError, MissingError
 from jssl.models import build_encoder
-from jssl.train import make_setup, read_run_config, restore_run
+from jssl.train import Setup, TrainState, to_host
+from jssl.workdir import read_run_config, restore_run, run_setup
 
 log = logging.getLogger("jssl")
 
@@ -100,31 +108,54 @@ def probe_scores(train, test, *, num_classes: int, config) -> dict:
   return scores
 
 
+EVAL_OVERRIDES = ("--config.eval.", "--config.data.dir=")
+"""What ``jssl eval`` may change: its own settings, and where the data is now."""
+
+FOLDER_SOURCES = ("image_folder", "video_folder")
+
+
+def moved_to(spec: str, data_dir: str) -> str:
+  """``spec`` for data that now lives in ``data_dir``: a folder source's own path gives way
+  to ``data_dir`` (``image_folder:/old`` -> ``image_folder``); other specs are unchanged."""
+  kind, _, path = spec.partition(":")
+  return kind if data_dir and path and kind in FOLDER_SOURCES else spec
+
+
 def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides: list[str] = ()) -> dict:
   """Evaluates the run in ``workdir`` (latest checkpoint unless ``step``); writes ``eval.json``.
 
   ``overrides`` (``["--config.eval.max_train_examples=10000", ...]``) change the run's
-  ``eval`` settings for this evaluation only; other sections describe the trained model.
+  ``eval`` settings for this evaluation only, and ``--config.data.dir=DIR`` says where the
+  probes' data is now; other sections describe the trained model.
   """
   workdir = pathlib.Path(workdir).resolve()
   config = read_run_config(workdir)
   for override in overrides:
-    if not override.startswith("--config.eval."):
+    if not override.startswith(EVAL_OVERRIDES):
       raise ConfigError(
-        f"{override}: jssl eval takes only --config.eval.* overrides; the other settings are the run's own."
+        f"{override}: jssl eval takes only --config.eval.* overrides and --config.data.dir=DIR (where the data "
+        "is now); the other settings are the run's own."
       )
   config_lib.apply_overrides(config, list(overrides))
-  setup = make_setup(config)
-  source = setup.source
-  if config.eval.source:  # e.g. images for an encoder pretrained on clips (video sources yield no images)
-    data = config.data.copy_and_resolve_references()
-    data.source = config.eval.source
-    source = source_from_config(data, seed=config.seed)
-  elif is_video(source):
+  if any(override.startswith("--config.data.dir=") for override in overrides):
+    config.data.source = moved_to(config.data.source, config.data.dir)
+    config.eval.source = moved_to(config.eval.source, config.data.dir)
+  setup = run_setup(workdir, config)  # no data read: the run's recorded facts shape its state
+  if not config.eval.source and is_video(setup.source):
     raise ConfigError(
-      f"Source {source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
+      f"Source {setup.source.name!r} yields clips, not images: set eval.source to an image source (e.g. "
       "fashion_mnist) in the pretraining config (or in the workdir's config.json)."
     )
+  data = config.data.copy_and_resolve_references()
+  if config.eval.source:  # e.g. images for an encoder pretrained on clips (video sources yield no images)
+    data.source = config.eval.source
+  try:
+    source = source_from_config(data, seed=config.seed)
+  except MissingError as error:  # the first line says what is missing; a one-line fix follows
+    raise MissingError(
+      f"The probes' data is not here ({str(error).splitlines()[0]}); point --config.data.dir=DIR "
+      "(or --config.eval.source=SPEC) at a copy of it."
+    ) from error
   num_classes = source.num_classes
   if not num_classes:
     raise ConfigError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
@@ -198,3 +229,39 @@ def format_table(results: dict) -> str:
     "linear: logistic regression, l2 chosen on held-out train examples)"
   )
   return "\n".join(lines)
+
+
+class Holdout:
+  """Held-out reconstructions for tasks that make images: ``samples.png`` and mean scores.
+
+  The first ``eval.holdout_examples`` images of the eval split (whole images, resized) and
+  one fixed key, so every report corrupts the same images the same way; every process
+  computes the same (replicated) result.
+  """
+
+  def __init__(self, setup: Setup):
+    config = setup.config
+    dataset = pipeline.eval_dataset(
+      setup.source,
+      split=config.data.eval_split,
+      batch_size=config.eval.holdout_examples,
+      image_size=config.data.image_size,
+      grayscale_to_rgb=config.data.grayscale_to_rgb,
+    )
+    images = next(dataset.as_numpy_iterator())["image"]
+    replicated = parallel.replicated(setup.mesh)
+    self.images = jax.make_array_from_callback(images.shape, replicated, lambda index: images[index])
+    self.sample_images = config.eval.sample_images
+    key = jax.random.key(config.seed + 1)
+    self._reconstruct = jax.jit(
+      lambda params, stats, images: setup.task.reconstruct(params, stats, images, key), out_shardings=replicated
+    )
+
+  def report(self, state: TrainState, path: pathlib.Path, *, write: bool) -> dict:
+    """Writes ``path`` (when ``write``) and returns ``{"holdout_<score>": mean}``."""
+    from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+
+    rows, scores = to_host(self._reconstruct(state.params, state.batch_stats, self.images))
+    if write:
+      plots.save_image_grid(path, {name: images[: self.sample_images] for name, images in rows.items()})
+    return {f"holdout_{name}": float(np.mean(values)) for name, values in scores.items()}

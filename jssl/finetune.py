@@ -26,7 +26,7 @@ from jssl.data import augment, pipeline
 from jssl.data.sources import source_from_config
 from jssl.errors import ConfigError
 from jssl.export import load_encoder
-from jssl.train import MetricsWriter
+from jssl.workdir import MetricsWriter
 
 log = logging.getLogger("jssl")
 

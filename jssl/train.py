@@ -3,11 +3,12 @@
 One step is written for the whole global batch; ``jax.jit`` with the batch sharded
 along the mesh's ``data`` axis and the state replicated partitions it over every
 device of every process. The task (``jssl.tasks``) supplies the model and loss; this
-module owns the optimizer update, the online linear probe and the loop.
+module owns the state, the optimizer update, the online linear probe and the loop.
+What the loop writes to its workdir, and reading it back, is ``jssl.workdir``'s; the
+held-out reconstructions it reports are ``jssl.evaluate.Holdout``'s.
 """
 
 import dataclasses
-import json
 import logging
 import pathlib
 import time
@@ -20,12 +21,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from jssl import config as config_lib
 from jssl import optim, parallel
+from jssl import workdir as workdir_lib
 from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
-from jssl.errors import ConfigError, MissingError
+from jssl.errors import ConfigError
 from jssl.tasks import check_fields, make_task
 
 log = logging.getLogger("jssl")
@@ -62,9 +63,13 @@ class Setup:
   local_batch_size: int
 
 
-def make_setup(config: ml_collections.ConfigDict, *, mesh=None) -> Setup:
-  """Validates the config against the data and devices before anything compiles."""
-  source = source_from_config(config.data, seed=config.seed)
+def make_setup(config: ml_collections.ConfigDict, *, mesh=None, source: Source | None = None) -> Setup:
+  """Validates the config against the data and devices before anything compiles.
+
+  ``source`` stands in for ``config.data``'s (e.g. a ``jssl.data.facts.RecordedSource``,
+  which describes a run's data without it, to restore a run where the data is not).
+  """
+  source = source_from_config(config.data, seed=config.seed) if source is None else source
   mesh = (
     parallel.make_mesh(parallel.devices_to_use(config.parallel.devices), fsdp=config.parallel.fsdp)
     if mesh is None
@@ -104,24 +109,6 @@ def batch_spec(setup: Setup) -> dict:
 def example_batch(setup: Setup) -> dict:
   """A zero batch with the global shapes of a real one (for init and abstract evaluation)."""
   return {name: jnp.zeros(s.shape, s.dtype) for name, s in batch_spec(setup).items()}
-
-
-def random_batch(setup: Setup, key: jax.Array) -> dict:
-  """A random batch shaped like a real one, made on the devices and sharded like one
-  (for benchmarks that leave the input pipeline out)."""
-  spec = batch_spec(setup)
-
-  def make(rng):
-    batch = {}
-    for name, key in zip(sorted(spec), jax.random.split(rng, len(spec))):
-      shape, dtype = spec[name].shape, spec[name].dtype
-      if jnp.issubdtype(dtype, jnp.floating):
-        batch[name] = jax.random.uniform(key, shape, dtype)
-      else:  # uint8 images, int32 labels
-        batch[name] = jax.random.randint(key, shape, 0, 255 if dtype == jnp.uint8 else 10).astype(dtype)
-    return batch
-
-  return jax.jit(make, out_shardings=parallel.batch_sharding(setup.mesh))(key)
 
 
 def init_state(setup: Setup, rng: jax.Array) -> TrainState:
@@ -232,106 +219,6 @@ def make_train_step(setup: Setup):
   )
 
 
-class MetricsWriter:
-  """The one logging path: ``metrics.jsonl`` (one object per logged step) and TensorBoard."""
-
-  def __init__(self, workdir: pathlib.Path, *, resume_step: int, enabled: bool):
-    self.enabled = enabled
-    self.path = workdir / "metrics.jsonl"
-    self._tb = None
-    if not enabled:
-      return
-    # A resumed run rewrites history after its checkpoint, so drop lines past it.
-    if self.path.exists():
-      kept = [json.dumps(m) for m in read_metrics(workdir) if m["step"] <= resume_step]
-      self.path.write_text("".join(line + "\n" for line in kept))
-    import tensorflow as tf  # noqa: PLC0415  (only process 0 writes TensorBoard)
-
-    self._tb = tf.summary.create_file_writer(str(workdir / "tensorboard"))
-    self._tf = tf
-
-  def write(self, step: int, scalars: dict) -> None:
-    if not self.enabled:
-      return
-    record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
-    with self.path.open("a") as f:
-      f.write(json.dumps(record) + "\n")
-    with self._tb.as_default(step=int(step)):
-      for key, value in scalars.items():
-        self._tf.summary.scalar(key, float(value))
-    self._tb.flush()
-
-  def close(self):
-    if self._tb is not None:
-      self._tb.close()
-
-
-def read_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-  """The config a ``jssl pretrain`` run saved in ``workdir/config.json``."""
-  path = pathlib.Path(workdir) / "config.json"
-  if not path.is_file():
-    raise MissingError(f"{path} not found: is {workdir} a `jssl pretrain` workdir?")
-  return config_lib.from_json(path.read_text())
-
-
-def restore_run(setup: Setup, workdir: pathlib.Path, *, step: int | None = None) -> tuple[TrainState, int]:
-  """The run's state at ``step`` (default: latest) and that step."""
-  checkpointer = Checkpointer(workdir, async_save=False)
-  try:
-    step = checkpointer.latest_step() if step is None else step
-    return checkpointer.restore(abstract_state(setup), step=step), step
-  finally:
-    checkpointer.close()
-
-
-def read_metrics(workdir) -> list[dict]:
-  """The records of ``workdir/metrics.jsonl``; a line torn by a killed process is ignored."""
-  path = pathlib.Path(workdir) / "metrics.jsonl"
-  records = []
-  for line in path.read_text().splitlines() if path.exists() else []:
-    try:
-      records.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue
-  return records
-
-
-class Holdout:
-  """Held-out reconstructions for tasks that make images: ``samples.png`` and mean scores.
-
-  The first ``eval.holdout_examples`` images of the eval split (whole images, resized) and
-  one fixed key, so every report corrupts the same images the same way; every process
-  computes the same (replicated) result.
-  """
-
-  def __init__(self, setup: Setup):
-    config = setup.config
-    dataset = pipeline.eval_dataset(
-      setup.source,
-      split=config.data.eval_split,
-      batch_size=config.eval.holdout_examples,
-      image_size=config.data.image_size,
-      grayscale_to_rgb=config.data.grayscale_to_rgb,
-    )
-    images = next(dataset.as_numpy_iterator())["image"]
-    replicated = parallel.replicated(setup.mesh)
-    self.images = jax.make_array_from_callback(images.shape, replicated, lambda index: images[index])
-    self.sample_images = config.eval.sample_images
-    key = jax.random.key(config.seed + 1)
-    self._reconstruct = jax.jit(
-      lambda params, stats, images: setup.task.reconstruct(params, stats, images, key), out_shardings=replicated
-    )
-
-  def report(self, state: TrainState, path: pathlib.Path, *, write: bool) -> dict:
-    """Writes ``path`` (when ``write``) and returns ``{"holdout_<score>": mean}``."""
-    from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
-
-    rows, scores = to_host(self._reconstruct(state.params, state.batch_stats, self.images))
-    if write:
-      plots.save_image_grid(path, {name: images[: self.sample_images] for name, images in rows.items()})
-    return {f"holdout_{name}": float(np.mean(values)) for name, values in scores.items()}
-
-
 def refresh(setup: Setup, state: TrainState) -> TrainState:
   """``state`` with the params, batch stats and extra ``task.refresh`` recomputes, placed like the state's."""
   params, batch_stats, extra = setup.task.refresh(state.params, state.batch_stats, state.extra, setup)
@@ -369,6 +256,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   from tqdm.auto import tqdm  # noqa: PLC0415
 
   from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
+  from jssl.evaluate import Holdout  # noqa: PLC0415  (jssl.evaluate imports this module)
   from jssl.preemption import PreemptionGuard  # noqa: PLC0415
 
   check_fields(config)  # before anything is written
@@ -377,7 +265,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   setup = make_setup(config, mesh=mesh)
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config_lib.to_json(config))
+    workdir_lib.write_run_config(workdir, config, setup.source)
   log.info(
     "%d devices (%s), global batch %d, %d steps (%d per epoch)",
     setup.mesh.devices.size,
@@ -397,7 +285,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   else:
     start = 0
     state = create_state(setup, config.seed)
-  writer = MetricsWriter(workdir, resume_step=start, enabled=is_main)
+  writer = workdir_lib.MetricsWriter(workdir, resume_step=start, enabled=is_main)
 
   dataset = pipeline.pretrain_dataset(
     setup.source,
@@ -498,5 +386,5 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   if step < setup.total_steps:
     log.warning("Stopped at step %d of %d with a checkpoint; run the same command to resume.", step, setup.total_steps)
   elif is_main:
-    plots.save_curves(workdir / "curves.png", read_metrics(workdir))
+    plots.save_curves(workdir / "curves.png", workdir_lib.read_metrics(workdir))
   return state

@@ -19,6 +19,7 @@ from jssl.errors import ConfigError
 from jssl.losses.swav import sinkhorn, swapped_prediction_loss
 from jssl.models.swav import Prototypes
 from jssl.tasks import TASKS
+from jssl.workdir import read_metrics, read_run_config, restore_run
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 CLUSTERING_TASKS = ("swav", "deepcluster")
@@ -332,7 +333,7 @@ def _smoke(task, tmp_path_factory):
   if task not in _RUNS:
     workdir = tmp_path_factory.mktemp(task)
     assert cli.main(["pretrain", "--config", f"{SMOKE}:{task}", "--workdir", str(workdir)]) == 0
-    config = train.read_run_config(workdir)
+    config = read_run_config(workdir)
     setup = train.make_setup(config)
     # The run's initial state (compiling it is slow: once per task).
     _RUNS[task] = task, workdir, config, setup, train.create_state(setup, config.seed)
@@ -373,7 +374,7 @@ def _fixed_batch(task, setup):
 @pytest.mark.slow
 def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
   task, workdir, config, setup, initial = smoke_run
-  metrics = train.read_metrics(workdir)
+  metrics = read_metrics(workdir)
   assert [m["step"] for m in metrics] == list(range(1, config.train.steps + 1))
   keys = {
     "swav": ("code_entropy", "prototypes_used"),
@@ -381,7 +382,7 @@ def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
   }[task]
   for key in (*keys, "loss", "probe_top1"):
     assert all(np.isfinite(m[key]) for m in metrics), key
-  trained, _ = train.restore_run(setup, workdir)
+  trained, _ = restore_run(setup, workdir)
   extra = trained.extra  # deepcluster: the same (final) pseudo-labels for both
   batch, loss = _fixed_batch(task, setup), jax.jit(setup.task.loss)
   step = jnp.int32(0)
@@ -430,8 +431,8 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   the step-16 one; each is what re-clustering the state before it gives, so a run resumed
   from a checkpoint trains on exactly the labels it would have had."""
   _, workdir, config, setup, initial = deepcluster_run
-  middle, _ = train.restore_run(setup, workdir, step=8)
-  final, _ = train.restore_run(setup, workdir, step=16)
+  middle, _ = restore_run(setup, workdir, step=8)
+  final, _ = restore_run(setup, workdir, step=16)
   first, second = (jax.device_get(s.extra) for s in (middle, final))
   assert (int(first["clusterings"]), int(second["clusterings"])) == (1, 2)
   assert not np.array_equal(first["labels"], second["labels"]), "pseudo-labels changed"
@@ -439,7 +440,7 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   np.testing.assert_allclose(
     float(second["nmi"]), nmi.normalized_mutual_info(first["labels"], second["labels"]), rtol=1e-5
   )
-  metrics = {m["step"]: m for m in train.read_metrics(workdir)}
+  metrics = {m["step"]: m for m in read_metrics(workdir)}
   assert metrics[8]["clusterings"] == 1 and metrics[9]["clusterings"] == 2
   redone = jax.device_get(train.refresh(setup, middle).extra)
   np.testing.assert_array_equal(redone["labels"], second["labels"])
@@ -454,7 +455,7 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
   encoder = jssl.load_encoder(out)
   images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  state, _ = train.restore_run(setup, workdir)
+  state, _ = restore_run(setup, workdir)
   expected = setup.task.model.encoder.apply(
     setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
   )

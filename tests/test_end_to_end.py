@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 from jssl import cli
-from jssl.train import read_metrics
+from jssl.workdir import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 

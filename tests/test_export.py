@@ -7,6 +7,7 @@ ResNet-18 workdir holding a checkpoint of random values for the torchvision layo
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO
+from PIL import Image
 
 import jssl
 from jssl import cli, export
@@ -200,6 +202,94 @@ def test_out_dir_is_checked_before_writing(run, tmp_path):
   with pytest.raises(ValueError, match="link or resolves outside"):
     export.export_encoder(run, full, format="npz", overwrite=True)
   assert outside.read_text() == "untouched"
+
+
+# --------------------------------------------------------------------------- without the training data
+
+
+def _image_folder(root, *, classes=10, train=4, test=2):
+  """``root/{train,test}/class_<c>/<i>.png``: random 16 px colour images."""
+  rng = np.random.default_rng(0)
+  for split, count in (("train", train), ("test", test)):
+    for c in range(classes):
+      folder = root / split / f"class_{c}"
+      folder.mkdir(parents=True)
+      for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  return root
+
+
+def test_export_reads_no_data_and_eval_says_where_to_point(run, reference, images, tmp_path, capsys):
+  """The fast twin of the test below: the module's run, its config naming a folder that is not there."""
+  moved = shutil.copytree(run, tmp_path / "run")
+  record = json.loads((moved / "config.json").read_text())
+  gone = tmp_path / "gone"
+  record["data"]["source"] = f"image_folder:{gone}"
+  (moved / "config.json").write_text(json.dumps(record))
+  out = export.export_encoder(moved, tmp_path / "encoder", format="npz")  # from the recorded data facts
+  np.testing.assert_allclose(export.load_encoder(out)(images), reference[0], atol=ATOL, rtol=RTOL)
+  assert cli.main(["eval", "--workdir", str(moved)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and str(gone) in err and "--config.data.dir=DIR" in err, err
+
+
+def test_data_dir_moves_a_folder_source():
+  from jssl.evaluate import moved_to  # noqa: PLC0415
+
+  assert moved_to("image_folder:/old", "/new") == "image_folder"  # data.dir then names the folder
+  assert moved_to("video_folder:/old", "/new") == "video_folder"
+  assert moved_to("image_folder:/old", "") == "image_folder:/old"
+  assert moved_to("fashion_mnist", "/new") == "fashion_mnist" and moved_to("tfds:cifar10", "/new") == "tfds:cifar10"
+
+
+@pytest.mark.slow
+def test_export_and_eval_work_after_the_training_data_is_gone(tmp_path, images, capsys):
+  """The run's config.json records what its state's shapes depend on in the data, so export
+  restores it without the data; eval's probes read a copy of the data given by data.dir."""
+  data = _image_folder(tmp_path / "data")
+  copy = shutil.copytree(data, tmp_path / "copy")
+  workdir = tmp_path / "run"
+  # Ten classes, batch 32 and 12 steps: the module's smoke run's train step, from the compilation cache.
+  args = ["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.train.steps=12"]
+  assert cli.main([*args, f"--config.data.source=image_folder:{data}"]) == 0
+  facts = json.loads((workdir / "config.json").read_text())["data_facts"]
+  assert facts["source"] == f"image_folder:{data}" and facts["num_examples"] == {"train": 40, "test": 20}
+  assert (facts["num_classes"], facts["channels"], facts["image_shape"]) == (10, 3, None)
+  expected = _reference_features(workdir, LATEST, images)[0]  # built from the data, while it is there
+  shutil.rmtree(data)
+
+  out = tmp_path / "encoder"
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out), "--format", "npz"]) == 0
+  np.testing.assert_allclose(export.load_encoder(out)(images), expected, atol=ATOL, rtol=RTOL)
+  capsys.readouterr()
+
+  # The probes need labelled images: without them, one line that says where to point.
+  assert cli.main(["eval", "--workdir", str(workdir)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and str(data) in err and "--config.data.dir=DIR" in err, err
+  probe = ["--config.eval.knn_ks=(5,)", "--config.eval.linear_l2_grid=(0.01,)", "--config.eval.linear_max_iter=50"]
+  assert cli.main(["eval", "--workdir", str(workdir), f"--config.data.dir={copy}", *probe]) == 0
+  results = json.loads((workdir / "eval.json").read_text())
+  assert (results["step"], results["num_train"], results["num_test"]) == (LATEST, 40, 20)
+  assert 0 <= results["linear_top1"] <= 1 and 0 <= results["knn_k5_top1"] <= 1
+  # Only where the data is may change: the model's settings stay the run's.
+  assert cli.main(["eval", "--workdir", str(workdir), "--config.data.image_size=32"]) == 2
+  assert "--config.data.dir=DIR" in capsys.readouterr().err
+
+
+def test_flat_keys_are_the_npz_format():
+  from flax.core import FrozenDict  # noqa: PLC0415
+
+  from jssl.export import layout  # noqa: PLC0415
+
+  kernel, mean = np.ones((3, 3, 1, 2)), np.zeros(2)
+  variables = {"params": FrozenDict({"conv1": {"kernel": kernel}, "empty": {}}), "batch_stats": {"bn1": {"mean": mean}}}
+  flat = layout.flatten(variables)
+  assert set(flat) == {"params/conv1/kernel", "batch_stats/bn1/mean"}  # empty sub-trees are left out
+  assert flat["params/conv1/kernel"] is kernel
+  assert layout.unflatten(flat) == {"params": {"conv1": {"kernel": kernel}}, "batch_stats": {"bn1": {"mean": mean}}}
+  with pytest.raises(ValueError, match="'a/b' under 'params' contains '/'"):
+    layout.flatten({"params": {"a/b": {"kernel": kernel}}})
 
 
 # --------------------------------------------------------------------------- torch layout

@@ -17,12 +17,14 @@ from conftest import REPO
 import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
+from jssl.evaluate import Holdout
 from jssl.losses import mae as mae_losses
 from jssl.models.mae import sincos_2d
 from jssl.models.vit import PatchEmbed
 from jssl.ops import patches as patch_ops
 from jssl.tasks import TASKS, make_task
 from jssl.tasks.base import global_indices
+from jssl.workdir import read_metrics, read_run_config, restore_run
 
 SMOKE = str(REPO / "configs" / "smoke.py:mae")
 
@@ -242,13 +244,13 @@ def smoke_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(smoke_run):
   """The smoke run's setup and final state."""
-  setup = train.make_setup(train.read_run_config(smoke_run))
-  return setup, train.restore_run(setup, smoke_run)[0]
+  setup = train.make_setup(read_run_config(smoke_run))
+  return setup, restore_run(setup, smoke_run)[0]
 
 
 @pytest.mark.slow
 def test_smoke_run_learns_and_writes_samples(smoke_run, trained, initial):
-  metrics = train.read_metrics(smoke_run)
+  metrics = read_metrics(smoke_run)
   setup, state = trained
   config, task, key = setup.config, setup.task, jax.random.key(0)
   steps, every = config.train.steps, config.train.eval_every
@@ -260,7 +262,7 @@ def test_smoke_run_learns_and_writes_samples(smoke_run, trained, initial):
   for name in ("samples.png", "augmentations.png", "curves.png"):
     assert (smoke_run / name).stat().st_size > 1000, name
 
-  images = jnp.asarray(train.to_host(train.Holdout(setup).images))  # held-out photo crops
+  images = jnp.asarray(train.to_host(Holdout(setup).images))  # held-out photo crops
   batch = {"image": jnp.round(images * 255).astype(jnp.uint8), "label": jnp.zeros(len(images), jnp.int32)}
   run = jax.jit(
     lambda params: (task.loss(params, {}, {}, batch, key, jnp.int32(0))[0], task.reconstruct(params, {}, images, key))

@@ -15,7 +15,7 @@ from multiprocess_driver import fixed_batch, steps_config
 
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
-from jssl.train import read_metrics
+from jssl.workdir import read_metrics
 
 pytestmark = pytest.mark.slow  # several processes, minutes: make test-all
 

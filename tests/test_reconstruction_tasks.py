@@ -12,7 +12,9 @@ from conftest import REPO
 import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
+from jssl.evaluate import Holdout
 from jssl.tasks import TASKS
+from jssl.workdir import read_metrics, read_run_config, restore_run
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 RECONSTRUCTION_TASKS = ("colorization", "superres", "inpainting")
@@ -132,16 +134,16 @@ def smoke_run(request, tmp_path_factory):
 @pytest.mark.slow
 def test_smoke_run_lowers_the_loss_and_writes_samples(smoke_run):
   task, workdir = smoke_run
-  metrics = train.read_metrics(workdir)
-  config = train.read_run_config(workdir)
+  metrics = read_metrics(workdir)
+  config = read_run_config(workdir)
   steps, every = config.train.steps, config.train.eval_every
   assert [m["step"] for m in metrics] == list(range(1, steps + 1))
   # Per-step losses are too noisy over 16 steps (super-resolution starts at the bicubic
   # baseline, already good), so compare the first and last states on one held-out batch.
   setup = train.make_setup(config)
-  trained, _ = train.restore_run(setup, workdir)
+  trained, _ = restore_run(setup, workdir)
   initial = train.create_state(setup, config.seed)
-  images = np.asarray(train.to_host(train.Holdout(setup).images))  # held-out photo crops
+  images = np.asarray(train.to_host(Holdout(setup).images))  # held-out photo crops
   batch = {"image": jnp.asarray(np.round(images * 255).astype(np.uint8)), "label": jnp.zeros(len(images), jnp.int32)}
   loss = jax.jit(setup.task.loss)
   # Colorization: the same (trained) ab prior for both, so only the networks differ.
@@ -170,9 +172,9 @@ def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_pat
   assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
   encoder = jssl.load_encoder(out)
   images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  config = train.read_run_config(workdir)
+  config = read_run_config(workdir)
   setup = train.make_setup(config)
-  state, _ = train.restore_run(setup, workdir)
+  state, _ = restore_run(setup, workdir)
   expected = setup.task.model.encoder.apply(
     setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
   )

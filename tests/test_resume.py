@@ -18,7 +18,7 @@ from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
 from jssl.errors import ConfigError
 from jssl.tasks.simclr import SimCLR
-from jssl.train import read_metrics
+from jssl.workdir import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 STEPS = 24  # configs/smoke.py

@@ -12,6 +12,7 @@ import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks.rotation import rotate
+from jssl.workdir import read_metrics, read_run_config, restore_run
 
 SMOKE = str(REPO / "configs" / "smoke.py:rotation")
 
@@ -77,7 +78,7 @@ def smoke_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_smoke_run_learns_rotations(smoke_run):
-  metrics = train.read_metrics(smoke_run)
+  metrics = read_metrics(smoke_run)
   assert [m["step"] for m in metrics] == list(range(1, 17))
   for key in ("loss", "rotation_accuracy"):
     first, last = np.mean([m[key] for m in metrics[:4]]), np.mean([m[key] for m in metrics[-4:]])
@@ -91,9 +92,9 @@ def test_smoke_run_exports_and_evaluates(smoke_run, tmp_path):
   out = tmp_path / "export"
   assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
   encoder = jssl.load_encoder(out)
-  config = train.read_run_config(smoke_run)
+  config = read_run_config(smoke_run)
   setup = train.make_setup(config)
-  state, _ = train.restore_run(setup, smoke_run)
+  state, _ = restore_run(setup, smoke_run)
   images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
   expected = setup.task.model.encoder.apply(
     setup.task.encoder_variables(state.params, state.batch_stats), images, train=False

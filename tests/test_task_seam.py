@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from benchmarks.random_batch import random_batch
 from jssl import parallel, train
 from jssl.config import load_config
 from jssl.tasks.base import Task
@@ -61,7 +62,7 @@ def test_extra_state_follows_the_ema_of_the_encoder_and_survives_a_nonfinite_ste
   target = _host(state.params["encoder"])
   np.testing.assert_array_equal(jax.tree.leaves(_host(state.extra["target"]))[0], jax.tree.leaves(target)[0])
   for s in range(3):
-    batch = train.random_batch(setup, jax.random.key(s))
+    batch = random_batch(setup, jax.random.key(s))
     state, metrics = step(state, batch)
     assert bool(metrics["finite"])
     m = 1 - (1 - BASE_MOMENTUM) * (math.cos(math.pi * s / EmaSimCLR.total_steps) + 1) / 2
@@ -75,7 +76,7 @@ def test_extra_state_follows_the_ema_of_the_encoder_and_survives_a_nonfinite_ste
 
   # A step whose loss is not finite leaves the extra state as it was.
   before = _host(state.extra)
-  batch = train.random_batch(setup, jax.random.key(9))
+  batch = random_batch(setup, jax.random.key(9))
   batch = {k: (v * jnp.nan if jnp.issubdtype(v.dtype, jnp.floating) else v) for k, v in batch.items()}
   state, metrics = step(state, batch)
   assert not bool(metrics["finite"])

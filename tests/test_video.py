@@ -21,6 +21,7 @@ from jssl.config import load_config
 from jssl.data import pipeline, video
 from jssl.data.sources import make_source
 from jssl.tasks.frame_order import FrameOrder, permutations
+from jssl.workdir import read_metrics, read_run_config, restore_run
 
 SMOKE = str(REPO / "configs" / "smoke.py:frame_order")
 N_TRAIN, N_TEST = 160, 48  # fake Fashion-MNIST; unlike the clip counts (256, 64), so eval shows what it read
@@ -276,7 +277,7 @@ def smoke_run(tmp_path_factory, fmnist_dir):
 
 @pytest.mark.slow
 def test_smoke_run_writes_metrics(smoke_run):
-  metrics = train.read_metrics(smoke_run)
+  metrics = read_metrics(smoke_run)
   assert [m["step"] for m in metrics] == list(range(1, 17))
   for m in metrics:
     assert np.isfinite(m["loss"]) and 0.0 <= m["order_accuracy"] <= 1.0 and "probe_top1" in m
@@ -290,8 +291,8 @@ def test_exported_encoder_is_the_per_frame_encoder(smoke_run, tmp_path):
   assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
   encoder = jssl.load_encoder(out)
   images = np.random.default_rng(0).integers(0, 256, (5, 24, 24, 1), dtype=np.uint8)  # grey, as Fashion-MNIST
-  setup = train.make_setup(train.read_run_config(smoke_run))
-  state, _ = train.restore_run(setup, smoke_run)
+  setup = train.make_setup(read_run_config(smoke_run))
+  state, _ = restore_run(setup, smoke_run)
   rgb = np.repeat(images, 3, axis=-1).astype(np.float32) / 255
   expected = setup.task.model.encoder.apply(
     setup.task.encoder_variables(state.params, state.batch_stats), rgb, train=False
@@ -350,7 +351,7 @@ def sharded(smoke_run, fmnist_dir):
   config.optim.name, config.optim.base_lr, config.optim.weight_decay = "sgd", 0.05, 0.0
   setups = {n: train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:n])) for n in (1, 8)}
   steps = {n: train.make_train_step(setup) for n, setup in setups.items()}
-  trained, _ = train.restore_run(train.make_setup(train.read_run_config(smoke_run)), smoke_run)
+  trained, _ = restore_run(train.make_setup(read_run_config(smoke_run)), smoke_run)
   trained = jax.device_get(trained)
   initial = trained.replace(
     step=np.zeros((), np.int32),

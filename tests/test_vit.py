@@ -20,7 +20,7 @@ from jssl import cli, export
 from jssl import config as config_lib
 from jssl.models import ENCODERS, ViT, build_encoder, encoder_kwargs, make_encoder, vit
 from jssl.models.vit import resize_pos_embed
-from jssl.train import read_metrics
+from jssl.workdir import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py")
 
