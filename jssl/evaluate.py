@@ -171,7 +171,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       source, split=split, batch_size=ev.batch_size, image_size=size, grayscale_to_rgb=config.data.grayscale_to_rgb
     )
 
-  pretrained = setup.task.encoder_variables(state.params, state.batch_stats)
+  pretrained = setup.task.encoder_variables(state.params, state.batch_stats, state.extra)
   channels = 3 if config.data.grayscale_to_rgb else source.channels
   # Jitted: a ViT initialised op by op took seconds.
   random_init = jax.jit(lambda key: encoder.init(key, jnp.zeros((1, size, size, channels)), train=False))(

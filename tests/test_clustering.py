@@ -1,8 +1,6 @@
 """Clustering SSL: k-means and Sinkhorn against float64 NumPy, SwAV's loss, 1 vs 8 devices for
-swav and deepcluster, and both smoke configs end to end (pretrain, export, load_encoder, eval;
-DeepCluster's pseudo-labels across reclusterings and checkpoints)."""
-
-import json
+swav and deepcluster, and both smoke runs (the loss falls; DeepCluster's pseudo-labels across reclusterings and
+checkpoints). Export and eval of every task: tests/test_task_runs.py."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,6 @@ import pytest
 from conftest import REPO
 from jax.sharding import PartitionSpec as P
 
-import jssl
 from jssl import cli, kmeans, nmi, parallel, train
 from jssl.config import load_config
 from jssl.data import augment, pipeline
@@ -446,30 +443,3 @@ def test_deepcluster_labels_change_between_clusterings_and_checkpoints_hold_them
   np.testing.assert_array_equal(redone["labels"], second["labels"])
   fresh = jax.device_get(train.refresh(setup, initial).extra)
   np.testing.assert_array_equal(fresh["labels"], first["labels"])
-
-
-@pytest.mark.slow
-def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, tmp_path):
-  _, workdir, _, setup, _ = smoke_run
-  out = tmp_path / "export"
-  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
-  encoder = jssl.load_encoder(out)
-  images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  state, _ = restore_run(setup, workdir)
-  expected = setup.task.model.encoder.apply(
-    setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
-  )
-  np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_eval_runs_on_a_clustering_encoder(smoke_run):
-  workdir = smoke_run[1]
-  assert cli.main(["eval", "--workdir", str(workdir)]) == 0
-  results = json.loads((workdir / "eval.json").read_text())
-  # Scores are counts over the test split (a padded or repeated row would break this).
-  assert abs(results["linear_top1"] * results["num_test"] - round(results["linear_top1"] * results["num_test"])) < 1e-6
-  assert (
-    abs(results["knn_k20_top1"] * results["num_test"] - round(results["knn_k20_top1"] * results["num_test"])) < 1e-6
-  )
-  assert results["linear_iterations"] >= 1

@@ -1,7 +1,8 @@
 """`jssl.export`: encoder export (orbax, npz, torch/safetensors) and `load_encoder`.
 
-One smoke pretraining run per module, cut to 12 steps (checkpoints at steps 4, 8, 12), and one
-ResNet-18 workdir holding a checkpoint of random values for the torchvision layout.
+One smoke run's workdir per module with random-filled checkpoints at steps 4, 8, 12
+(``random_runs``: export needs weights, not training), and one ResNet-18 workdir holding a
+checkpoint of random values for the torchvision layout.
 """
 
 import importlib.util
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
+from random_runs import write_random_run
 
 import jssl
 from jssl import cli, export
@@ -35,7 +37,7 @@ LATEST, OLDER = 12, 4
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
-  assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(workdir), "--config.train.steps=12"]) == 0
+  write_random_run(config_lib.load_config(SMOKE), workdir, steps=(OLDER, 8, LATEST))
   return workdir
 
 
@@ -319,22 +321,8 @@ def resnet18_run(tmp_path_factory):
   config = config_lib.load_config(REPO / "configs" / "smoke.py")
   with config.unlocked():
     config.model.encoder, config.optim.name = "resnet18", "sgd"
-  rng = np.random.default_rng(1)
-
-  def fill(path, x):
-    name = jax.tree_util.keystr(path)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-      return np.zeros(x.shape, x.dtype)
-    if name.endswith("['kernel']") and len(x.shape) == 4:  # He-scaled, so activations stay O(1)
-      return rng.standard_normal(x.shape, np.float32) * np.float32(np.sqrt(2 / np.prod(x.shape[:3])))
-    low, high = (0.5, 1.5) if ("scale" in name or "var" in name) else (-0.2, 0.2)
-    return rng.uniform(low, high, x.shape).astype(x.dtype)
-
-  state = jax.tree_util.tree_map_with_path(fill, abstract_state(make_setup(config)))
-  (workdir / "config.json").write_text(config_lib.to_json(config))
-  checkpointer = Checkpointer(workdir, async_save=False)
-  checkpointer.save(0, state, force=True)
-  checkpointer.close()
+  _, states = write_random_run(config, workdir, steps=(0,), seed=1)
+  state = states[0]
   out = tmp_path_factory.mktemp("resnet18_exports")
   return {
     "workdir": workdir,

@@ -1,12 +1,10 @@
 """MAE: patches and the masked-patch loss against float64 NumPy, the random masks, the
-decoder's un-shuffle, a step on 1 and 8 devices, and the smoke config end to end
-(pretrain, samples.png, export, load_encoder, eval).
+decoder's un-shuffle, a step on 1 and 8 devices, and the smoke run (pretrain,
+samples.png; export and eval of every task: tests/test_task_runs.py).
 
 The model is the smoke recipe's: vit_tiny cut to 2 blocks, 16 px images in 4 px patches
 (16 tokens, 4 visible), the default 128-wide 2-block decoder.
 """
-
-import json
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +12,6 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.evaluate import Holdout
@@ -308,34 +305,3 @@ def test_decoder_puts_every_token_back_at_its_patch(trained):
   np.testing.assert_allclose(features[1], features[0], atol=1e-5)
   np.testing.assert_allclose(pred[1], pred[0], atol=1e-5)
   assert np.abs(np.asarray(moved[1]) - np.asarray(pred[1])).max() > 1e-2
-
-
-@pytest.mark.slow
-def test_smoke_run_exports_an_encoder_that_load_encoder_reads(smoke_run, trained, tmp_path):
-  out = tmp_path / "export"
-  assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
-  metadata = json.loads((out / "jssl_encoder.json").read_text())
-  assert metadata["architecture"] == {"name": "vit_tiny", "kwargs": {"patch_size": 4, "depth": 2, "dtype": "float32"}}
-  encoder = jssl.load_encoder(out)
-  images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  setup, state = trained
-  variables = setup.task.encoder_variables(state.params, state.batch_stats)
-  assert set(encoder.params) == set(variables["params"]) and "patch_embed" in encoder.params  # no decoder
-  expected = jax.jit(lambda v, x: setup.task.model.encoder.apply(v, x, train=False))(variables, images)
-  np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_eval_works_unchanged_on_an_mae_encoder(smoke_run):
-  assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
-  results = json.loads((smoke_run / "eval.json").read_text())
-  # Scores are counts over the test split (a padded or repeated row would break this).
-  assert abs(results["linear_top1"] * results["num_test"] - round(results["linear_top1"] * results["num_test"])) < 1e-6
-  assert (
-    abs(
-      results["random_init_knn_k20_top1"] * results["num_test"]
-      - round(results["random_init_knn_k20_top1"] * results["num_test"])
-    )
-    < 1e-6
-  )
-  assert results["linear_iterations"] >= 1

@@ -1,6 +1,5 @@
-"""RotNet: the rotations against NumPy, 1 vs 8 devices, and the smoke config end to end."""
-
-import json
+"""RotNet: the rotations against NumPy, 1 vs 8 devices, and the smoke run (export and eval of
+every task: tests/test_task_runs.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,11 +7,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-import jssl
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.tasks.rotation import rotate
-from jssl.workdir import read_metrics, read_run_config, restore_run
+from jssl.workdir import read_metrics
 
 SMOKE = str(REPO / "configs" / "smoke.py:rotation")
 
@@ -85,25 +83,3 @@ def test_smoke_run_learns_rotations(smoke_run):
     assert (last < first - 0.1) if key == "loss" else (last > max(first + 0.05, 0.3)), (key, first, last)
   for name in ("augmentations.png", "curves.png"):
     assert (smoke_run / name).stat().st_size > 1000, name
-
-
-@pytest.mark.slow
-def test_smoke_run_exports_and_evaluates(smoke_run, tmp_path):
-  out = tmp_path / "export"
-  assert cli.main(["export", "--workdir", str(smoke_run), "--out", str(out)]) == 0
-  encoder = jssl.load_encoder(out)
-  config = read_run_config(smoke_run)
-  setup = train.make_setup(config)
-  state, _ = restore_run(setup, smoke_run)
-  images = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32)
-  expected = setup.task.model.encoder.apply(
-    setup.task.encoder_variables(state.params, state.batch_stats), images, train=False
-  )
-  np.testing.assert_allclose(np.asarray(encoder(images)), np.asarray(expected), rtol=1e-5, atol=1e-5)
-  # eval settings can change for one evaluation; the model's cannot.
-  assert cli.main(["eval", "--workdir", str(smoke_run), "--config.model.encoder=resnet18"]) == 2
-  assert cli.main(["eval", "--workdir", str(smoke_run), "--config.eval.max_train_examples=100"]) == 0
-  results = json.loads((smoke_run / "eval.json").read_text())
-  assert results["num_train"] == 100
-  # Scores are counts over the test split (a padded or repeated row would break this).
-  assert abs(results["linear_top1"] * results["num_test"] - round(results["linear_top1"] * results["num_test"])) < 1e-6

@@ -94,7 +94,7 @@ def export_encoder(
   # Built from the data facts the run recorded: the training data need not be on this machine.
   setup = workdir_lib.run_setup(workdir, config)
   state, step = workdir_lib.restore_run(setup, workdir, step=step)
-  variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats))
+  variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats, state.extra))
   # Empty collections (a ViT's batch_stats) are left out: nothing to store, and nothing to restore.
   variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in COLLECTIONS if variables.get(c)}
 

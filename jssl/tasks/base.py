@@ -29,7 +29,8 @@ does not fails at construction, naming them) and overrides the rest as it needs.
 * ``optimizer(tx)``: the optimizer for the whole ``params`` tree given the run's ``tx``
   (tasks with a second network route its parameters to their own optimizer).
 * ``encoder``: the encoder module (default ``self.model.encoder``) evaluated and exported.
-* ``encoder_variables(params, batch_stats)``: the encoder's variables (export, eval).
+* ``encoder_variables(params, batch_stats, extra)``: the encoder's variables that export and
+  evaluation use (default: the trained encoder; a task may export what it keeps in ``extra``).
 * ``augmentation_rows(batch, rng)``: ``name -> [N, S, S, C]`` pictures of what the model is
   fed, for ``augmentations.png``.
 * ``reconstruct(params, batch_stats, images, rng)``: for tasks that produce images, rows
@@ -117,10 +118,12 @@ class Task:
   def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     return tx
 
-  @staticmethod
-  def encoder_variables(params, batch_stats) -> dict:
-    """The encoder's part of the model variables: what evaluation and export use.
-    ``batch_stats`` is ``{}`` for an encoder without batch norm (a ViT)."""
+  def encoder_variables(self, params, batch_stats, extra=None) -> dict:
+    """The encoder's variables that evaluation and export use: by default the trained
+    encoder's (``batch_stats`` is ``{}`` for an encoder without batch norm, a ViT). A task
+    whose encoder of record lives in ``extra`` (DINO's teacher, an EMA) returns it from there:
+    the loop's callers pass the state's ``extra``."""
+    del extra
     return {"params": params["encoder"], "batch_stats": batch_stats.get("encoder", {})}
 
   def reconstruct(self, params, batch_stats, images: jax.Array, rng: jax.Array):
