@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from random_runs import write_random_run
 
 from benchmarks.random_batch import random_batch
 from jssl import parallel, train
@@ -43,6 +44,10 @@ class EmaSimCLR(SimCLR):
   def after_update(self, params, extra, step):
     target = optax.incremental_update(params["encoder"], extra["target"], 1 - momentum(step, self.total_steps))
     return {**extra, "target": target}
+
+  def encoder_variables(self, params, batch_stats, extra=None):
+    """The EMA encoder is the one exported and evaluated (as DINO exports its teacher)."""
+    return {"params": extra["target"], "batch_stats": batch_stats["encoder"]}
 
 
 def _setup():
@@ -106,3 +111,26 @@ def test_a_task_that_forgets_part_of_the_contract_fails_at_construction():
 
   with pytest.raises(TypeError, match="host_example, batch_spec, init, augmentation_rows"):
     Forgetful(load_config(REPO / "configs" / "smoke.py"))
+
+
+def test_export_takes_the_encoder_the_task_keeps_in_extra(tmp_path, monkeypatch):
+  """Registered under a name (as a module in jssl/tasks would be), the EMA task's export holds
+  its extra state's target network, not the trained encoder."""
+  from jssl import export, tasks  # noqa: PLC0415
+
+  monkeypatch.setitem(tasks.TASKS, "ema_simclr", EmaSimCLR)
+  config = load_config(REPO / "configs" / "smoke.py")
+  config.task = "ema_simclr"
+  _, states = write_random_run(config, tmp_path / "run", steps=(4,))
+  out = export.export_encoder(tmp_path / "run", tmp_path / "export", format="npz")
+  loaded = export.load_encoder(out)
+  state = jax.device_get(states[4])
+
+  def by_path(tree):
+    return {jax.tree_util.keystr(path): v for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+  flat, target, online = by_path(loaded.params), by_path(state.extra["target"]), by_path(state.params["encoder"])
+  assert flat.keys() == target.keys()
+  for key in flat:
+    np.testing.assert_array_equal(flat[key], target[key])
+  assert any(not np.array_equal(flat[k], online[k]) for k in flat), "the target differs from the online encoder"
