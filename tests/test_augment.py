@@ -73,6 +73,8 @@ def test_config_from_dict_accepts_lists_and_rejects_unknown_fields():
     ("crop_area", (0.9, 0.1)),
     ("crop_area", (0.0, 1.0)),
     ("crop_area", (0.5, 1.5)),
+    ("crop_min_covered", -0.1),
+    ("crop_min_covered", 1.5),
     ("crop_aspect", (4 / 3, 3 / 4)),
     ("blur_sigma", (2.0, 0.1)),
     ("jitter_strength", -1.0),
@@ -250,6 +252,32 @@ def test_crop_area_fraction_statistics():
   assert areas.min() >= 0.08 and areas.max() <= 1.0
   assert areas.min() < 0.2 and areas.max() > 0.9  # the whole range is explored
   assert abs(areas.mean() - 0.434) < 0.05
+
+
+def test_crop_min_covered_floors_the_area_or_leaves_the_range_alone():
+  """Crop areas over 300 seeds on a 64x64 image with area range (0.05, 0.14): SwAV's local crops.
+
+  SimCLR's ``min_covered`` 0.1 (the default, ``AugmentConfig``'s too) floors every area at
+  0.1; 0 (torchvision's ``RandomResizedCrop``) leaves the whole range: TF draws the height
+  uniformly among the integers whose area fits, so 57% of these 300 areas lie below 0.1 and
+  the least is 0.051.
+  """
+  assert AugmentConfig().crop_min_covered == augment.SIMCLR_MIN_COVERED == 0.1
+
+  def areas(**floor):
+    def area(seed):
+      _, size = augment.sample_crop_box(
+        tf.constant([64, 64, 3]), seed, area_range=(0.05, 0.14), aspect_range=(3 / 4, 4 / 3), **floor
+      )
+      return tf.cast(size[0] * size[1], tf.float32) / (64.0 * 64.0)
+
+    return _map_over_seeds(area, 300)
+
+  floored, default, free = areas(min_covered=0.1), areas(), areas(min_covered=0.0)
+  np.testing.assert_array_equal(floored, default)
+  assert floored.min() >= 0.1 and floored.max() <= 0.14
+  assert free.min() >= 0.05 and free.max() <= 0.14
+  assert free.min() < 0.06 and np.mean(free < 0.1) > 0.4
 
 
 def test_crop_of_structured_image_respects_area_range():

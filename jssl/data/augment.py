@@ -22,6 +22,9 @@ import tensorflow as tf
 
 from jssl.errors import ConfigError
 
+# SimCLR's min_object_covered: with the whole image as the object it floors every crop's area at 0.1.
+SIMCLR_MIN_COVERED = 0.1
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -30,6 +33,11 @@ class AugmentConfig:
   Attributes:
     image_size: output side S (views are ``[S, S, C]``).
     crop_area: range of the crop's area as a fraction of the image's.
+    crop_min_covered: the least fraction of the image a crop covers: SimCLR's (TF's
+      ``min_object_covered``, the whole image being the object), which floors the crop's
+      area at ``max(crop_area[0], crop_min_covered)``. 0 is torchvision's
+      ``RandomResizedCrop`` rule: only ``crop_area`` bounds the crop (multi-crop's local
+      crops, ``jssl.data.multicrop``).
     crop_aspect: range of the crop's width / height.
     flip_prob: probability of a horizontal flip.
     jitter_strength: s; brightness, contrast, saturation strengths are 0.8*s and the
@@ -45,6 +53,7 @@ class AugmentConfig:
 
   image_size: int = 32
   crop_area: tuple[float, float] = (0.08, 1.0)
+  crop_min_covered: float = SIMCLR_MIN_COVERED
   crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
   flip_prob: float = 0.5
   jitter_strength: float = 1.0
@@ -91,6 +100,8 @@ def _validate(config: AugmentConfig) -> None:
   lo, hi = config.crop_area
   if not 0.0 < lo <= hi <= 1.0:
     raise ConfigError(f"AugmentConfig.crop_area must satisfy 0 < low <= high <= 1, got {config.crop_area!r}.")
+  if not 0.0 <= config.crop_min_covered <= 1.0:
+    raise ConfigError(f"AugmentConfig.crop_min_covered must be in [0, 1], got {config.crop_min_covered!r}.")
   lo, hi = config.crop_aspect
   if not 0.0 < lo <= hi:
     raise ConfigError(f"AugmentConfig.crop_aspect must satisfy 0 < low <= high, got {config.crop_aspect!r}.")
@@ -191,7 +202,12 @@ def center_resize(image: tf.Tensor, *, image_size: int) -> tf.Tensor:
 
 
 def sample_crop_box(
-  image_shape: tf.Tensor, seed: tf.Tensor, *, area_range: tuple[float, float], aspect_range: tuple[float, float]
+  image_shape: tf.Tensor,
+  seed: tf.Tensor,
+  *,
+  area_range: tuple[float, float],
+  aspect_range: tuple[float, float],
+  min_covered: float = SIMCLR_MIN_COVERED,
 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Samples the random-resized-crop window of an image (Inception-style).
 
@@ -200,6 +216,8 @@ def sample_crop_box(
     seed: int32/int64 ``[2]``.
     area_range: crop area as a fraction of the image's.
     aspect_range: crop width / height.
+    min_covered: the least fraction of the image the crop covers (``AugmentConfig.crop_min_covered``):
+      SimCLR's 0.1 floors the area at 0.1 whatever ``area_range`` says; 0 leaves ``area_range`` alone.
 
   Returns:
     ``(begin, size)``: int32 ``[3]`` each, for ``tf.slice`` (``size[2] == -1``, all
@@ -210,7 +228,7 @@ def sample_crop_box(
     image_size=image_shape,
     bounding_boxes=whole_image,
     seed=seed,
-    min_object_covered=0.1,  # SimCLR's value; with the whole image as box it floors the area at 0.1
+    min_object_covered=min_covered,  # with the whole image as the object box: a floor on the area
     aspect_ratio_range=aspect_range,
     area_range=area_range,
     max_attempts=100,
@@ -226,13 +244,16 @@ def random_resized_crop(
   image_size: int,
   area_range: tuple[float, float],
   aspect_range: tuple[float, float],
+  min_covered: float = SIMCLR_MIN_COVERED,
 ) -> tf.Tensor:
-  """float ``[H, W, C]`` -> float32 ``[S, S, C]`` in [0, 1]: random crop, bicubic resize.
+  """float ``[H, W, C]`` -> float32 ``[S, S, C]`` in [0, 1]: random crop (``sample_crop_box``), bicubic resize.
 
   Images smaller than S are simply upsampled.
   """
   image = tf.convert_to_tensor(image, tf.float32)
-  begin, size = sample_crop_box(tf.shape(image), seed, area_range=area_range, aspect_range=aspect_range)
+  begin, size = sample_crop_box(
+    tf.shape(image), seed, area_range=area_range, aspect_range=aspect_range, min_covered=min_covered
+  )
   cropped = tf.slice(image, begin, size)
   cropped.set_shape([None, None, image.shape[-1]])  # a -1 slice size loses the static C in graph mode
   return _resize(cropped, image_size)
@@ -383,7 +404,12 @@ def simclr_view(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> 
   solarize_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 5)
 
   image = random_resized_crop(
-    image, crop_seed, image_size=config.image_size, area_range=config.crop_area, aspect_range=config.crop_aspect
+    image,
+    crop_seed,
+    image_size=config.image_size,
+    area_range=config.crop_area,
+    aspect_range=config.crop_aspect,
+    min_covered=config.crop_min_covered,
   )
   image = random_flip(image, flip_seed, prob=config.flip_prob)
   s = config.jitter_strength
@@ -432,6 +458,7 @@ def two_views(image: tf.Tensor, seed: tf.Tensor, *, config: AugmentConfig) -> tu
 
 
 __all__ = [
+  "SIMCLR_MIN_COVERED",
   "AugmentConfig",
   "center_resize",
   "color_jitter",

@@ -34,12 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jssl.data.augment import AugmentConfig
+from jssl.data.augment import SIMCLR_MIN_COVERED, AugmentConfig
 from jssl.errors import ConfigError
 
 # tf.image.stateless_sample_distorted_bounding_box as augment.sample_crop_box calls it.
 _MAX_ATTEMPTS = 100
-_MIN_OBJECT_COVERED = 0.1
 # Uniforms each step reads; a view draws them all at once and splits them in this order:
 # crop (aspect, height, top, left per attempt), 3 coins (flip, jitter, grayscale),
 # jitter (4 for the order, then brightness, contrast, saturation, hue), blur (coin, sigma),
@@ -114,12 +113,18 @@ def _lrint(x: jax.Array) -> jax.Array:
 
 
 def sample_crop_box(
-  key: jax.Array, height: int, width: int, *, area_range: tuple[float, float], aspect_range: tuple[float, float]
+  key: jax.Array,
+  height: int,
+  width: int,
+  *,
+  area_range: tuple[float, float],
+  aspect_range: tuple[float, float],
+  min_covered: float = SIMCLR_MIN_COVERED,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """The random-resized-crop window, distributed as ``augment.sample_crop_box``'s.
 
-  A vectorised port of TF's ``sample_distorted_bounding_box`` (min_object_covered
-  0.1, the whole image as the object, 100 attempts): each attempt draws an aspect
+  A vectorised port of TF's ``sample_distorted_bounding_box`` (``min_object_covered =
+  min_covered``, the whole image as the object, 100 attempts): each attempt draws an aspect
   ratio uniformly, then the crop *height* uniformly among the integers whose area
   fits ``area_range``, width = round(height * aspect); the first attempt that fits
   wins, and when none does the window is the whole image. All attempts are drawn at
@@ -132,15 +137,17 @@ def sample_crop_box(
     height, width: the image's static size.
     area_range: crop area as a fraction of the image's.
     aspect_range: crop width / height.
+    min_covered: the least fraction of the image the crop covers (``AugmentConfig.crop_min_covered``):
+      SimCLR's 0.1 floors the area at 0.1 whatever ``area_range`` says; 0 leaves ``area_range`` alone.
 
   Returns:
     ``(top, left, crop_height, crop_width)``, int32 scalars.
   """
   draws = jax.random.uniform(key, (_CROP_DRAWS,))
-  return _crop_box(draws, height, width, area_range=area_range, aspect_range=aspect_range)
+  return _crop_box(draws, height, width, area_range=area_range, aspect_range=aspect_range, min_covered=min_covered)
 
 
-def _crop_box(draws, height, width, *, area_range, aspect_range):
+def _crop_box(draws, height, width, *, area_range, aspect_range, min_covered):
   """``sample_crop_box`` from ``_CROP_DRAWS`` uniforms."""
   f32 = np.float32
   # One uniform per attempt for each of: aspect, height, top, left.
@@ -173,8 +180,8 @@ def _crop_box(draws, height, width, *, area_range, aspect_range):
 
   valid = (area >= min_area) & (area <= max_area) & (crop_w <= width) & (crop_h <= height) & (crop_w > 0) & (crop_h > 0)
   # The overlap constraint with the whole image as the object: at least one pixel and
-  # min_object_covered of the image's area.
-  valid &= (area >= 1.0) & (area / f32(width * height) >= f32(_MIN_OBJECT_COVERED))
+  # min_covered of the image's area (always true for 0: torchvision's rule).
+  valid &= (area >= 1.0) & (area / f32(width * height) >= f32(min_covered))
 
   top = _uniform_int(u_top, height - crop_h)
   left = _uniform_int(u_left, width - crop_w)
@@ -482,7 +489,14 @@ def _view(image, key, *, config, probs):
   crop_u, coins, jitter_u, blur_u = jnp.split(draws[:_VIEW_DRAWS], np.cumsum([_CROP_DRAWS, 3, _JITTER_DRAWS]))
   flip_coin, jitter_coin, gray_coin = coins
 
-  box = _crop_box(crop_u, height, width, area_range=config.crop_area, aspect_range=config.crop_aspect)
+  box = _crop_box(
+    crop_u,
+    height,
+    width,
+    area_range=config.crop_area,
+    aspect_range=config.crop_aspect,
+    min_covered=config.crop_min_covered,
+  )
   view = resized_crop(image, box, config.image_size)
   view = _random_apply(lambda x: x[:, ::-1], view, prob=probs["flip_prob"], coin=flip_coin)
   s = config.jitter_strength

@@ -14,6 +14,13 @@ Layout of ``config.augment`` (``jssl.config.default_config``):
   DINO (0.05, 0.4)), and ``augment.local``: overrides for the local crops, as ``view1``
   but without ``crop_area`` (that is ``local_crop_area``; DINO: ``local.blur_prob = 0.5``).
 
+Crop areas: global views are SimCLR's, whose sampler (TF's ``min_object_covered`` 0.1)
+floors every crop's area at 10% of the image. Local crops follow SwAV's and DINO's
+torchvision ``RandomResizedCrop(scale=local_crop_area)``, which has no such floor, so
+their ``AugmentConfig.crop_min_covered`` is 0: the area spans all of ``local_crop_area``
+(e.g. 0.05-0.14, not 0.1-0.14). ``crop_min_covered`` is set here by the view's role and
+is not a field of ``config.augment``.
+
 ``multi_crop_configs`` turns the section into a ``MultiCrop``; ``multi_crop_views`` makes
 the views of one image in a ``tf.data`` map and ``multi_crop_spec`` gives the batch shapes.
 """
@@ -33,8 +40,13 @@ from jssl.data import augment
 from jssl.data.augment import AugmentConfig
 from jssl.errors import ConfigError
 
-# AugmentConfig fields a view may set for itself (image_size is the view's size, not a setting).
-VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(AugmentConfig) if f.name != "image_size")
+# AugmentConfig fields a view may set for itself (image_size is the view's size, not a setting;
+# crop_min_covered follows the view's role: SimCLR's for global views, torchvision's 0 for local crops).
+VIEW_FIELDS = tuple(
+  f.name for f in dataclasses.fields(AugmentConfig) if f.name not in ("image_size", "crop_min_covered")
+)
+# torchvision's RandomResizedCrop (SwAV's and DINO's local crops): only the area range bounds a crop.
+LOCAL_MIN_COVERED = 0.0
 # The local crops' area has its own shared field, augment.local_crop_area.
 LOCAL_FIELDS = tuple(name for name in VIEW_FIELDS if name != "crop_area")
 # Sections of per-view overrides in config.augment, and the fields each holds.
@@ -59,7 +71,8 @@ class MultiCrop:
   Attributes:
     global_configs: one ``AugmentConfig`` per global view, at ``data.image_size``.
     local_crops: M, the number of local crops (0: none).
-    local_config: the local crops' ``AugmentConfig`` (their size and area), or None when M = 0.
+    local_config: the local crops' ``AugmentConfig`` (their size and area, ``crop_min_covered`` 0), or
+      None when M = 0.
   """
 
   global_configs: tuple[AugmentConfig, ...]
@@ -111,7 +124,8 @@ def multi_crop_configs(augment_section: Mapping[str, Any], *, image_size: int, g
 
   Returns:
     The ``MultiCrop``; its local crops (``augment.local_crops``, possibly 0) are the task's
-    to accept or refuse.
+    to accept or refuse. Global views keep SimCLR's crop floor (``crop_min_covered`` 0.1),
+    local crops have none (``LOCAL_MIN_COVERED``, torchvision's rule).
   """
   shared = {name: augment_section[name] for name in VIEW_FIELDS}
   shared["image_size"] = int(image_size)
@@ -135,7 +149,12 @@ def multi_crop_configs(augment_section: Mapping[str, Any], *, image_size: int, g
       f"augment.local_crop_size={augment_section['local_crop_size']} must be between 1 and "
       f"data.image_size={image_size} (0: 3/7 of it)."
     )
-  local_base = {**shared, "image_size": size, "crop_area": augment_section["local_crop_area"]}
+  local_base = {
+    **shared,
+    "image_size": size,
+    "crop_area": augment_section["local_crop_area"],
+    "crop_min_covered": LOCAL_MIN_COVERED,
+  }
   try:
     AugmentConfig.from_dict(local_base)
   except ConfigError as e:
@@ -183,6 +202,7 @@ def multi_crop_spec(crops: MultiCrop, *, batch_size: int, channels: int) -> dict
 
 __all__ = [
   "LOCAL_FIELDS",
+  "LOCAL_MIN_COVERED",
   "LOCAL_SIZE_FRACTION",
   "OVERRIDE_SECTIONS",
   "VIEW_FIELDS",

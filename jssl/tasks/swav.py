@@ -14,7 +14,8 @@ same image ("swapped prediction"):
          - sum_k q_i[k] log softmax(z_v . C / temperature)[k]
 
 Multi-crop (``augment.local_crops`` > 0, ``jssl.data.multicrop``) adds that many
-low-resolution views of small regions (``augment.local_crop_size`` px, ``local_crop_area``);
+low-resolution views of small regions (``augment.local_crop_size`` px, ``local_crop_area``,
+sampled as torchvision's ``RandomResizedCrop``: no 0.1 area floor as for the large views);
 they only predict, never give codes. Each resolution goes through the network as one batch
 (batch-norm statistics per resolution, as in the paper's implementation). Views are made on
 the host with SimCLR's augmentation (``config.augment``, per-view overrides in
