@@ -21,9 +21,9 @@ def _shapes(tree):
 @pytest.mark.parametrize(
   "recipe, overrides",
   [
-    ("smoke_clustering.py:deepcluster", {}),  # a pseudo-label per training image: the state counts examples
+    ("smoke.py:deepcluster", {}),  # a pseudo-label per training image: the state counts examples
     ("smoke.py", {"augment.on": "device"}),  # the host ships source-sized images: the batch has their shape
-    ("smoke_frame_order.py", {}),  # clips: the batch has the clip's frame count
+    ("smoke.py:frame_order", {}),  # clips: the batch has the clip's frame count
   ],
 )
 def test_recorded_facts_give_the_state_the_data_gives(recipe, overrides):
