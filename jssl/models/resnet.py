@@ -11,8 +11,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+import jssl.models.conv as conv_lib
 from jssl.errors import ConfigError
-from jssl.models import conv as conv_lib
 
 # SimCLR uses batch-norm decay 0.9; the small epsilon is torchvision's.
 BN = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)

@@ -1,5 +1,6 @@
-"""The layout of jssl.data: no import cycle among its modules, and TensorFlow's GPUs hidden
-once, in one place that every module using TF passes through."""
+"""The layout: no import cycle among jssl's modules, losses that import no data, mesh or
+training module, and TensorFlow's GPUs hidden once, in one place that every module using TF
+passes through."""
 
 import ast
 import logging
@@ -28,9 +29,23 @@ def _top_level_imports(path: pathlib.Path) -> set[str]:
   return found
 
 
-def test_jssl_data_modules_import_no_cycle():
-  modules = {_module_name(p): p for p in (JSSL / "data").rglob("*.py")}
-  graph = {m: sorted(_top_level_imports(p) & modules.keys() - {m}) for m, p in modules.items()}
+def _graph() -> dict[str, list[str]]:
+  """``module -> the jssl modules it imports at its top`` over the whole package."""
+  modules = {_module_name(p): p for p in JSSL.rglob("*.py")}
+  return {m: sorted(_top_level_imports(p) & modules.keys() - {m}) for m, p in modules.items()}
+
+
+def test_losses_import_no_data_mesh_or_training_module():
+  graph = _graph()
+  losses = [m for m in graph if m.startswith("jssl.losses")]
+  assert "jssl.losses.swav" in losses and "jssl.losses.ntxent_chunked" in losses
+  forbidden = ("jssl.data", "jssl.parallel", "jssl.train", "jssl.tasks", "jssl.workdir", "jssl.checkpoint")
+  for module in losses:
+    assert not [d for d in graph[module] if d.startswith(forbidden)], (module, graph[module])
+
+
+def test_jssl_modules_import_no_cycle():
+  graph = _graph()
   assert "jssl.data.sources.registry" in graph and "jssl.data.video" in graph
   # The cycle this layout removed: video imported sources, and sources imported video.
   assert not any(d.startswith("jssl.data.sources") for d in graph["jssl.data.video"])
