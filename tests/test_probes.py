@@ -261,6 +261,7 @@ def test_linear_probe_matches_sklearn_on_gaussian_clusters():
   assert fit.l2 in probes.DEFAULT_L2_GRID
 
 
+@pytest.mark.slow  # its fast twin: test_linear_probe_matches_sklearn_on_gaussian_clusters
 @pytest.mark.skipif(
   not os.path.isdir(sources.DEFAULT_FASHION_MNIST_DIR),
   reason="dataset-fashion-mnist not installed (make test installs it)",

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO
+from random_runs import write_random_run
 
 import jssl
 from jssl import cli, export
@@ -394,6 +395,16 @@ def vit_run(tmp_path_factory):
   return workdir
 
 
+@pytest.fixture(scope="module")
+def vit_weights(tmp_path_factory):
+  """The same run's workdir with a random-filled checkpoint: export needs weights, not training."""
+  workdir = tmp_path_factory.mktemp("vit_weights")
+  config = config_lib.load_config(SMOKE)
+  config.model.encoder, config.model.depth = "vit_tiny", 2
+  write_random_run(config, workdir, steps=(2,))
+  return workdir
+
+
 @pytest.mark.slow
 def test_simclr_pretrains_a_vit_with_finite_loss(vit_run):
   metrics = read_metrics(vit_run)
@@ -402,13 +413,13 @@ def test_simclr_pretrains_a_vit_with_finite_loss(vit_run):
 
 
 @pytest.mark.slow
-def test_vit_export_and_load_encoder_round_trip(vit_run, tmp_path):
+def test_vit_export_and_load_encoder_round_trip(vit_weights, tmp_path):
   from jssl.checkpoint import Checkpointer  # noqa: PLC0415
   from jssl.train import abstract_state, make_setup  # noqa: PLC0415
 
-  config = config_lib.from_json((vit_run / "config.json").read_text())
+  config = config_lib.from_json((vit_weights / "config.json").read_text())
   setup = make_setup(config)
-  checkpointer = Checkpointer(vit_run, async_save=False)
+  checkpointer = Checkpointer(vit_weights, async_save=False)
   state = checkpointer.restore(abstract_state(setup))
   checkpointer.close()
   variables = setup.task.encoder_variables(state.params, state.batch_stats)
@@ -421,7 +432,7 @@ def test_vit_export_and_load_encoder_round_trip(vit_run, tmp_path):
   )
 
   for fmt in ("orbax", "npz"):
-    out = export.export_encoder(vit_run, tmp_path / fmt, format=fmt)
+    out = export.export_encoder(vit_weights, tmp_path / fmt, format=fmt)
     metadata = json.loads((out / "jssl_encoder.json").read_text())
     assert metadata["architecture"] == {"name": "vit_tiny", "kwargs": {"patch_size": 4, "depth": 2, "dtype": "float32"}}
     assert metadata["num_features"] == 192 and metadata["input"]["image_size"] == 16
@@ -436,13 +447,13 @@ def test_vit_export_and_load_encoder_round_trip(vit_run, tmp_path):
     assert npz["params/blocks_1/attn/qkv/kernel"].shape == (192, 576) and "params/blocks_2/norm1/scale" not in npz
 
 
-def test_torch_export_of_a_vit_is_refused_naming_the_formats(vit_run, tmp_path):
+def test_torch_export_of_a_vit_is_refused_naming_the_formats(vit_weights, tmp_path):
   with pytest.raises(ValueError, match=r"ResNet encoders only, not 'vit_tiny'.*'orbax' or 'npz'"):
-    export.export_encoder(vit_run, tmp_path / "torch", format="torch")
+    export.export_encoder(vit_weights, tmp_path / "torch", format="torch")
   assert not (tmp_path / "torch").exists()  # refused before anything is written
 
 
-def test_export_main_describes_a_vit(vit_run, tmp_path, capsys):
-  export.export_main(vit_run, tmp_path / "printed", format="npz")
+def test_export_main_describes_a_vit(vit_weights, tmp_path, capsys):
+  export.export_main(vit_weights, tmp_path / "printed", format="npz")
   printed = capsys.readouterr().out
   assert "vit_tiny encoder (192 features, patch_size 4, depth 2)" in printed and "jssl.load_encoder" in printed
