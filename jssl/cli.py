@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
       return 0
     if args.command in ("pretrain", "finetune"):
       config = config_lib.apply_overrides(config_lib.load_config(args.config), rest)
+      config_lib.validate(config)  # before any data is read or file written
     elif rest and args.command != "eval":
       parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "pretrain":

@@ -2,12 +2,16 @@
 
 A recipe is a file in ``configs/``; the command line changes single fields with
 ``--config.section.key=value``. An override is parsed to the type of the field it
-replaces, and a key that does not exist is an error that lists the valid keys.
+replaces, and a key that does not exist is an error that lists the valid keys. ``validate``
+then refuses values that cannot work (a negative step count, a zero batch, a temperature <= 0
+...; the table ``RULES``) before a run reads data or writes its workdir.
 """
 
 import ast
 import importlib.util
+import inspect
 import json
+import math
 import pathlib
 
 import ml_collections
@@ -19,7 +23,9 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly.
 
   ``file.py:ARG`` calls ``get_config("ARG")`` (ml_collections' convention), for files that
-  hold one recipe per task, e.g. ``configs/smoke.py:inpainting``.
+  hold one recipe per task, e.g. ``configs/smoke.py:inpainting``. A ``:ARG`` that the file's
+  ``get_config`` does not take (or one missing that it needs) and a ``get_config`` that returns
+  anything but a ``ConfigDict`` are ``ConfigError`` s.
   """
   path, colon, argument = str(path).partition(".py:")
   path = pathlib.Path(path + ".py" if colon else path)
@@ -30,9 +36,26 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   spec = importlib.util.spec_from_file_location(f"jssl_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
     raise ConfigError(f"Config file {path} has no get_config() function.")
-  config = module.get_config(argument) if colon else module.get_config()
+  arguments = (argument,) if colon else ()
+  try:
+    inspect.signature(get_config).bind(*arguments)
+  except TypeError:
+    if colon:
+      raise ConfigError(
+        f"{path}:{argument}: the get_config() of {path} takes no argument; drop ':{argument}' (--config {path})."
+      ) from None
+    raise ConfigError(
+      f"{path}: its get_config{inspect.signature(get_config)} needs an argument; pass it as --config {path}:ARG."
+    ) from None
+  config = get_config(*arguments)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(
+      f"{path}: get_config() returned a {type(config).__name__}, not an ml_collections.ConfigDict; "
+      "return one, e.g. jssl.config.default_config() with your changes."
+    )
   config.lock()
   return config
 
@@ -108,6 +131,196 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
     apply_override(config, key, text)
     i += 1
   return config
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _at_least(low):
+  return lambda value, config: value >= low
+
+
+def _positive(value, config) -> bool:
+  return math.isfinite(value) and value > 0  # NaN and inf are refused too
+
+
+def _nonnegative(value, config) -> bool:
+  return math.isfinite(value) and value >= 0
+
+
+def _probability(value, config) -> bool:
+  return 0 <= value <= 1
+
+
+def _strict_fraction(value, config) -> bool:
+  return 0 < value < 1
+
+
+def _decay(value, config) -> bool:
+  return 0 <= value < 1
+
+
+def _area_range(value, config) -> bool:
+  return len(value) == 2 and 0 < value[0] <= value[1] <= 1
+
+
+def _aspect_range(value, config) -> bool:
+  return len(value) == 2 and 0 < value[0] <= value[1]
+
+
+def _each(predicate):
+  return lambda values, config: all(predicate(v, config) for v in values)
+
+
+# The numeric fields ``validate`` checks, in order: (dotted field, predicate(value, config), what
+# to do). A field the config lacks is skipped (a finetune recipe has no train section, a pretrain
+# one no finetune section). ``augment`` is checked by its own code (``validate``). Task sections
+# are here because their tasks check them only when the run is built, after its data is read;
+# data-source fields (synthetic_*, photo_*, clip_* ...) are their sources' to check.
+RULES = (
+  ("data.image_size", _at_least(1), "give the side of the images the model sees, in pixels (>= 1)"),
+  ("data.shuffle_buffer", _at_least(1), "use a shuffle buffer of >= 1 examples"),
+  ("model.width_multiplier", _positive, "use a positive width factor (1.0: the standard widths)"),
+  ("model.patch_size", _at_least(0), "use a positive patch side, or 0 for the automatic one"),
+  ("model.depth", _at_least(0), "use a positive number of blocks, or 0 for the variant's"),
+  ("model.head_hidden_dim", _at_least(1), "use a positive width"),
+  ("model.head_out_dim", _at_least(1), "use a positive width"),
+  ("model.head_layers", _at_least(1), "use 1 (a linear head) or more layers"),
+  ("optim.base_lr", _positive, "use a positive learning rate"),
+  ("optim.warmup_epochs", _nonnegative, "use 0 (no warm-up) or a positive number of epochs"),
+  ("optim.weight_decay", _nonnegative, "use 0 (none) or a positive weight decay"),
+  (
+    "optim.weight_decay_end",
+    lambda value, config: value == -1 or _nonnegative(value, config),
+    "use -1 (constant optim.weight_decay) or the final weight decay of a cosine schedule, >= 0",
+  ),
+  ("optim.momentum", _decay, "use a momentum in [0, 1)"),
+  ("optim.trust_coefficient", _positive, "use a positive LARS trust coefficient"),
+  ("optim.b1", _decay, "use a decay rate in [0, 1)"),
+  ("optim.b2", _decay, "use a decay rate in [0, 1)"),
+  ("parallel.fsdp", _at_least(1), "use 1 (no FSDP) or a divisor of the device count"),
+  ("parallel.fsdp_min_size", _at_least(0), "use an element count >= 0"),
+  ("parallel.devices", _at_least(0), "use 0 (every device) or a positive device count"),
+  ("train.batch_size", _at_least(1), "use a positive global batch size, a multiple of the device count"),
+  ("train.steps", _at_least(0), "use a positive step count, or 0 to train for train.epochs"),
+  (
+    "train.epochs",
+    lambda value, config: config.train.steps > 0 or _positive(value, config),
+    "with train.steps=0 the run lasts train.epochs: use a positive number of epochs, or set train.steps",
+  ),
+  ("train.log_every", _at_least(1), "log every 1 or more steps"),
+  ("train.checkpoint_every_steps", _at_least(1), "checkpoint every 1 or more steps"),
+  ("train.keep_checkpoints", _at_least(1), "keep 1 or more checkpoints (resuming needs one)"),
+  ("train.probe_lr", _positive, "use a positive learning rate"),
+  ("train.max_consecutive_nonfinite", _at_least(1), "use a count >= 1"),
+  ("train.eval_every", _at_least(0), "use 0 (only at the end) or a positive step count"),
+  ("eval.batch_size", _at_least(1), "use a positive batch size"),
+  (
+    "eval.linear_l2_grid",
+    lambda value, config: len(value) > 0 and all(_nonnegative(v, config) for v in value),
+    "give one or more L2 strengths >= 0",
+  ),
+  (
+    "eval.linear_val_fraction",
+    lambda value, config: 0 < value < 1 or (value == 0 and len(config.eval.linear_l2_grid) == 1),
+    "use a fraction in (0, 1) of the train split (0 only with a single eval.linear_l2_grid value)",
+  ),
+  ("eval.linear_max_iter", _at_least(1), "use 1 or more iterations"),
+  ("eval.linear_tol", _positive, "use a positive tolerance"),
+  ("eval.knn_ks", _each(_at_least(1)), "give neighbour counts >= 1"),
+  ("eval.knn_temperature", _positive, "use a positive temperature"),
+  ("eval.max_train_examples", _at_least(0), "use 0 (every example) or a positive cap"),
+  ("eval.holdout_examples", _at_least(1), "use 1 or more images"),
+  ("eval.sample_images", _at_least(1), "use 1 or more images"),
+  ("simclr.temperature", _positive, "use a positive temperature (SimCLR: 0.1 to 0.5)"),
+  ("simclr.block_size", _at_least(0), "use 0 (the whole batch at once) or a positive block size"),
+  ("simclr.microbatches", _at_least(1), "use 1 (no gradient caching) or more micro-batches"),
+  ("swav.num_prototypes", _at_least(2), "use 2 or more prototypes"),
+  ("swav.temperature", _positive, "use a positive temperature (SwAV: 0.1)"),
+  ("swav.epsilon", _positive, "use a positive Sinkhorn regularisation (SwAV: 0.05)"),
+  ("swav.sinkhorn_iterations", _at_least(1), "use 1 or more iterations"),
+  ("swav.freeze_prototypes_steps", _at_least(0), "use 0 (never frozen) or a positive step count"),
+  ("deepcluster.num_clusters", _at_least(2), "use 2 or more clusters"),
+  ("deepcluster.kmeans_iterations", _at_least(1), "use 1 or more iterations"),
+  ("deepcluster.recluster_every_steps", _at_least(0), "use 0 (once per epoch) or a positive step count"),
+  ("deepcluster.pca_dim", _at_least(0), "use 0 (no PCA) or a positive dimension"),
+  ("mae.mask_ratio", _strict_fraction, "hide a fraction in (0, 1) of the patches (MAE: 0.75)"),
+  ("mae.decoder_dim", _at_least(1), "use a positive width"),
+  ("mae.decoder_depth", _at_least(1), "use 1 or more blocks"),
+  ("mae.decoder_heads", _at_least(1), "use 1 or more heads"),
+  ("rotation.head_hidden_dim", _at_least(1), "use a positive width"),
+  ("rotation.head_layers", _at_least(1), "use 1 (a linear head) or more layers"),
+  ("colorization.grid", _positive, "use a positive ab bin size"),
+  ("colorization.neighbours", _at_least(1), "use 1 or more bins"),
+  ("colorization.sigma", _positive, "use a positive width"),
+  ("colorization.rebalance_lambda", _probability, "use a mix in [0, 1] (1: no rebalancing)"),
+  ("colorization.prior_momentum", _decay, "use a momentum in [0, 1)"),
+  ("colorization.temperature", _positive, "use a positive temperature (0.38: the paper's)"),
+  ("superres.factor", _at_least(2), "use a factor >= 2 that divides data.image_size"),
+  ("inpainting.area_fraction", _strict_fraction, "mask a fraction in (0, 1) of the image"),
+  ("inpainting.max_rectangles", _at_least(1), "use 1 or more rectangles"),
+  ("inpainting.reconstruction_weight", _nonnegative, "use a weight >= 0"),
+  ("inpainting.adversarial_weight", _nonnegative, "use a weight >= 0 (0 turns the discriminator off)"),
+  ("inpainting.discriminator_widths", _each(_at_least(1)), "give positive widths"),
+  ("inpainting.discriminator_lr", _positive, "use a positive learning rate"),
+  ("inpainting.discriminator_b1", _decay, "use a decay rate in [0, 1)"),
+  ("frame_order.tuple_frames", _at_least(3), "use 3 or more frames per tuple"),
+  (
+    "frame_order.positive_fraction",
+    lambda value, config: config.frame_order.mode != "binary" or 0 < value < 1,
+    "show a fraction strictly between 0 and 1 of the tuples in order",
+  ),
+  ("frame_order.frame_gap", _at_least(0), "use 0 (as far apart as the clip allows) or a positive frame count"),
+  ("frame_order.crop_area", _area_range, "use (low, high) with 0 < low <= high <= 1"),
+  ("frame_order.crop_aspect", _aspect_range, "use (low, high) with 0 < low <= high"),
+  ("frame_order.flip_prob", _probability, "use a probability in [0, 1]"),
+  ("frame_order.head_hidden_dim", _at_least(1), "use a positive width"),
+  ("finetune.epochs", _positive, "use a positive number of epochs"),
+  ("finetune.batch_size", _at_least(1), "use a positive batch size, a multiple of the device count"),
+  ("finetune.lr", _positive, "use a positive learning rate"),
+  ("finetune.encoder_lr_multiplier", _nonnegative, "use a factor >= 0"),
+  ("finetune.weight_decay", _nonnegative, "use 0 (none) or a positive weight decay"),
+  ("finetune.crop_area", _area_range, "use (low, high) with 0 < low <= high <= 1"),
+  ("finetune.log_every", _at_least(1), "log every 1 or more steps"),
+  ("finetune.eval_batch_size", _at_least(1), "use a positive batch size"),
+)
+
+_ABSENT = object()
+
+
+def _field(config: ml_collections.ConfigDict, dotted: str):
+  """``config.<dotted>``, or ``_ABSENT`` when the config has no such field."""
+  node = config
+  for part in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return _ABSENT
+    node = node[part]
+  return node
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Refuses a config (pretrain or finetune) that cannot work, before any data is read or file written.
+
+  In order: a pretrain config's fields that its task ignores (``jssl.tasks.check_fields``),
+  then each of ``RULES``, then the ``augment`` section (the code that builds the views checks
+  it, ``jssl.data.multicrop.multi_crop_configs``). Checks that need the data or the devices
+  (batch vs device count, patch size vs image size ...) stay where the run is built.
+
+  Raises:
+    ConfigError: naming the first field out of range, its value and what to use instead.
+  """
+  if "task" in config:
+    from jssl.tasks import check_fields  # noqa: PLC0415  (tasks import JAX; this module loads without it)
+
+    check_fields(config)
+  for field, ok, fix in RULES:
+    value = _field(config, field)
+    if value is not _ABSENT and not ok(value, config):
+      raise ConfigError(f"{field}={value!r}: {fix}.")
+  if "augment" in config:
+    from jssl.data.multicrop import multi_crop_configs  # noqa: PLC0415  (imports TF)
+
+    multi_crop_configs(config.augment, image_size=config.data.image_size)
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:
