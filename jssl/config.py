@@ -298,8 +298,11 @@ def _field(config: ml_collections.ConfigDict, dotted: str):
   return node
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict, *, only: tuple[str, ...] = ()) -> None:
   """Refuses a config (pretrain or finetune) that cannot work, before any data is read or file written.
+
+  ``only`` (section names, e.g. ``("eval",)``): check just the ``RULES`` of those sections, as
+  ``jssl eval`` does for the settings it may change on a finished run.
 
   In order: a pretrain config's fields that its task ignores (``jssl.tasks.check_fields``),
   then each of ``RULES``, then the ``augment`` section (the code that builds the views checks
@@ -309,6 +312,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ConfigError: naming the first field out of range, its value and what to use instead.
   """
+  if only:
+    rules = [rule for rule in RULES if rule[0].split(".")[0] in only]
+    if not rules:
+      raise ValueError(f"validate: no rules for sections {only}.")
+    for field, ok, fix in rules:
+      value = _field(config, field)
+      if value is not _ABSENT and not ok(value, config):
+        raise ConfigError(f"{field}={value!r}: {fix}.")
+    return
   if "task" in config:
     from jssl.tasks import check_fields  # noqa: PLC0415  (tasks import JAX; this module loads without it)
 

@@ -137,6 +137,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
         "is now); the other settings are the run's own."
       )
   config_lib.apply_overrides(config, list(overrides))
+  config_lib.validate(config, only=("eval",))  # the settings this evaluation may change
   if any(override.startswith("--config.data.dir=") for override in overrides):
     config.data.source = moved_to(config.data.source, config.data.dir)
     config.eval.source = moved_to(config.eval.source, config.data.dir)

@@ -381,3 +381,13 @@ def test_a_get_config_that_returns_no_configdict_is_one_line(tmp_path):
     f"{recipe}: get_config() returned a dict, not an ml_collections.ConfigDict; return one, e.g. "
     "jssl.config.default_config() with your changes."
   ]
+
+
+def test_eval_checks_only_the_eval_settings_it_may_change():
+  from jssl.errors import ConfigError  # noqa: PLC0415
+  config = config_lib.default_config()
+  config.simclr.temperature = -1.0  # a finished run's other sections are not judged again here
+  config_lib.validate(config, only=("eval",))
+  config.eval.knn_ks = (0,)
+  with pytest.raises(ConfigError, match=r"eval.knn_ks=\(0,\): give neighbour counts >= 1"):
+    config_lib.validate(config, only=("eval",))
