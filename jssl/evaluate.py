@@ -2,9 +2,10 @@
 reconstructions during training (``Holdout``).
 
 ``evaluate(workdir)`` restores the run's encoder, extracts features of the train and
-eval splits (whole images resized, no augmentation, batch norm in inference mode) of
+eval splits (``data.train_split``; ``eval.split``, else ``data.eval_split``) of
 ``eval.source`` when it is set (e.g. images for a video-pretrained encoder), else of
-``data.source``, and reports, next to each other, what pretraining bought:
+``data.source`` (whole images resized, no augmentation, batch norm in inference mode),
+and reports, next to each other, what pretraining bought:
 
 * ``linear_top1`` / ``knn_k200_top1`` / ``knn_k20_top1``: the pretrained encoder,
 * ``random_init_linear_top1`` / ``random_init_knn_k200_top1`` / ...: the same architecture at random init,
@@ -121,6 +122,33 @@ def moved_to(spec: str, data_dir: str) -> str:
   return kind if data_dir and path and kind in FOLDER_SOURCES else spec
 
 
+def probe_splits(source, config) -> tuple[str, str]:
+  """The splits of ``source`` the probes fit on (``data.train_split``) and are scored on
+  (``eval.split``, else ``data.eval_split``); raises ConfigError, naming the splits there are,
+  when ``source`` lacks either."""
+  train_split, test_split = config.data.train_split, config.eval.split or config.data.eval_split
+  if train_split not in source.splits:
+    raise ConfigError(
+      f"Source {source.name!r} has no {train_split!r} split (data.train_split) to fit the probes on; its splits "
+      f"are {source.splits}. Point --config.eval.source=SPEC at a source with one."
+    )
+  if test_split not in source.splits:
+    others = [s for s in source.splits if s != train_split]
+    hint = (
+      f"--config.eval.split={others[0]}"
+      if others
+      else f"--config.eval.split={train_split} (scores on the images the probes fit: an upper bound)"
+    )
+    raise ConfigError(
+      f"Source {source.name!r} has no {test_split!r} split to score the probes on; its splits are "
+      f"{source.splits}. Name one with {hint}, or give the data a {test_split!r} split (for a folder source: "
+      f"sub-folders train/ and {test_split}/)."
+    )
+  if test_split == train_split:
+    log.warning("Scoring the probes on %r, the split they fit on: the scores are an upper bound.", test_split)
+  return train_split, test_split
+
+
 def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides: list[str] = ()) -> dict:
   """Evaluates the run in ``workdir`` (latest checkpoint unless ``step``); writes ``eval.json``.
 
@@ -160,6 +188,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   num_classes = source.num_classes
   if not num_classes:
     raise ConfigError(f"Source {source.name!r} has no labels, so there is nothing to probe.")
+  train_split, test_split = probe_splits(source, config)
   started = time.perf_counter()
   state, step = restore_run(setup, workdir, step=step)
 
@@ -184,7 +213,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     train = extract_features(
       encoder,
       variables,
-      dataset(config.data.train_split),
+      dataset(train_split),
       batch_size=ev.batch_size,
       limit=limit,
       desc=f"{name or 'pretrained_'}train",
@@ -193,7 +222,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     test = extract_features(
       encoder,
       variables,
-      dataset(config.data.eval_split),
+      dataset(test_split),
       batch_size=ev.batch_size,
       desc=f"{name or 'pretrained_'}test",
       forward=forward,
@@ -201,8 +230,8 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results[name + key] = value
   if source.image_shape is not None:
-    train = raw_pixels(source, config.data.train_split, limit=limit)
-    test = raw_pixels(source, config.data.eval_split)
+    train = raw_pixels(source, train_split, limit=limit)
+    test = raw_pixels(source, test_split)
     for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
       results["raw_pixels_" + key] = value
   results.update(

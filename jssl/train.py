@@ -87,6 +87,11 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None, source: Source |
   )
   task = make_task(config, mesh=mesh, source=source)
   task.batch_spec(batch, source)  # the task's checks of the data (e.g. colour images) fail here
+  if task.produces_images and config.data.eval_split not in source.splits:  # the held-out images come from it
+    raise ConfigError(
+      f"Source {source.name!r} has no {config.data.eval_split!r} split (data.eval_split) for {config.task}'s "
+      f"held-out reconstructions; its splits are {source.splits}. Set --config.data.eval_split to one of them."
+    )
   return Setup(
     config=config,
     source=source,

@@ -6,6 +6,12 @@ splits the data, else the whole folder is "train". Items (an image, a clip) insi
 class sub-folders of a split are labelled by the sorted list of class names over all splits
 (so a class has the same label in every split); items outside any class folder are then
 ignored with a warning. Without class folders every label is -1.
+
+Scanning also reads a few items (``first_readable``): a split none of whose items reads is an
+error, raised when the source is built, so before a run writes anything; a class folder none
+of whose items reads is a warning (the class keeps its label, so labels agree across splits).
+It reads items in order until one reads: one item per class folder when the data is fine, all
+of a class's items only when they are all unreadable.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +31,7 @@ from jssl.errors import ConfigError, MissingError
 
 logger = logging.getLogger("jssl")
 
-__all__ = ["FolderSource", "Item", "scan_class_folders", "sort_by_path", "walk"]
+__all__ = ["FolderSource", "Item", "first_readable", "scan_class_folders", "sort_by_path", "walk"]
 
 SPLIT_FOLDERS = ("train", "test", "val")
 """Sub-folders that are splits, when ``train`` is one of them."""
@@ -58,8 +64,60 @@ def sort_by_path(items: list[Item]) -> list[Item]:
   return sorted(items, key=lambda item: item[0].split(os.sep))
 
 
+def first_readable(items: Sequence[Item], read: Callable[[str, Any], object]) -> tuple[int, str]:
+  """How many of ``items`` fail to ``read`` before one reads, and the first failure as one line
+  ("" when the first item reads); the count is ``len(items)`` when none reads."""
+  failures, first = 0, ""
+  for path, payload in items:
+    try:
+      read(path, payload)
+    except Exception as e:  # Whatever the reason, the item is unreadable (as the pass will find).
+      failures += 1
+      first = first or f"{path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    else:
+      break
+  return failures, first
+
+
+def _check_readable(
+  root: str, items: Sequence[Item], labels: np.ndarray, classes: list[str], read, *, spec: str, what: str
+) -> None:
+  """Raises unless some item of the split in ``root`` reads; warns about each class folder
+  none of whose items reads (see the module docstring)."""
+  groups = [(name, [item for item, label in zip(items, labels) if label == c]) for c, name in enumerate(classes)]
+  groups = [(name, group) for name, group in groups if group] or [(None, list(items))]
+  unreadable = []
+  for name, group in groups:
+    failures, first = first_readable(group, read)
+    if failures == len(group):
+      unreadable.append((name, len(group), first))
+  if len(unreadable) == len(groups):
+    raise ConfigError(
+      f"No readable {what}s in {root!r}: all {len(items)} {what}(s) there are unreadable and would be skipped "
+      f"(the first: {unreadable[0][2]}). Replace or remove the broken files, or point `{spec}:PATH` at another "
+      "folder."
+    )
+  for name, count, first in unreadable:
+    logger.warning(
+      "No readable %ss in class folder %s: all %d are unreadable and will be skipped (the first: %s), so class "
+      "%r has no %ss in this split. Replace or remove the broken files.",
+      what,
+      os.path.join(root, name),
+      count,
+      first,
+      name,
+      what,
+    )
+
+
 def scan_class_folders(
-  path: str, list_items: Callable[[str], list[Item]], *, spec: str, what: str, accepted: str
+  path: str,
+  list_items: Callable[[str], list[Item]],
+  *,
+  read: Callable[[str, Any], object],
+  spec: str,
+  what: str,
+  accepted: str,
 ) -> tuple[dict[str, tuple[tuple[Item, ...], np.ndarray]], list[str]]:
   """Splits and labels of the folder tree at ``path`` (see the module docstring).
 
@@ -67,6 +125,8 @@ def scan_class_folders(
     path: the folder.
     list_items: ``root -> [(path relative to root, payload)]`` sorted with ``sort_by_path``; an item
       is in class folder C when its relative path starts with ``C/``.
+    read: ``(absolute path, payload) -> anything``, raising on an unreadable item (the source's
+      ``read_item``); used to check that each split has a readable item.
     spec: the source kind, for messages ("image_folder").
     what: an item's name, for messages ("image").
     accepted: what counts as an item, for messages.
@@ -77,7 +137,8 @@ def scan_class_folders(
 
   Raises:
     MissingError: ``path`` is not a folder.
-    ConfigError: a split without items, or without items in class folders when others have some.
+    ConfigError: a split without items, without readable items, or without items in class
+      folders when others have some.
   """
   if not os.path.isdir(path):
     raise MissingError(
@@ -119,6 +180,7 @@ def scan_class_folders(
     else:
       labels = np.full(len(items), -1, np.int32)
     scanned[split] = (tuple((os.path.join(root, rel), payload) for rel, payload in items), labels)
+    _check_readable(root, scanned[split][0], labels, classes, read, spec=spec, what=what)
   return scanned, classes
 
 

@@ -3,7 +3,7 @@
 
 Splits and labels as ``jssl.data.sources.folder`` lays them out; images are found
 recursively, decoded by PIL to RGB at their own size (``image_shape`` None), and
-unreadable ones are skipped with a warning.
+unreadable ones are skipped with a warning (a split with none readable is an error).
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def image_folder_source(path: str) -> ImageFolderSource:
   items, classes = scan_class_folders(
     path,
     list_images,
+    read=lambda image, _: decode_to_rgb(image),
     spec="image_folder",
     what="image",
     accepted=f"searched recursively for {', '.join(IMAGE_EXTENSIONS)}, any case",

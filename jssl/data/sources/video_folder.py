@@ -6,7 +6,7 @@ as ``jssl.data.sources.folder`` lays them out (a clip folder directly in a split
 class). Every clip is resampled to ``clip_frames`` frames evenly spaced over its whole
 length (a shorter clip repeats frames) and each frame is centre-cropped to a square and
 resized to ``clip_size``. Unreadable clips are skipped with a warning, as unreadable
-images are.
+images are (a split with none readable is an error).
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def video_folder_source(path: str, *, clip_frames: int = 8, clip_size: int = 48)
   items, classes = scan_class_folders(
     path,
     list_clips,
+    read=lambda clip, frame_files: read_clip(clip, frame_files, frames=int(clip_frames), size=int(clip_size)),
     spec="video_folder",
     what="clip",
     accepted=f"a clip is a sub-folder of frame images ({', '.join(FRAME_EXTENSIONS)}) or a .gif file",
