@@ -385,6 +385,7 @@ def test_a_get_config_that_returns_no_configdict_is_one_line(tmp_path):
 
 def test_eval_checks_only_the_eval_settings_it_may_change():
   from jssl.errors import ConfigError  # noqa: PLC0415
+
   config = config_lib.default_config()
   config.simclr.temperature = -1.0  # a finished run's other sections are not judged again here
   config_lib.validate(config, only=("eval",))
