@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
   pretrain.add_argument("--config", required=True, help="a Python config file with get_config()")
   pretrain.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here")
   pretrain.add_argument(
+    "--restart",
+    action="store_true",
+    help="start afresh: first move the run in WORKDIR into WORKDIR/previous/<time>/ (nothing is deleted)",
+  )
+  pretrain.add_argument(
     "--coordinator", default=None, help="multi-process: HOST:PORT of process 0 (TPU pods and Slurm are detected)"
   )
   pretrain.add_argument("--num-processes", type=int, default=None)
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
       parallel.initialize_distributed(
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
       )
-      run_pretrain(config, args.workdir)
+      run_pretrain(config, args.workdir, restart=args.restart)
     elif args.command == "eval":
       from jssl.evaluate import evaluate as run_eval  # noqa: PLC0415
 

@@ -8,6 +8,7 @@ What the loop writes to its workdir, and reading it back, is ``jssl.workdir``'s;
 held-out reconstructions it reports are ``jssl.evaluate.Holdout``'s.
 """
 
+import contextlib
 import dataclasses
 import logging
 import pathlib
@@ -21,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jssl import optim, parallel
+from jssl import optim, parallel, workdir_guard
 from jssl import workdir as workdir_lib
 from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
@@ -246,7 +247,9 @@ class NonFiniteError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
 
 
-def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, mesh=None) -> TrainState:
+def pretrain(
+  config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, mesh=None, restart: bool = False
+) -> TrainState:
   """Trains ``config`` in ``workdir``, resuming from its latest checkpoint if there is one.
 
   Resuming is exact: the input pipeline is a pure function of the seed and the step
@@ -254,23 +257,68 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   checkpoint holds everything else. SIGTERM/SIGINT stop after the current step with a
   checkpoint. ``mesh`` defaults to all devices; a checkpoint restores onto any mesh.
 
+  The run holds ``workdir``'s lock until it returns, and resumes only a run whose state
+  ``config`` keeps (``jssl.workdir_guard``); ``restart`` first moves the run there into
+  ``workdir/previous/<time>/``. A resume with changed settings keeps the config it replaces
+  in ``workdir/config_history/``.
+
   Raises:
+    ConfigError: ``workdir`` is in use by another run, cannot be a folder, or holds a run
+      whose state ``config`` changes (nothing is written then).
     NonFiniteError: after ``train.max_consecutive_nonfinite`` non-finite steps in a row
       (a checkpoint of the last good state is written first).
   """
+  check_fields(config)  # before anything is written
+  workdir = pathlib.Path(workdir).resolve()
+  with contextlib.ExitStack() as held:
+    setup = _claim_workdir(config, workdir, mesh=mesh, restart=restart, held=held)
+    return _train(setup, workdir)
+
+
+def _claim_workdir(config, workdir: pathlib.Path, *, mesh, restart: bool, held: contextlib.ExitStack) -> Setup:
+  """``make_setup``, then, on process 0 (the others do not write the workdir): the workdir
+  made, its lock taken (held until ``held`` closes), and the old run moved aside (``restart``)
+  or checked against ``config``. No process goes on unless every one got this far."""
+  failure = None
+  try:
+    setup = make_setup(config, mesh=mesh)
+    if jax.process_index() == 0:
+      workdir_guard.prepare(workdir)
+      held.enter_context(workdir_guard.lock(workdir))
+      if restart:
+        moved = workdir_guard.move_aside(workdir)
+        if moved is not None:
+          log.info("Moved the previous run in %s to %s; starting afresh", workdir, moved)
+      else:
+        changes = workdir_guard.check_resume(workdir, config, setup)
+        if changes:
+          log.info("resuming with changed settings: %s", workdir_guard.describe_changes(changes))
+  except Exception as error:  # re-raised below, once the other processes know
+    failure = error
+  if jax.process_count() > 1:  # a process that stopped alone would leave the others waiting forever
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    started = multihost_utils.process_allgather(np.asarray(failure is None, np.int32))
+    if failure is None and not np.all(started):
+      failure = ConfigError(
+        f"process(es) {', '.join(map(str, np.flatnonzero(started == 0)))} could not start the run in "
+        f"{workdir}; their message says why."
+      )
+  if failure is not None:
+    raise failure
+  return setup
+
+
+def _train(setup: Setup, workdir: pathlib.Path) -> TrainState:
+  """``pretrain``'s loop, in a workdir this process may use."""
   from tqdm.auto import tqdm  # noqa: PLC0415
 
   from jssl import plots  # noqa: PLC0415  (matplotlib only when training)
   from jssl.evaluate import Holdout  # noqa: PLC0415  (jssl.evaluate imports this module)
   from jssl.preemption import PreemptionGuard  # noqa: PLC0415
 
-  check_fields(config)  # before anything is written
-  workdir = pathlib.Path(workdir).resolve()
+  config = setup.config
   is_main = jax.process_index() == 0
-  setup = make_setup(config, mesh=mesh)
-  if is_main:
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir_lib.write_run_config(workdir, config, setup.source)
   log.info(
     "%d devices (%s), global batch %d, %d steps (%d per epoch)",
     setup.mesh.devices.size,
@@ -290,6 +338,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, 
   else:
     start = 0
     state = create_state(setup, config.seed)
+  if is_main:  # after the restore: a run that fails to resume leaves its config.json as it was
+    workdir_lib.write_run_config(workdir, config, setup.source)
   writer = workdir_lib.MetricsWriter(workdir, resume_step=start, enabled=is_main)
 
   dataset = pipeline.pretrain_dataset(

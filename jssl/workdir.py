@@ -3,6 +3,9 @@
 * ``config.json``: the run's config, plus ``"data_facts"`` (``jssl.data.facts``): what the
   state's shapes depend on in the data, so ``jssl export`` and ``jssl eval`` restore the
   run without its training data. Runs from before the facts were recorded read their data.
+* ``config_history/<n>.json``: the configs a resume with changed settings replaced, oldest
+  first (``read_config_history``); ``jssl.workdir_guard`` refuses a change the checkpoints
+  cannot resume.
 * ``metrics.jsonl``: one JSON object per logged step (``MetricsWriter``, ``read_metrics``),
   mirrored to ``tensorboard/``.
 * ``checkpoints/``: restored by ``restore_run`` onto a ``jssl.train.Setup``.
@@ -22,15 +25,45 @@ from jssl.data.sources import Source
 from jssl.errors import MissingError
 
 CONFIG_FILE = "config.json"
+CONFIG_HISTORY = "config_history"
 METRICS_FILE = "metrics.jsonl"
 DATA_FACTS = "data_facts"  # the key of config.json that is not part of the config
 
 
 def write_run_config(workdir: pathlib.Path, config: ml_collections.ConfigDict, source: Source) -> None:
-  """Writes ``workdir/config.json``: ``config`` and the facts of its data ``source``."""
+  """Writes ``workdir/config.json``: ``config`` and the facts of its data ``source``. A different
+  ``config.json`` already there is kept first, as the next ``config_history/<n>.json``."""
+  workdir = pathlib.Path(workdir)
   record = json.loads(config_lib.to_json(config))
   record[DATA_FACTS] = facts_lib.record(source)
-  (pathlib.Path(workdir) / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+  text = json.dumps(record, indent=2, sort_keys=True)
+  path = workdir / CONFIG_FILE
+  if path.is_file():
+    previous = path.read_text()
+    if previous == text:
+      return
+    kept = _history_files(workdir)
+    (workdir / CONFIG_HISTORY).mkdir(exist_ok=True)
+    _write_atomically(workdir / CONFIG_HISTORY / f"{int(kept[-1].stem) + 1 if kept else 1}.json", previous)
+  _write_atomically(path, text)
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+  """Writes ``path`` whole or not at all (a killed process leaves the old file)."""
+  partial = path.with_name(path.name + ".partial")
+  partial.write_text(text)
+  partial.replace(path)
+
+
+def _history_files(workdir: pathlib.Path) -> list[pathlib.Path]:
+  history = pathlib.Path(workdir) / CONFIG_HISTORY
+  files = history.glob("*.json") if history.is_dir() else []
+  return sorted((p for p in files if p.stem.isdigit()), key=lambda p: int(p.stem))
+
+
+def read_config_history(workdir: pathlib.Path) -> list[dict]:
+  """The records ``config.json`` held before each resume that changed it, oldest first."""
+  return [json.loads(p.read_text()) for p in _history_files(workdir)]
 
 
 def read_run_record(workdir: pathlib.Path) -> dict:
@@ -53,14 +86,14 @@ def read_data_facts(workdir: pathlib.Path) -> dict | None:
   return read_run_record(workdir).get(DATA_FACTS)
 
 
-def run_setup(workdir: pathlib.Path, config: ml_collections.ConfigDict):
+def run_setup(workdir: pathlib.Path, config: ml_collections.ConfigDict, *, mesh=None):
   """The ``jssl.train.Setup`` of the run in ``workdir`` for ``config`` (its own, or with
   eval overrides), built from the recorded data facts: no data is read. Runs without
-  recorded facts read ``config.data`` as pretraining did."""
+  recorded facts read ``config.data`` as pretraining did. ``mesh`` defaults to ``config``'s."""
   from jssl.train import make_setup  # noqa: PLC0415  (reading a workdir does not need the trainer)
 
   facts = read_data_facts(workdir)
-  return make_setup(config, source=None if facts is None else facts_lib.source_from_facts(facts))
+  return make_setup(config, mesh=mesh, source=None if facts is None else facts_lib.source_from_facts(facts))
 
 
 def restore_run(setup, workdir: pathlib.Path, *, step: int | None = None) -> tuple:

@@ -104,7 +104,7 @@ def test_only_jssl_errors_become_one_line(tmp_path, monkeypatch, capsys):
   with pytest.raises(KeyError, match="setps"):
     cli.main([*args, "--debug"])
 
-  def broken(config, workdir):
+  def broken(config, workdir, **options):
     raise ValueError("shapes (3,) and (4,) do not match")
 
   monkeypatch.setattr(train, "pretrain", broken)
@@ -112,7 +112,7 @@ def test_only_jssl_errors_become_one_line(tmp_path, monkeypatch, capsys):
     cli.main(args[:-1])
   assert "error:" not in capsys.readouterr().err
 
-  def refused(config, workdir):
+  def refused(config, workdir, **options):
     raise ConfigError("train.steps=-5 must be positive")
 
   monkeypatch.setattr(train, "pretrain", refused)

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from multiprocess_driver import fixed_batch, steps_config
 
-from jssl import parallel, train
+from jssl import parallel, train, workdir_guard
 from jssl.checkpoint import Checkpointer
 from jssl.workdir import read_metrics
 
@@ -63,6 +63,20 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
   codes = [p.wait(timeout=300) for p in processes]
   assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
   assert [m["step"] for m in read_metrics(tmp_path)] == list(range(1, reached + 4))
+
+
+def test_a_workdir_in_use_stops_every_process_of_the_run(tmp_path):
+  """Process 0 alone takes the workdir's lock; when it is refused, the others are told and stop too."""
+  with workdir_guard.lock(tmp_path):
+    processes = _start(tmp_path)
+    codes = [p.wait(timeout=180) for p in processes]
+  errors = [p.stderr.read().strip().splitlines()[-1] for p in processes]
+  assert codes == [2, 2], errors
+  assert errors[0].startswith(f"jssl pretrain: error: {tmp_path} is in use by pid"), errors
+  assert (
+    errors[1] == f"jssl pretrain: error: process(es) 0 could not start the run in {tmp_path}; their message says why."
+  )
+  assert not (tmp_path / "config.json").exists()
 
 
 def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
