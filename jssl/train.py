@@ -22,13 +22,14 @@ import ml_collections
 import numpy as np
 import optax
 
+from jssl import config as config_lib
 from jssl import optim, parallel, workdir_guard
 from jssl import workdir as workdir_lib
 from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
 from jssl.errors import ConfigError
-from jssl.tasks import check_fields, make_task
+from jssl.tasks import make_task
 
 log = logging.getLogger("jssl")
 
@@ -268,7 +269,7 @@ def pretrain(
     NonFiniteError: after ``train.max_consecutive_nonfinite`` non-finite steps in a row
       (a checkpoint of the last good state is written first).
   """
-  check_fields(config)  # before anything is written
+  config_lib.validate(config)  # before anything is read or written (the CLI has checked it too)
   workdir = pathlib.Path(workdir).resolve()
   with contextlib.ExitStack() as held:
     setup = _claim_workdir(config, workdir, mesh=mesh, restart=restart, held=held)
