@@ -31,16 +31,22 @@ DAMAGED_PREFIX = "damaged-"  # a set-aside step: not a number, so Orbax no longe
 
 def _reason(error: BaseException) -> str:
   """One line on why ``error`` happened: the first line of its innermost cause (TensorStore's
-  outer message is a page of spec), at most 300 characters."""
+  outer message is a page of spec), its middle cut to keep it under 300 characters."""
   while (error.__cause__ or error.__context__) is not None:
     error = error.__cause__ or error.__context__
   lines = str(error).strip().splitlines()
   text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-  return text if len(text) <= 300 else text[:297] + "..."
+  # TensorStore names the file first and says what went wrong last ("No space left on device").
+  return text if len(text) <= 300 else f"{text[:140]} ... {text[-155:]}"
 
 
 def _check_writable(directory: pathlib.Path) -> None:
   """Raises ``CheckpointError`` unless ``directory`` is (or can be made) a writable folder."""
+  if directory.exists() and not directory.is_dir():
+    raise CheckpointError(
+      f"Cannot write checkpoints to {directory}: it is a file, not a folder. Move it away (or use another "
+      "--workdir) and run the same command again."
+    )
   try:
     directory.mkdir(parents=True, exist_ok=True)
     probe = directory / f".jssl-write-check-{jax.process_index()}-{os.getpid()}"

