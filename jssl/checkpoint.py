@@ -145,8 +145,8 @@ class Checkpointer:
     except Exception as error:
       others = [s for s in steps if s != step]
       hint = (
-        f"Other steps: {', '.join(map(str, others))}; pass --step {others[-1]} to use one, or run "
-        f"`jssl pretrain` on this workdir to resume from the newest that restores (it sets step {step} aside)."
+        f"Other steps: {', '.join(map(str, others))}; pass --step {others[-1]} to use one, or run `jssl pretrain` "
+        "on this workdir: it resumes from the newest checkpoint that restores and sets damaged newer ones aside."
         if others
         else "It is the only checkpoint: pretrain again in a new workdir (or move this one aside)."
       )
