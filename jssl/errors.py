@@ -24,3 +24,7 @@ class UnknownKeyError(JsslError, KeyError):
 
 class MissingError(JsslError, FileNotFoundError):
   """A file, folder, dataset or checkpoint that is not where it was looked for."""
+
+
+class CheckpointError(JsslError, OSError):
+  """A checkpoint that cannot be written, or read back (names the step and the path)."""

@@ -332,9 +332,8 @@ def _train(setup: Setup, workdir: pathlib.Path) -> TrainState:
   checkpointer = Checkpointer(
     workdir, max_to_keep=config.train.keep_checkpoints, save_every=config.train.checkpoint_every_steps
   )
-  start = checkpointer.latest_step()
+  state, start = checkpointer.resume(abstract_state(setup))  # damaged newer checkpoints are set aside
   if start is not None:
-    state = checkpointer.restore(abstract_state(setup), step=start)
     log.info("Resuming from the checkpoint at step %d in %s", start, checkpointer.directory)
   else:
     start = 0

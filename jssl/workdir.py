@@ -96,13 +96,21 @@ def run_setup(workdir: pathlib.Path, config: ml_collections.ConfigDict, *, mesh=
   return make_setup(config, mesh=mesh, source=None if facts is None else facts_lib.source_from_facts(facts))
 
 
-def restore_run(setup, workdir: pathlib.Path, *, step: int | None = None) -> tuple:
-  """``(state, step)``: the run's ``TrainState`` at ``step`` (default: latest) for ``setup``."""
+def restore_run(setup, workdir: pathlib.Path, *, step: int | None = None, resume: bool = False) -> tuple:
+  """``(state, step)``: the run's ``TrainState`` at ``step`` (default: latest) for ``setup``.
+
+  A checkpoint that cannot be read raises ``jssl.errors.CheckpointError`` naming its step and
+  the others. ``resume=True`` (what ``jssl pretrain`` does) takes instead the newest checkpoint
+  that restores, setting damaged newer ones aside (``jssl.checkpoint.Checkpointer.resume``);
+  ``(None, None)`` if there is none.
+  """
   from jssl.checkpoint import Checkpointer  # noqa: PLC0415  (Orbax only when restoring)
   from jssl.train import abstract_state  # noqa: PLC0415  (reading a workdir does not need the trainer)
 
-  checkpointer = Checkpointer(workdir, async_save=False)
+  checkpointer = Checkpointer(workdir, async_save=False, read_only=not resume)
   try:
+    if resume:
+      return checkpointer.resume(abstract_state(setup))
     step = checkpointer.latest_step() if step is None else step
     return checkpointer.restore(abstract_state(setup), step=step), step
   finally:
