@@ -312,23 +312,19 @@ def validate(config: ml_collections.ConfigDict, *, only: tuple[str, ...] = ()) -
   Raises:
     ConfigError: naming the first field out of range, its value and what to use instead.
   """
-  if only:
-    rules = [rule for rule in RULES if rule[0].split(".")[0] in only]
-    if not rules:
-      raise ValueError(f"validate: no rules for sections {only}.")
-    for field, ok, fix in rules:
-      value = _field(config, field)
-      if value is not _ABSENT and not ok(value, config):
-        raise ConfigError(f"{field}={value!r}: {fix}.")
-    return
-  if "task" in config:
+  rules = [rule for rule in RULES if rule[0].split(".")[0] in only] if only else RULES
+  if only and not rules:
+    raise ValueError(f"validate: no rules for sections {only}.")
+  if "task" in config and not only:
     from jssl.tasks import check_fields  # noqa: PLC0415  (tasks import JAX; this module loads without it)
 
     check_fields(config)
-  for field, ok, fix in RULES:
+  for field, ok, fix in rules:
     value = _field(config, field)
     if value is not _ABSENT and not ok(value, config):
       raise ConfigError(f"{field}={value!r}: {fix}.")
+  if only:
+    return
   if "augment" in config:
     from jssl.data.multicrop import multi_crop_configs  # noqa: PLC0415  (imports TF)
 
