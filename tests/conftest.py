@@ -34,3 +34,10 @@ def smoke_config():
   from jssl.config import load_config  # noqa: PLC0415
 
   return load_config(REPO / "configs" / "smoke.py")
+
+
+def pytest_collection_modifyitems(items):
+  """Slow tests first: pytest-xdist hands tests out in this order, so the minute-long ones start
+  early and the short ones fill both workers at the end, instead of one long test running alone
+  while the other worker idles."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
