@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision names",
   )
   export.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+  export.add_argument(
+    "--network",
+    default=None,
+    help="which encoder, for tasks with two (byol: online | target, moco_v3: base | momentum, "
+    "dino: teacher | student); default: the one the paper evaluates",
+  )
   finetune = commands.add_parser(
     "finetune",
     help="train a classifier on an exported encoder",
@@ -99,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "export":
       from jssl.export import export_main  # noqa: PLC0415
 
-      export_main(args.workdir, args.out, step=args.step, format=args.format, overwrite=args.overwrite)
+      export_main(
+        args.workdir, args.out, step=args.step, format=args.format, overwrite=args.overwrite, network=args.network
+      )
     else:
       import pathlib  # noqa: PLC0415
 

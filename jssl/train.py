@@ -29,6 +29,7 @@ from jssl.checkpoint import Checkpointer
 from jssl.data import pipeline
 from jssl.data.sources import Source, source_from_config
 from jssl.errors import ConfigError
+from jssl.schedules import training_length
 from jssl.tasks import make_task
 
 log = logging.getLogger("jssl")
@@ -79,11 +80,7 @@ def make_setup(config: ml_collections.ConfigDict, *, mesh=None, source: Source |
   )
   batch = config.train.batch_size
   local_batch_size = parallel.check_global_batch(batch, mesh)
-  num_examples = source.num_examples(config.data.train_split)
-  steps_per_epoch = max(1, num_examples // batch)
-  total_steps = config.train.steps if config.train.steps > 0 else round(config.train.epochs * steps_per_epoch)
-  if total_steps < 1:
-    raise ConfigError("Nothing to train: set --config.train.steps or --config.train.epochs to a positive value.")
+  total_steps, steps_per_epoch = training_length(config, source)
   tx, schedule = optim.make_optimizer(
     config.optim, batch_size=batch, total_steps=total_steps, steps_per_epoch=steps_per_epoch
   )

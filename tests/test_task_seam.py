@@ -3,6 +3,7 @@ nothing but its task class. The example here is SimCLR plus an EMA of its encode
 target network of BYOL / MoCo v3 / DINO), defined in this file alone."""
 
 import dataclasses
+import json
 import math
 import pathlib
 
@@ -16,6 +17,7 @@ from random_runs import write_random_run
 from benchmarks.random_batch import random_batch
 from jssl import parallel, train
 from jssl.config import load_config
+from jssl.errors import ConfigError
 from jssl.tasks.base import Task
 from jssl.tasks.simclr import SimCLR
 
@@ -45,8 +47,13 @@ class EmaSimCLR(SimCLR):
     target = optax.incremental_update(params["encoder"], extra["target"], 1 - momentum(step, self.total_steps))
     return {**extra, "target": target}
 
-  def encoder_variables(self, params, batch_stats, extra=None):
-    """The EMA encoder is the one exported and evaluated (as DINO exports its teacher)."""
+  networks = ("target", "online")
+
+  def encoder_variables(self, params, batch_stats, extra=None, network=None):
+    """The EMA encoder is the one exported and evaluated by default (as DINO exports its
+    teacher); ``network="online"`` gives the trained one."""
+    if self.network_name(network) == "online":
+      return super().encoder_variables(params, batch_stats, extra)
     return {"params": extra["target"], "batch_stats": batch_stats["encoder"]}
 
 
@@ -134,3 +141,12 @@ def test_export_takes_the_encoder_the_task_keeps_in_extra(tmp_path, monkeypatch)
   for key in flat:
     np.testing.assert_array_equal(flat[key], target[key])
   assert any(not np.array_equal(flat[k], online[k]) for k in flat), "the target differs from the online encoder"
+
+  # The other network on request; a name the task does not have is a one-line error.
+  out = export.export_encoder(tmp_path / "run", tmp_path / "online", format="npz", network="online")
+  online_export = by_path(export.load_encoder(out).params)
+  for key in flat:
+    np.testing.assert_array_equal(online_export[key], online[key])
+  assert json.loads((out / "jssl_encoder.json").read_text())["source_run"]["network"] == "online"
+  with pytest.raises(ConfigError, match="has no network 'student'; it exports target, online"):
+    export.export_encoder(tmp_path / "run", tmp_path / "student", format="npz", network="student")

@@ -57,12 +57,15 @@ def export_encoder(
   step: int | None = None,
   format: str = "orbax",  # noqa: A002  (the CLI's --format)
   overwrite: bool = False,
+  network: str | None = None,
 ) -> pathlib.Path:
   """Writes the encoder of the run in ``workdir`` (latest checkpoint unless ``step``) to ``out_dir``.
 
   See ``jssl.export`` for the files. ``overwrite=True`` allows a non-empty ``out_dir``
   and replaces the export files in it (``jssl_encoder.json``, ``variables/``,
-  ``encoder.npz``, ``encoder.safetensors``); other files there are left alone.
+  ``encoder.npz``, ``encoder.safetensors``); other files there are left alone. ``network``
+  names which of the task's encoders (``Task.networks``: BYOL's online or target, DINO's
+  teacher or student) is written; ``None``: the one its paper evaluates.
 
   Returns:
     The resolved ``out_dir``.
@@ -94,7 +97,8 @@ def export_encoder(
   # Built from the data facts the run recorded: the training data need not be on this machine.
   setup = workdir_lib.run_setup(workdir, config)
   state, step = workdir_lib.restore_run(setup, workdir, step=step)
-  variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats, state.extra))
+  network = setup.task.network_name(network)
+  variables = jax.device_get(setup.task.encoder_variables(state.params, state.batch_stats, state.extra, network))
   # Empty collections (a ViT's batch_stats) are left out: nothing to store, and nothing to restore.
   variables = {c: jax.tree.map(np.asarray, dict(variables[c])) for c in COLLECTIONS if variables.get(c)}
 
@@ -111,7 +115,12 @@ def export_encoder(
       "normalization": "none",
       "grayscale_to_rgb": bool(config.data.grayscale_to_rgb),
     },
-    "source_run": {"workdir": str(workdir), "step": step, "config": workdir_lib.read_run_record(workdir)},
+    "source_run": {
+      "workdir": str(workdir),
+      "step": step,
+      "network": network,
+      "config": workdir_lib.read_run_record(workdir),
+    },
   }
   if format == "torch":
     metadata["torchvision"] = torchvision_recipe(name, width_multiplier=kwargs["width_multiplier"], stem=kwargs["stem"])
@@ -151,15 +160,16 @@ def export_main(
   step: int | None = None,
   format: str = "orbax",  # noqa: A002
   overwrite: bool = False,
+  network: str | None = None,
 ) -> pathlib.Path:
   """``jssl export``: exports and prints what was written."""
-  out_dir = export_encoder(workdir, out, step=step, format=format, overwrite=overwrite)
+  out_dir = export_encoder(workdir, out, step=step, format=format, overwrite=overwrite, network=network)
   metadata = json.loads((out_dir / METADATA_FILE).read_text())
   arch = metadata["architecture"]
   detail = ", ".join(f"{key} {value}" for key, value in arch["kwargs"].items() if key != "dtype")
   print(
     f"Exported the {arch['name']} encoder ({metadata['num_features']} features, "
-    f"{detail}) of {metadata['source_run']['workdir']} at step "
+    f"{detail}; network {metadata['source_run']['network']}) of {metadata['source_run']['workdir']} at step "
     f"{metadata['source_run']['step']} as {format} to {out_dir}:"
   )
   for artifact in ARTIFACTS:

@@ -8,13 +8,14 @@ from jssl.models.factory import (
   encoder_kwargs,
   make_encoder,
 )
-from jssl.models.heads import EncoderWithHead, ProjectionHead
+from jssl.models.heads import EncoderWithHead, MLPHead, ProjectionHead
 from jssl.models.resnet import ResNet, resnet
 from jssl.models.vit import ViT, auto_patch_size, vit
 
 __all__ = [
   "ENCODERS",
   "EncoderWithHead",
+  "MLPHead",
   "ProjectionHead",
   "ResNet",
   "ViT",

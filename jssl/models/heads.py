@@ -7,8 +7,62 @@ import jax.numpy as jnp
 
 from jssl.errors import ConfigError
 
+OUT_NORMS = ("none", "bn", "bn_no_shift", "bn_no_affine")
+ACTIVATIONS = {"relu": nn.relu, "gelu": lambda x: nn.gelu(x, approximate=False)}
 
-class ProjectionHead(nn.Module):
+
+class MLPHead(nn.Module):
+  """The MLP heads of the view-based methods: (Dense -> BN? -> act) x (num_layers - 1), then
+  Dense -> the output norm.
+
+  ``hidden_norm``: batch norm after each hidden Dense (every method's projector; not DINO's
+  head). ``out_norm``: after the last Dense, ``none`` (BYOL's projector and predictor,
+  VICReg, Barlow Twins), ``bn`` (affine), ``bn_no_shift`` (SimCLR v2) or ``bn_no_affine``
+  (SimSiam's projector, MoCo v3's projector and predictor). A Dense has a bias exactly when no
+  batch norm follows it. BN as torch's (momentum 0.1 there, 0.9 here; eps 1e-5).
+  ``activation``: ``relu`` or ``gelu`` (exact, torch's default).
+
+  ``features`` ``[N, F]`` -> ``[N, out_dim]`` float32.
+  """
+
+  hidden_dim: int = 2048
+  out_dim: int = 128
+  num_layers: int = 2
+  hidden_norm: bool = True
+  out_norm: str = "none"
+  activation: str = "relu"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, features, *, train: bool):
+    if self.num_layers < 1:
+      raise ConfigError(f"{type(self).__name__} needs num_layers >= 1, got {self.num_layers}.")
+    if self.out_norm not in OUT_NORMS:
+      raise ConfigError(f"out_norm={self.out_norm!r}: choose one of {', '.join(OUT_NORMS)}.")
+    if self.activation not in ACTIVATIONS:
+      raise ConfigError(f"activation={self.activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+    x = jnp.asarray(features, self.dtype)
+    for i in range(self.num_layers):
+      last = i == self.num_layers - 1
+      norm = (self.out_norm != "none") if last else self.hidden_norm
+      x = nn.Dense(self.out_dim if last else self.hidden_dim, use_bias=not norm, dtype=self.dtype, name=f"dense{i}")(x)
+      if norm:
+        affine = not last or self.out_norm == "bn"
+        x = nn.BatchNorm(
+          use_running_average=not train,
+          momentum=0.9,
+          epsilon=1e-5,
+          use_bias=affine,
+          use_scale=affine or self.out_norm == "bn_no_shift",
+          dtype=self.dtype,
+          name=f"bn{i}",
+        )(x)
+      if not last:
+        x = ACTIVATIONS[self.activation](x)
+    return x.astype(jnp.float32)
+
+
+class ProjectionHead(MLPHead):
   """SimCLR v2 projection MLP: (Dense -> BN -> ReLU) x (num_layers - 1), then Dense -> BN.
 
   Dense layers have no bias (BN follows); the last BN has no shift, as in SimCLR v2.
@@ -17,25 +71,7 @@ class ProjectionHead(nn.Module):
   ``features`` ``[N, F]`` -> projections ``[N, out_dim]`` float32.
   """
 
-  hidden_dim: int = 2048
-  out_dim: int = 128
-  num_layers: int = 2
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, features, *, train: bool):
-    if self.num_layers < 1:
-      raise ConfigError(f"ProjectionHead needs num_layers >= 1, got {self.num_layers}.")
-    x = jnp.asarray(features, self.dtype)
-    for i in range(self.num_layers):
-      last = i == self.num_layers - 1
-      x = nn.Dense(self.out_dim if last else self.hidden_dim, use_bias=False, dtype=self.dtype, name=f"dense{i}")(x)
-      x = nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5, use_bias=not last, dtype=self.dtype, name=f"bn{i}"
-      )(x)
-      if not last:
-        x = nn.relu(x)
-    return x.astype(jnp.float32)
+  out_norm: str = "bn_no_shift"
 
 
 class EncoderWithHead(nn.Module):

@@ -29,8 +29,14 @@ does not fails at construction, naming them) and overrides the rest as it needs.
 * ``optimizer(tx)``: the optimizer for the whole ``params`` tree given the run's ``tx``
   (tasks with a second network route its parameters to their own optimizer).
 * ``encoder``: the encoder module (default ``self.model.encoder``) evaluated and exported.
-* ``encoder_variables(params, batch_stats, extra)``: the encoder's variables that export and
-  evaluation use (default: the trained encoder; a task may export what it keeps in ``extra``).
+* ``networks``: the names of the encoders a task can export, the one its paper evaluates first
+  (BYOL: ``("online", "target")``, DINO: ``("teacher", "student")``); empty: just the one.
+* ``encoder_variables(params, batch_stats, extra, network=None)``: the variables of that
+  encoder (``None``: the first) that export and evaluation use (default: the trained encoder;
+  a task may export what it keeps in ``extra``).
+* ``total_steps``, ``steps_per_epoch``: the run's length (``jssl.schedules.training_length``),
+  for schedules over training (an EMA momentum, a temperature warm-up); ``None`` when the task
+  is built without a source.
 * ``augmentation_rows(batch, rng)``: ``name -> [N, S, S, C]`` pictures of what the model is
   fed, for ``augmentations.png``.
 * ``reconstruct(params, batch_stats, images, rng)``: for tasks that produce images, rows
@@ -53,6 +59,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jssl.errors import ConfigError
+from jssl.schedules import training_length
+
 
 class Task:
   """Base class; see the module docstring for the contract."""
@@ -60,6 +69,7 @@ class Task:
   name: str = ""
   produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
   reads: tuple[str, ...] = ()  # task-dependent shared fields it reads (see the module docstring)
+  networks: tuple[str, ...] = ()  # exportable encoders, the default first; () = one, the trained encoder
 
   # What every task must define itself: the base class has no sensible default for these.
   REQUIRED = ("host_example", "batch_spec", "init", "loss", "augmentation_rows")
@@ -74,6 +84,7 @@ class Task:
     self.config = config
     self.mesh = mesh
     self.source = source  # the run's jssl.data.sources.Source (None when built without data)
+    self.total_steps, self.steps_per_epoch = training_length(config, source) if source is not None else (None, None)
 
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict | None:
@@ -118,13 +129,24 @@ class Task:
   def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     return tx
 
-  def encoder_variables(self, params, batch_stats, extra=None) -> dict:
-    """The encoder's variables that evaluation and export use: by default the trained
-    encoder's (``batch_stats`` is ``{}`` for an encoder without batch norm, a ViT). A task
-    whose encoder of record lives in ``extra`` (DINO's teacher, an EMA) returns it from there:
-    the loop's callers pass the state's ``extra``."""
+  def encoder_variables(self, params, batch_stats, extra=None, network=None) -> dict:
+    """The variables of the encoder named ``network`` (one of ``networks``; ``None``: the
+    default) that evaluation and export use: by default the trained encoder's (``batch_stats``
+    is ``{}`` for an encoder without batch norm, a ViT). A task whose encoder of record lives
+    in ``extra`` (DINO's teacher, an EMA) returns it from there: the loop's callers pass the
+    state's ``extra``."""
     del extra
+    self.network_name(network)
     return {"params": params["encoder"], "batch_stats": batch_stats.get("encoder", {})}
+
+  def network_name(self, network: str | None) -> str:
+    """``network`` checked against ``networks`` (``None``: the default, the first)."""
+    names = self.networks or ("encoder",)
+    if network is None:
+      return names[0]
+    if network not in names:
+      raise ConfigError(f"Task {self.name} has no network {network!r}; it exports {', '.join(names)}.")
+    return network
 
   def reconstruct(self, params, batch_stats, images: jax.Array, rng: jax.Array):
     """``(rows, metrics)`` for held-out ``images [N, S, S, C]`` in [0, 1], or ``None``."""
