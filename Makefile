@@ -35,10 +35,10 @@ lint: setup
 # The fast suite (at most 5 minutes on 2 cores); test-all adds the tests marked slow.
 # Two pytest workers (pytest-xdist): the 2-core machine's cores are otherwise half idle.
 test: setup data
-	$(PY) -m pytest -q -m "not slow" -n 2 --durations=10
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist worksteal --durations=10
 
 test-all: setup data
-	$(PY) -m pytest -q -n 2 --durations=25
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=25
 
 demo: setup data
 	$(VENV)/bin/jssl pretrain --config configs/simclr_fashion_mnist_cpu.py --workdir $(DEMO_WORKDIR) \
