@@ -33,8 +33,6 @@ def momentum(step, total):
 class EmaSimCLR(SimCLR):
   name = ""  # not registered: a test task
 
-  total_steps = 4
-
   def init(self, rng, batch):
     variables = super().init(rng, batch)
     return {**variables, "extra": {"target": variables["params"]["encoder"], "seen_steps": jnp.zeros((), jnp.int32)}}
@@ -69,6 +67,7 @@ def _host(tree):
 
 def test_extra_state_follows_the_ema_of_the_encoder_and_survives_a_nonfinite_step():
   setup = _setup()
+  assert (setup.task.total_steps, setup.task.steps_per_epoch) == (setup.total_steps, setup.steps_per_epoch)
   state = train.create_state(setup, seed=0)
   step = train.make_train_step(setup)
   target = _host(state.params["encoder"])
@@ -77,7 +76,7 @@ def test_extra_state_follows_the_ema_of_the_encoder_and_survives_a_nonfinite_ste
     batch = random_batch(setup, jax.random.key(s))
     state, metrics = step(state, batch)
     assert bool(metrics["finite"])
-    m = 1 - (1 - BASE_MOMENTUM) * (math.cos(math.pi * s / EmaSimCLR.total_steps) + 1) / 2
+    m = 1 - (1 - BASE_MOMENTUM) * (math.cos(math.pi * s / setup.total_steps) + 1) / 2
     online = _host(state.params["encoder"])
     target = jax.tree.map(lambda t, o, m=m: m * t + (1 - m) * o, target, online)
     assert int(state.extra["seen_steps"]) == s + 1  # the loss saw the step number
