@@ -32,9 +32,10 @@ from jssl.models import build_encoder
 SMOKE = REPO / "configs" / "smoke.py"
 SIZE, PATCH, DEPTH, DIM, HEADS = 32, 4, 2, 192, 3  # vit_tiny: width 192, 3 heads
 TOKENS = (SIZE // PATCH) ** 2  # 64 patches
-# jssl's float32 forward against the float64 reference: round-off through 2 blocks with random
-# weights, relative to the features' scale (LayerNorm'd, O(1)).
-ATOL = 1e-4
+# jssl's float32 forward against the float64 reference and against timm (features up to ~3):
+# round-off through 2 blocks with random weights, measured 2.3e-6 and 2.6e-6. timm's exact GELU
+# instead of the tanh one moves them by 6.4e-4 (measured), far above.
+ATOL = 2e-5
 
 
 def _timm_vit_tiny_shapes(depth: int, *, tokens: int, patch: int, channels: int = 3) -> dict[str, tuple]:

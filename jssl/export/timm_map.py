@@ -23,7 +23,8 @@ scale, an MLP of 4x the width, the final LayerNorm'd [CLS] token as the features
 * Position embeddings: jssl's cover the patches only (``[1, N, D]``); timm's standard ViT has
   one more slot, added to the [CLS] token. The export puts zeros there: the same function.
 * GELU: jssl uses the tanh approximation, timm's default is the exact erf form (features
-  differ by ~1e-3). Weights cannot carry this: the constructor passes ``act_layer="gelu_tanh"``.
+  differ by ~1e-3: 6e-4 measured for 2 blocks). Weights cannot carry this: the constructor
+  passes ``act_layer="gelu_tanh"``.
 * Image size: jssl resamples the position embeddings for images of another size; timm does
   so, by the same rule (bicubic, antialiased, [CLS] slot left out), only when built with
   ``dynamic_img_size=True``. The constructor builds it for ``input.image_size``.
@@ -105,14 +106,14 @@ def timm_recipe(name: str, *, patch_size: int, depth: int, image_size: int, chan
   return {
     "constructor": f"timm.create_model({', '.join(args)})",
     "load": f"model.load_state_dict(safetensors.torch.load_file('{TORCH_FILE}'))",
-    "mode": "model.eval() (no dropout or batch norm; eval mode for form's sake)",
+    "mode": "model.eval()",
     "input": f"float32 [N, C, H, W] (NCHW: images_nhwc.permute(0, 3, 1, 2)) in [0, 1], {image_size} px; "
     "no mean/std normalization (not timm's ImageNet data config)",
     "output": "[N, num_features]: the final LayerNorm'd [CLS] token (global_pool='token', no head)",
     "note": (
       "pos_embed's first slot (timm's [CLS] position) is zeros: jssl's position embeddings cover "
       "the patches only. act_layer='gelu_tanh' because jssl's MLP uses GELU's tanh approximation "
-      "(timm's default, the exact GELU, gives features ~1e-3 off). Other image sizes (multiples of "
+      "(timm's default, the exact GELU, moves the features by ~1e-3). Other image sizes (multiples of "
       "patch_size): add dynamic_img_size=True, which resamples pos_embed as jssl does."
     ),
   }
