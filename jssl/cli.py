@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     "--format",
     choices=("orbax", "npz", "torch"),
     default="orbax",
-    help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision names",
+    help="orbax/npz: for jssl.load_encoder; torch: safetensors with torchvision (ResNet) or timm (ViT) names",
   )
   export.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
   export.add_argument(

@@ -447,12 +447,6 @@ def test_vit_export_and_load_encoder_round_trip(vit_weights, tmp_path):
     assert npz["params/blocks_1/attn/qkv/kernel"].shape == (192, 576) and "params/blocks_2/norm1/scale" not in npz
 
 
-def test_torch_export_of_a_vit_is_refused_naming_the_formats(vit_weights, tmp_path):
-  with pytest.raises(ValueError, match=r"ResNet encoders only, not 'vit_tiny'.*'orbax' or 'npz'"):
-    export.export_encoder(vit_weights, tmp_path / "torch", format="torch")
-  assert not (tmp_path / "torch").exists()  # refused before anything is written
-
-
 def test_export_main_describes_a_vit(vit_weights, tmp_path, capsys):
   export.export_main(vit_weights, tmp_path / "printed", format="npz")
   printed = capsys.readouterr().out

@@ -138,7 +138,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
   if fmt == "torch":
     raise ConfigError(
       f"{json_path}: the torch format is export-only (encoder.safetensors is for PyTorch; see "
-      "the json's 'torchvision' entry). Export with --format orbax or npz for load_encoder."
+      "the json's 'torchvision' or 'timm' entry). Export with --format orbax or npz for load_encoder."
     )
   if fmt not in ("orbax", "npz"):
     raise ConfigError(f"{json_path}: unknown format {fmt!r}; load_encoder reads orbax and npz exports.")

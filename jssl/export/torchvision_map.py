@@ -39,7 +39,7 @@ def torch_state_dict(variables: dict) -> dict[str, np.ndarray]:
     collection, *path, leaf = key.split("/")
     name = _LEAVES.get((collection, leaf))
     if name is None or not path:
-      raise ConfigError(f"No torchvision name for {key!r}: the torch format supports jssl ResNets only.")
+      raise ConfigError(f"No torchvision name for {key!r}: torchvision's layout covers jssl ResNets only.")
     module = _torch_module(path)
     value = np.asarray(value, np.float32)
     if leaf == "kernel":

@@ -22,7 +22,11 @@ from jssl.export.layout import (
   TORCH_FILE,
   flatten,
 )
+from jssl.export.timm_map import timm_recipe, timm_state_dict
 from jssl.export.torchvision_map import torch_state_dict, torchvision_recipe
+
+# Encoder family -> (name of the metadata entry that says how to load it, the state_dict mapping).
+TORCH_LAYOUTS = {"resnet": ("torchvision", torch_state_dict), "vit": ("timm", timm_state_dict)}
 
 
 def _inside(out_dir: pathlib.Path, name: str) -> pathlib.Path:
@@ -72,7 +76,7 @@ def export_encoder(
 
   Raises:
     FileNotFoundError: ``workdir`` has no ``config.json`` or no checkpoint.
-    ValueError: unknown format, a torch export of a non-ResNet, a missing ``step``, or an
+    ValueError: unknown format, a missing ``step``, or an
       ``out_dir`` that is a file, not empty (without ``overwrite``), or the run's own workdir.
   """
   from jssl import workdir as workdir_lib  # noqa: PLC0415  (TensorFlow et al. only when exporting)
@@ -83,9 +87,10 @@ def export_encoder(
     raise ConfigError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
   config = workdir_lib.read_run_config(workdir)
   name = config.model.encoder
-  if format == "torch" and models.encoder_family(name) != "resnet":
+  family = models.encoder_family(name)
+  if format == "torch" and family not in TORCH_LAYOUTS:
     raise ConfigError(
-      f"The torch format (torchvision's ResNet layout) supports ResNet encoders only, not {name!r}; "
+      f"The torch format has no layout for {family} encoders such as {name!r}; "
       f"export it as {' or '.join(repr(f) for f in FORMATS if f != 'torch')} "
       "(--format orbax | npz), which jssl.load_encoder reads."
     )
@@ -122,8 +127,16 @@ def export_encoder(
       "config": workdir_lib.read_run_record(workdir),
     },
   }
-  if format == "torch":
+  if format == "torch" and family == "resnet":
     metadata["torchvision"] = torchvision_recipe(name, width_multiplier=kwargs["width_multiplier"], stem=kwargs["stem"])
+  elif format == "torch":
+    metadata["timm"] = timm_recipe(
+      name,
+      patch_size=kwargs["patch_size"],
+      depth=kwargs["depth"],
+      image_size=metadata["input"]["image_size"],
+      channels=metadata["input"]["channels"],
+    )
 
   out_dir.mkdir(parents=True, exist_ok=True)
   targets = {artifact: _inside(out_dir, artifact) for artifact in ARTIFACTS}
@@ -145,7 +158,9 @@ def export_encoder(
   else:
     from safetensors.numpy import save_file  # noqa: PLC0415
 
-    save_file(torch_state_dict(variables), str(targets[TORCH_FILE]), metadata={"format": "pt"})
+    # "format": "pt" in the header's __metadata__: what transformers' and timm's loaders check for.
+    state_dict = TORCH_LAYOUTS[family][1](variables)
+    save_file(state_dict, str(targets[TORCH_FILE]), metadata={"format": "pt"})
 
   partial = _inside(out_dir, METADATA_FILE + ".tmp")
   partial.write_text(json.dumps(metadata, indent=2) + "\n")
@@ -177,7 +192,10 @@ def export_main(
     if path.exists():
       size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
       print(f"  {artifact}{'/' if path.is_dir() else ''}  {size / 1e6:.2f} MB")
-  if format == "torch":
+  if format == "torch" and "timm" in metadata:
+    recipe = metadata["timm"]
+    print(f"Load in PyTorch: model = {recipe['constructor']}; {recipe['load']}")
+  elif format == "torch":
     recipe = metadata["torchvision"]
     print(
       f"Load in PyTorch: model = {recipe['constructor'] or '(no torchvision constructor; see the json)'}; "
