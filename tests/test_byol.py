@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO
-from random_runs import write_random_run
+from random_runs import random_state, write_random_run
+from tiny_encoder import with_tiny_encoder
 
 from benchmarks.random_batch import random_batch
 from jssl import export, train
@@ -23,7 +24,10 @@ SMOKE = str(REPO / "configs" / "smoke.py")
 
 
 def _config(**byol):
+  """The smoke run's (asymmetric views, 16-d outputs, 32-wide predictor) on 8 px images."""
   config = load_config(f"{SMOKE}:byol")
+  config.data.image_size = 8
+  config.data.synthetic_shape = (8, 8, 3)
   for key, value in byol.items():
     config.byol[key] = value
   return config
@@ -44,9 +48,13 @@ def _byol64(p, z):
 def test_loss_is_byol_between_online_predictions_and_target_projections_of_the_other_view():
   setup = train.make_setup(_config())
   task = setup.task
-  state = train.create_state(setup, seed=0)
-  # A target that differs from the online network: a swapped-in target would show.
-  extra = jax.tree.map(lambda x: x * 1.1, state.extra)
+  # The real encoder's variables without compiling its init (~15 s); a target that differs from
+  # the online network, so that a swapped-in target would show.
+  state = random_state(setup, seed=0)
+  extra = state.extra
+  assert not np.allclose(
+    extra["target"]["params"]["projector"]["dense0"]["kernel"], state.params["projector"]["dense0"]["kernel"]
+  )
   batch = random_batch(setup, jax.random.key(0))
   rng, step = jax.random.key(1), jnp.asarray(3, jnp.int32)
   loss, (batch_stats, new_extra, metrics, features) = jax.jit(task.loss)(
@@ -59,12 +67,16 @@ def test_loss_is_byol_between_online_predictions_and_target_projections_of_the_o
   def run(variables, image, predict):
     return task.model.apply(variables, image, train=True, predict=predict, mutable=["batch_stats"])
 
-  online = {"params": state.params, "batch_stats": state.batch_stats}
-  (f1, z1, p1), u = run(online, view1, True)
-  (_, z2, p2), u = run({**online, "batch_stats": u["batch_stats"]}, view2, True)
+  @jax.jit
+  def outputs(online, target):
+    (f1, z1, p1), u = run(online, view1, True)
+    (_, z2, p2), u = run({**online, "batch_stats": u["batch_stats"]}, view2, True)
+    (_, t1, _), tu = run(target, view1, False)
+    (_, t2, _), tu = run({**target, "batch_stats": tu["batch_stats"]}, view2, False)
+    return (f1, z1, p1, z2, p2, t1, t2), u, tu
+
   target = extra["target"]
-  (_, t1, _), tu = run(target, view1, False)
-  (_, t2, _), tu = run({**target, "batch_stats": tu["batch_stats"]}, view2, False)
+  (f1, z1, p1, z2, p2, t1, t2), u, tu = outputs({"params": state.params, "batch_stats": state.batch_stats}, target)
 
   np.testing.assert_allclose(loss, _byol64(p1, t2) + _byol64(p2, t1), rtol=1e-5)
   np.testing.assert_allclose(features, f1, rtol=1e-5, atol=1e-6)  # the online encoder on view 1
@@ -89,7 +101,7 @@ def test_loss_is_byol_between_online_predictions_and_target_projections_of_the_o
 def test_the_target_follows_the_ema_of_the_online_network_and_gets_no_gradient():
   base = 0.9  # far from 1, so that m and 1 - m swapped, or a step off, would show
   setup = train.make_setup(_config(base_momentum=base))
-  task = setup.task
+  task = with_tiny_encoder(setup.task)  # the EMA does not depend on the encoder; the step compiles fast
   state = train.create_state(setup, seed=0)
   parts = ("encoder", "projector")
   target = _host({k: state.params[k] for k in parts})
@@ -99,13 +111,16 @@ def test_the_target_follows_the_ema_of_the_online_network_and_gets_no_gradient()
   # No gradient reaches the target: d loss / d extra is zero, and the gradients are the online params'.
   batch = random_batch(setup, jax.random.key(0))
   step0 = jnp.zeros((), jnp.int32)
-  grad_extra = jax.grad(lambda e: task.loss(state.params, state.batch_stats, e, batch, jax.random.key(1), step0)[0])(
-    state.extra
-  )
+  loss = jax.jit(jax.grad(lambda p, e: task.loss(p, state.batch_stats, e, batch, jax.random.key(1), step0)[0], (0, 1)))
+  grads, grad_extra = loss(state.params, state.extra)
   assert all(not np.any(g) for g in jax.tree.leaves(grad_extra))
-  (_, _), grads = task.loss_and_grads(state.params, state.batch_stats, state.extra, batch, jax.random.key(1), step0)
-  assert jax.tree.structure(grads) == jax.tree.structure(state.params)
-  assert all(np.any(np.asarray(g)) for g in jax.tree.leaves(grads["predictor"]))
+  _, task_grads = jax.jit(task.loss_and_grads)(
+    state.params, state.batch_stats, state.extra, batch, jax.random.key(1), step0
+  )
+  assert jax.tree.structure(task_grads) == jax.tree.structure(state.params) == jax.tree.structure(grads)
+  for a, b in zip(jax.tree.leaves(task_grads), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert all(np.any(np.asarray(g)) for g in jax.tree.leaves(task_grads["predictor"]))
 
   start_stats = _host(state.extra["target"]["batch_stats"])
   step = train.make_train_step(setup)
@@ -123,7 +138,7 @@ def test_the_target_follows_the_ema_of_the_online_network_and_gets_no_gradient()
   # The target's running averages moved (its own forward passes), and are not the online ones.
   target_stats = _host(state.extra["target"]["batch_stats"])
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(start_stats), jax.tree.leaves(target_stats)))
-  online_stats = _host({k: state.batch_stats[k] for k in parts})
+  online_stats = _host({k: state.batch_stats[k] for k in parts if k in state.batch_stats})  # the projector's BN
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(online_stats), jax.tree.leaves(target_stats)))
 
 
