@@ -165,7 +165,7 @@ def _train_tiny(stop_gradient: bool, *, steps=300, batch=64, lr=0.03):
   return np.asarray(stds), np.asarray(z, np.float64)
 
 
-# 11 s in a session on the shared 2-core machine (two small compiles, 2 x 300 steps; 8 s when idle).
+# 11 s in a session on the shared 2-core machine (two small compiles, 2 x 300 steps).
 # The faster check of the same switch: test_stop_gradient_setting_decides_whether_the_gradient_flows_through_z.
 def test_without_stop_gradient_simsiam_collapses_and_with_it_it_does_not():
   """The paper's ablation (Sec. 4.1, Fig. 2) at toy scale. Healthy L2-normalised outputs have
