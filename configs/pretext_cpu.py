@@ -15,7 +15,7 @@ probed on the Fashion-MNIST images themselves (``eval.source``).
 
 from jssl.config import default_config
 
-TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order")
+TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order", "byol", "simsiam")
 
 
 def get_config(task="rotation"):
@@ -51,7 +51,7 @@ def get_config(task="rotation"):
     config.optim.base_lr = 1.5e-3 if task == "mae" else 1e-3
     config.optim.weight_decay = 0.05  # the MAE paper's (and DeiT's)
     config.optim.b2 = 0.95
-  if task in ("simclr_vit", "swav"):  # the SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py)
+  if task in ("simclr_vit", "swav", "byol", "simsiam"):  # the SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py)
     config.augment.crop_area = (0.3, 1.0)
     config.augment.jitter_strength = 0.5
     config.model.head_hidden_dim = 512
@@ -61,6 +61,20 @@ def get_config(task="rotation"):
   if task == "swav":
     config.swav.num_prototypes = 100  # ten per class
     config.swav.freeze_prototypes_steps = 30  # a tenth of the run (the paper: its first epoch of 100+)
+  if task == "byol":
+    # The paper's asymmetric views (blur 1.0 / 0.1, solarize 0 / 0.2); projector 512 / 128 and a
+    # 512-wide predictor (the paper's 4096 / 256 / 4096 scaled down, as the SimCLR demo's head).
+    config.augment.view1.blur_prob = 1.0
+    config.augment.view2.blur_prob = 0.1
+    config.augment.view2.solarize_prob = 0.2
+    config.byol.predictor_hidden_dim = 512
+    config.byol.base_momentum = 0.99  # solo-learn's for CIFAR: 0.996 would barely move the target in 300 steps
+  if task == "simsiam":
+    # The paper's shape scaled down: a 3-layer projector 512 / 512 (hidden = out) and a
+    # predictor bottleneck of a quarter of that. AdamW, as every row: fix_predictor_lr is SGD's.
+    config.model.head_out_dim = 512
+    config.model.head_layers = 3
+    config.simsiam.predictor_hidden_dim = 128
   if task == "deepcluster":
     config.deepcluster.num_clusters = 100  # ten per class, as the paper's 10k for ImageNet's 1k classes
     config.deepcluster.recluster_every_steps = 100  # k-means of all 60k images before steps 1, 101 and 201

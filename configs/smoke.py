@@ -72,6 +72,19 @@ def get_config(task="simclr"):
     config.swav.freeze_prototypes_steps = 2
     config.augment.local_crops = 2
     config.augment.local_crop_size = 8
+  elif task == "byol":
+    _views(config)
+    # The paper's asymmetric views (blur 1.0 / 0.1, solarize 0 / 0.2) and a 32-wide predictor.
+    config.augment.view1.blur_prob = 1.0
+    config.augment.view2.blur_prob = 0.1
+    config.augment.view2.solarize_prob = 0.2
+    config.byol.predictor_hidden_dim = 32
+  elif task == "simsiam":
+    _views(config)
+    # The paper's 3-layer projector (hidden = out, here 16) and an 8-wide predictor bottleneck.
+    config.model.head_hidden_dim = 16
+    config.model.head_layers = 3
+    config.simsiam.predictor_hidden_dim = 8
   elif task == "deepcluster":
     # k-means of the 256 training images into 20 clusters every 8 steps (twice); a higher
     # learning rate so that the new classifier visibly learns in 8 steps.

@@ -6,12 +6,13 @@ import jax.numpy as jnp
 from jssl.losses.common import as_float, check_pair, l2_normalize
 
 
-def simsiam(p: jax.Array, z: jax.Array) -> jax.Array:
+def simsiam(p: jax.Array, z: jax.Array, *, stop_gradient: bool = True) -> jax.Array:
   """Mean over examples of the negative cosine similarity ``-cos(p_i, z_i)``.
 
   ``p`` is the predictor's output for one view, ``z`` the projection of the other view of the
   same image by the same encoder. ``z`` gets ``stop_gradient`` here: the paper shows that the
-  stop-gradient is what keeps SimSiam from collapsing.
+  stop-gradient is what keeps SimSiam from collapsing. ``stop_gradient=False`` lets the
+  gradient into ``z`` too: the paper's ablation (Sec. 4.1, Fig. 2), which collapses.
 
   Follows facebookresearch/simsiam ``main_simsiam.py``: ``criterion = nn.CosineSimilarity(dim=1)``
   and ``loss = -(criterion(p1, z2).mean() + criterion(p2, z1).mean()) * 0.5``. Deliberate
@@ -22,11 +23,13 @@ def simsiam(p: jax.Array, z: jax.Array) -> jax.Array:
   Args:
     p: ``[N, D]`` float predictions (any scale, any float dtype).
     z: ``[N, D]`` float projections (the targets).
+    stop_gradient: False only for the collapse ablation.
 
   Returns:
     Scalar in [-1, 1], float32 (float64 for float64 inputs under ``jax_enable_x64``).
   """
   check_pair("simsiam", p, z)
   p = l2_normalize(as_float(p))
-  z = l2_normalize(jax.lax.stop_gradient(as_float(z)))
+  z = as_float(z)
+  z = l2_normalize(jax.lax.stop_gradient(z) if stop_gradient else z)
   return -jnp.mean(jnp.sum(p * z, axis=-1))
