@@ -31,12 +31,8 @@ def _config():
   return config
 
 
-@pytest.fixture(scope="module")
-def run():
-  """The smoke run on one device and its compiled train step (shared: compiling is the cost)."""
-  config = _config()
-  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
-  return setup, train.make_train_step(setup)
+def _setup(config):
+  return train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
 
 
 def _host(tree):
@@ -63,53 +59,74 @@ def _apply(module, variables, x):
   return out, updates["batch_stats"]
 
 
-def test_loss_is_the_symmetric_moco_v3_loss_of_the_queries_and_momentum_keys(run):
-  """The task's loss, statistics and metrics against the networks rebuilt here from the config
-  and applied view by view: ``moco_v3(q1, k2) + moco_v3(q2, k1)``, q from the predictor, k from
-  the momentum encoder and projector."""
-  setup, step = run
-  config, task = setup.config, setup.task
+STEP = 2  # the step the loss is evaluated at (steps done before it)
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+  """The task's loss, its aux and its gradients with respect to ``params`` and ``extra`` on one
+  batch (one compile, shared), and the networks' outputs rebuilt here from the config and
+  applied view by view."""
+  config = _config()
+  setup = _setup(config)
+  task = setup.task
   state = train.create_state(setup, seed=0)
-  for s in range(2):  # the momentum network now differs from the base one
-    state, _ = step(state, random_batch(setup, jax.random.key(s)))
+  # A momentum network unlike the base one (as after training), so that mixing them up shows.
+  extra = jax.tree.map(lambda x: x * 1.1 + 0.01, state.extra)
+  params, stats = state.params, state.batch_stats
   batch = random_batch(setup, jax.random.key(7))
-  loss, (batch_stats, extra, metrics, features) = jax.jit(task.loss)(
-    state.params, state.batch_stats, state.extra, batch, jax.random.key(0), state.step
-  )
+
+  def loss_of(params, extra):
+    return task.loss(params, stats, extra, batch, jax.random.key(0), jnp.asarray(STEP, jnp.int32))
+
+  (loss, aux), grads = jax.jit(jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True))(params, extra)
 
   m = config.model
   projector = MLPHead(m.head_hidden_dim, m.head_out_dim, num_layers=m.head_layers, out_norm="bn_no_affine")
   predictor = MLPHead(config.moco_v3.predictor_hidden_dim, m.head_out_dim, num_layers=2, out_norm="bn_no_affine")
   branch = EncoderWithHead(encoder=build_encoder(config), head=projector)
-  params, stats = state.params, state.batch_stats
-  momentum = state.extra["momentum"]
 
-  def base(view, stats):
-    (f, z), branch_stats = _apply(branch, {"params": params, "batch_stats": stats}, view)
-    variables = {"params": params["predictor"], "batch_stats": stats["predictor"]}
-    q, predictor_stats = _apply(predictor, variables, z)
-    return f, q, {**branch_stats, "predictor": predictor_stats}
+  @jax.jit
+  def reference(params, stats, momentum, view1, view2):
+    def base(view, stats):
+      (f, z), branch_stats = _apply(branch, {"params": params, "batch_stats": stats}, view)
+      variables = {"params": params["predictor"], "batch_stats": stats["predictor"]}
+      q, predictor_stats = _apply(predictor, variables, z)
+      return f, q, {**branch_stats, "predictor": predictor_stats}
 
-  f1, q1, stats = base(batch["view1"], stats)
-  _, q2, stats = base(batch["view2"], stats)
-  (_, k1), momentum_stats = _apply(branch, momentum, batch["view1"])
-  (_, k2), momentum_stats = _apply(branch, {**momentum, "batch_stats": momentum_stats}, batch["view2"])
+    f1, q1, stats = base(view1, stats)
+    _, q2, stats = base(view2, stats)
+    (_, k1), momentum_stats = _apply(branch, momentum, view1)
+    (_, k2), momentum_stats = _apply(branch, {**momentum, "batch_stats": momentum_stats}, view2)
+    return {"f1": f1, "q1": q1, "q2": q2, "k1": k1, "k2": k2, "stats": stats, "momentum_stats": momentum_stats}
 
-  q1, q2, k1, k2 = (np.asarray(a, np.float64) for a in (q1, q2, k1, k2))
+  want = reference(params, stats, extra["momentum"], batch["view1"], batch["view2"])
+  return dict(
+    config=config, loss=loss, aux=aux, grads=grads, extra=extra, want=jax.device_get(want), total=setup.total_steps
+  )
+
+
+def test_loss_is_the_symmetric_moco_v3_loss_of_the_queries_and_momentum_keys(evaluated):
+  """The task's loss, statistics and metrics against the networks rebuilt from the config:
+  ``moco_v3(q1, k2) + moco_v3(q2, k1)``, q from the predictor, k from the momentum encoder and
+  projector."""
+  config, want = evaluated["config"], evaluated["want"]
+  loss, (batch_stats, extra, metrics, features) = evaluated["loss"], evaluated["aux"]
+  q1, q2, k1, k2 = (np.asarray(want[name], np.float64) for name in ("q1", "q2", "k1", "k2"))
   tau = config.moco_v3.temperature
-  want = _reference_loss(q1, k2, tau) + _reference_loss(q2, k1, tau)
-  np.testing.assert_allclose(float(loss), want, rtol=1e-4)
+  np.testing.assert_allclose(float(loss), _reference_loss(q1, k2, tau) + _reference_loss(q2, k1, tau), rtol=1e-4)
   via_library = moco_v3(q1, k2, temperature=tau) + moco_v3(q2, k1, temperature=tau)
   np.testing.assert_allclose(float(loss), float(via_library), rtol=1e-4)
   assert not np.allclose(k1, q1, atol=1e-2), "keys and queries come from different networks"
-  np.testing.assert_allclose(np.asarray(features), np.asarray(f1), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(features), want["f1"], rtol=1e-4, atol=1e-5)
 
   # BN statistics: the base network's after both views; the momentum network's its own.
-  for got, expected in [(batch_stats, stats), (extra["momentum"]["batch_stats"], momentum_stats)]:
+  for got, expected in [(batch_stats, want["stats"]), (extra["momentum"]["batch_stats"], want["momentum_stats"])]:
     assert jax.tree.structure(got) == jax.tree.structure(expected)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
-  for a, b in zip(jax.tree.leaves(extra["momentum"]["params"]), jax.tree.leaves(momentum["params"])):
+  before = evaluated["extra"]["momentum"]["params"]
+  for a, b in zip(jax.tree.leaves(extra["momentum"]["params"]), jax.tree.leaves(before)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the loss does not move the average
 
   def top1(q, k):
@@ -118,11 +135,20 @@ def test_loss_is_the_symmetric_moco_v3_loss_of_the_queries_and_momentum_keys(run
   np.testing.assert_allclose(float(metrics["contrastive_top1"]), (top1(q1, k2) + top1(q2, k1)) / 2, atol=1e-6)
   normalised = q1 / np.linalg.norm(q1, axis=1, keepdims=True)
   np.testing.assert_allclose(float(metrics["embedding_std"]), np.mean(np.std(normalised, axis=0)), rtol=1e-4)
-  np.testing.assert_allclose(float(metrics["momentum"]), _momentum(2, setup.total_steps), rtol=1e-6)
+  np.testing.assert_allclose(float(metrics["momentum"]), _momentum(STEP, evaluated["total"]), rtol=1e-6)
 
 
-def test_momentum_network_is_the_cosine_ema_of_encoder_and_projector(run):
-  setup, step = run
+def test_no_gradient_reaches_the_momentum_network(evaluated):
+  grad_params, grad_extra = evaluated["grads"]
+  for leaf in jax.tree.leaves(grad_extra):
+    np.testing.assert_array_equal(np.asarray(leaf), 0.0)
+  for part in ("encoder", "head", "predictor"):
+    assert any(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(grad_params[part])), part
+
+
+def test_momentum_network_is_the_cosine_ema_of_encoder_and_projector():
+  setup = _setup(_config())
+  step = train.make_train_step(setup)
   state = train.create_state(setup, seed=1)
   momentum = _host(state.extra["momentum"]["params"])
   assert set(momentum) == {"encoder", "head"}, "the predictor has no momentum copy"
@@ -142,24 +168,6 @@ def test_momentum_network_is_the_cosine_ema_of_encoder_and_projector(run):
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(base), jax.tree.leaves(got["encoder"])))
 
 
-def test_no_gradient_reaches_the_momentum_network(run):
-  setup, _ = run
-  task = setup.task
-  state = train.create_state(setup, seed=2)
-  # A momentum network unlike the base one, so that a leak would show.
-  extra = jax.tree.map(lambda x: x * 1.1 + 0.01, state.extra)
-  batch = random_batch(setup, jax.random.key(3))
-
-  def loss_of(params, extra):
-    return task.loss(params, state.batch_stats, extra, batch, jax.random.key(0), state.step)[0]
-
-  grad_params, grad_extra = jax.jit(jax.grad(loss_of, argnums=(0, 1)))(state.params, extra)
-  for leaf in jax.tree.leaves(grad_extra):
-    np.testing.assert_array_equal(np.asarray(leaf), 0.0)
-  for part in ("encoder", "head", "predictor"):
-    assert any(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(grad_params[part])), part
-
-
 def _vit_config(freeze=True):
   config = _config()
   config.model.encoder = "vit_tiny"
@@ -171,11 +179,12 @@ def _vit_config(freeze=True):
   return config
 
 
+@pytest.mark.slow
 def test_frozen_patch_projection_stays_bit_identical_while_the_vit_trains():
   """A ViT smoke run with the paper's random patch projection: its kernel and bias (and their
-  momentum copies) never change; the rest of the network does."""
-  config = _vit_config()
-  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
+  momentum copies) never change; the rest of the network does. (Fast counterpart:
+  test_the_vit_config_routes_the_patch_projection_to_a_zero_update.)"""
+  setup = _setup(_vit_config())
   step = train.make_train_step(setup)
   state = train.create_state(setup, seed=0)
   before = _host(state.params)
@@ -284,13 +293,18 @@ def test_recipes_validate_and_build(recipe):
   assert config.augment.view2.solarize_prob == 0.2 and config.augment.view1.solarize_prob == 0.0
 
 
-def test_the_vit_recipe_routes_the_patch_projection_to_a_zero_update():
-  """The optimizer of the ViT recipe, on its own parameter tree's shapes: zero updates for the
-  patch projection only."""
-  config = _vit_config()
-  task = MoCoV3(config)
-  params = jax.eval_shape(task.init, jax.random.key(0), {"view1": jnp.zeros((2, 16, 16, 3))})["params"]
-  params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), params)
+def test_the_vit_config_routes_the_patch_projection_to_a_zero_update():
+  """The tiny ViT config's train step traces with the state's structure, and its optimizer gives
+  zero updates to the patch projection only."""
+  setup = _setup(_vit_config())
+  state = train.abstract_state(setup)
+  batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), train.example_batch(setup))
+  new_state, metrics = jax.eval_shape(train.make_train_step(setup), state, batch)
+  assert jax.tree.structure(new_state) == jax.tree.structure(state)
+  assert {"loss", "embedding_std", "momentum", "contrastive_top1"} <= set(metrics)
+
+  task = setup.task
+  params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), state.params)
   tx = task.optimizer(optax.sgd(0.1))
   updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
   flat = {jax.tree_util.keystr(p): np.asarray(u) for p, u in jax.tree_util.tree_leaves_with_path(updates)}
