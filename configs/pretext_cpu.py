@@ -7,7 +7,7 @@ table shows next to these. RotNet takes 64 images, each in its 4 rotations, and 
 
   jssl pretrain --config configs/pretext_cpu.py:rotation --workdir runs/table/rotation
   jssl eval --workdir runs/table/rotation
-  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order; bash benchmarks/pretext_table.sh runs them all)
+  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :moco_v3; bash benchmarks/pretext_table.sh runs them all)
 
 Frame order pretrains on moving Fashion-MNIST clips made from the training images and is
 probed on the Fashion-MNIST images themselves (``eval.source``).
@@ -15,7 +15,7 @@ probed on the Fashion-MNIST images themselves (``eval.source``).
 
 from jssl.config import default_config
 
-TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order", "byol", "simsiam")
+TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order", "byol", "simsiam", "moco_v3", "barlow_twins", "vicreg", "dino")
 
 
 def get_config(task="rotation"):
@@ -80,6 +80,16 @@ def get_config(task="rotation"):
     config.deepcluster.recluster_every_steps = 100  # k-means of all 60k images before steps 1, 101 and 201
     config.deepcluster.pca_dim = 64
     config.optim.base_lr = 1e-2  # the SimCLR demo's: a classifier re-made every 100 steps must learn fast
+  if task == "moco_v3":
+    # configs/moco_v3_cifar10.py scaled down: projector and predictor 512 wide, 128 out;
+    # solo-learn's CIFAR temperature and momentum; BYOL's asymmetric solarisation, no blur at 28 px.
+    config.augment.crop_area = (0.3, 1.0)  # the other view rows' (the SimCLR demo's)
+    config.augment.view2.solarize_prob = 0.2
+    config.model.head_hidden_dim = 512
+    config.model.head_out_dim = 128
+    config.moco_v3.predictor_hidden_dim = 512
+    config.moco_v3.predictor_out_norm = "none"  # the reference's ResNet predictor
+    config.moco_v3.temperature = 0.2
   if task == "frame_order":
     config.data.source = "moving_fashion_mnist"  # 10k clips of 8 frames, 2 objects, from the training images
     config.data.clip_size = 40
