@@ -72,6 +72,9 @@ def get_config(task="simclr"):
     config.swav.freeze_prototypes_steps = 2
     config.augment.local_crops = 2
     config.augment.local_crop_size = 8
+  elif task in ("barlow_twins", "vicreg"):
+    _views(config)
+    config.model.head_layers = 3  # the papers' 3-layer projector, here 32-32-16
   elif task == "deepcluster":
     # k-means of the 256 training images into 20 clusters every 8 steps (twice); a higher
     # learning rate so that the new classifier visibly learns in 8 steps.
