@@ -120,7 +120,6 @@ def test_refuses_invalid_settings(override, message):
     setup_for("barlow_twins", [override])
 
 
-def test_a_few_steps_lower_the_loss_on_one_batch():
-  _, setup = setup_for("barlow_twins")
-  losses = losses_on_one_batch(setup, steps=5)
+def test_a_few_steps_lower_the_loss_on_one_batch(call):
+  losses = losses_on_one_batch(call, steps=5)
   assert losses[-1] < 0.9 * losses[0], losses

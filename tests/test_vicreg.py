@@ -76,7 +76,6 @@ def test_refuses_negative_weights(name):
     setup_for("vicreg", [f"--config.vicreg.{name}=-1.0"])
 
 
-def test_a_few_steps_lower_the_loss_on_one_batch():
-  _, setup = setup_for("vicreg")
-  losses = losses_on_one_batch(setup, steps=5)
+def test_a_few_steps_lower_the_loss_on_one_batch(call):
+  losses = losses_on_one_batch(call, steps=5)
   assert losses[-1] < 0.9 * losses[0], losses

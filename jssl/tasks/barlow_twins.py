@@ -71,7 +71,7 @@ class BarlowTwins(JointEmbeddingTask):
   def defaults(cls):
     c = ml_collections.ConfigDict()
     c.lambd = 0.0051  # weight of the off-diagonal sum (reference code; the paper rounds it to 5e-3)
-    c.scale_loss = 1.0  # multiplies the loss (current reference: none; its first release 1/32; solo-learn CIFAR 0.1)
+    c.scale_loss = 1.0  # multiplies the loss (current reference: none; an early version 1/32; solo-learn CIFAR 0.1)
     c.bias_lr_ratio = 0.024  # lr of biases and BN parameters / lr of weights (paper: 0.0048 / 0.2)
     return c
 

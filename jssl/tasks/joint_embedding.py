@@ -48,14 +48,12 @@ class JointEmbeddingTask(ViewTask):
     and view 2, the encoder's features ``[B, F]`` of view 1 (for the online probe), and the
     batch-norm running averages after both passes.
     """
-    embeddings = []
-    features = None
+    outputs = []
     for view in self.views(batch, rng):
-      (view_features, z), updates = self.model.apply(
+      (features, z), updates = self.model.apply(
         {"params": params, "batch_stats": batch_stats}, view, train=True, mutable=["batch_stats"]
       )
       batch_stats = updates["batch_stats"]
-      embeddings.append(z)
-      features = view_features if features is None else features
-    z1, z2 = embeddings
+      outputs.append((features, z))
+    (features, z1), (_, z2) = outputs
     return z1, z2, features, batch_stats
