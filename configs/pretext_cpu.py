@@ -8,6 +8,8 @@ table shows next to these. RotNet takes 64 images, each in its 4 rotations, and 
   jssl pretrain --config configs/pretext_cpu.py:rotation --workdir runs/table/rotation
   jssl eval --workdir runs/table/rotation
   (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :moco_v3; bash benchmarks/pretext_table.sh runs them all)
+  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :barlow_twins, :vicreg;
+  bash benchmarks/pretext_table.sh runs them all)
 
 Frame order pretrains on moving Fashion-MNIST clips made from the training images and is
 probed on the Fashion-MNIST images themselves (``eval.source``).
@@ -52,6 +54,8 @@ def get_config(task="rotation"):
     config.optim.weight_decay = 0.05  # the MAE paper's (and DeiT's)
     config.optim.b2 = 0.95
   if task in ("simclr_vit", "swav", "byol", "simsiam"):  # the SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py)
+  # The SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py).
+  if task in ("simclr_vit", "swav", "barlow_twins", "vicreg"):
     config.augment.crop_area = (0.3, 1.0)
     config.augment.jitter_strength = 0.5
     config.model.head_hidden_dim = 512
@@ -75,6 +79,15 @@ def get_config(task="rotation"):
     config.model.head_out_dim = 512
     config.model.head_layers = 3
     config.simsiam.predictor_hidden_dim = 128
+  if task in ("barlow_twins", "vicreg"):
+    # The papers' 3-layer projector with its output as wide as its hidden layers (8192-8192-8192
+    # on ResNet-50), scaled down: the decorrelation terms want many output dimensions.
+    config.model.head_out_dim = 512
+    config.model.head_layers = 3
+  if task == "barlow_twins":
+    # The paper's 0.024 bias/weight lr ratio is for LARS, where biases and BN parameters take
+    # plain SGD steps next to trust-ratio-scaled kernels; AdamW normalises every parameter's step.
+    config.barlow_twins.bias_lr_ratio = 1.0
   if task == "deepcluster":
     config.deepcluster.num_clusters = 100  # ten per class, as the paper's 10k for ImageNet's 1k classes
     config.deepcluster.recluster_every_steps = 100  # k-means of all 60k images before steps 1, 101 and 201

@@ -89,6 +89,9 @@ def get_config(task="simclr"):
     _views(config)
     config.moco_v3.predictor_hidden_dim = 32
     config.moco_v3.temperature = 0.2  # (ResNet-18 on CIFAR, solo-learn's; the paper's ResNet-50: 1.0)
+  elif task in ("barlow_twins", "vicreg"):
+    _views(config)
+    config.model.head_layers = 3  # the papers' 3-layer projector, here 32-32-16
   elif task == "deepcluster":
     # k-means of the 256 training images into 20 clusters every 8 steps (twice); a higher
     # learning rate so that the new classifier visibly learns in 8 steps.
