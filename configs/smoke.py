@@ -92,6 +92,18 @@ def get_config(task="simclr"):
   elif task in ("barlow_twins", "vicreg"):
     _views(config)
     config.model.head_layers = 3  # the papers' 3-layer projector, here 32-32-16
+  elif task == "dino":
+    # A tiny DINO head (32 -> 16, 64 outputs) and two 8 px local crops. An epoch is 8 steps: the
+    # last layer is frozen for the first 2, the teacher temperature warms up over the first 8.
+    config.augment.crop_area = (0.4, 1.0)
+    config.augment.jitter_strength = 0.2
+    config.augment.local_crops = 2
+    config.augment.local_crop_size = 8
+    config.dino.head_hidden_dim = 32
+    config.dino.bottleneck_dim = 16
+    config.dino.out_dim = 64
+    config.dino.freeze_last_layer_epochs = 0.25
+    config.dino.warmup_teacher_temperature_epochs = 1.0
   elif task == "deepcluster":
     # k-means of the 256 training images into 20 clusters every 8 steps (twice); a higher
     # learning rate so that the new classifier visibly learns in 8 steps.

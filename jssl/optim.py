@@ -14,7 +14,7 @@ give parameter groups optimizers of their own.
   mask is decided by shape and does not depend on parameter names.
 * ``route`` sends each parameter group through its own transformation (SwAV's prototypes,
   inpainting's discriminator); ``frozen_until`` holds a transformation's updates at zero for
-  its first steps.
+  its first steps; ``clip_by_tensor_norm`` clips each parameter's gradient on its own (DINO).
 """
 
 import math
@@ -158,3 +158,22 @@ def frozen_until(steps: int, tx: optax.GradientTransformation) -> optax.Gradient
     return optax.scale_by_schedule(lambda count: (count >= steps).astype(jnp.float32))
 
   return optax.chain(gate(), tx, gate())
+
+
+def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
+  """Each parameter's gradient ``g`` scaled by ``min(1, max_norm / (||g||_2 + 1e-6))``, tensor by
+  tensor: facebookresearch/dino's ``utils.clip_gradients`` (``optax.clip_by_global_norm`` clips
+  the whole tree by one norm instead). Stateless; chain it before the optimizer.
+  """
+  if not max_norm > 0:
+    raise ConfigError(f"clip_by_tensor_norm: max_norm={max_norm} must be > 0.")
+
+  def clip(g):
+    norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+    return g * jnp.minimum(1.0, max_norm / (norm + 1e-6)).astype(g.dtype)
+
+  def update(updates, state, params=None):
+    del params
+    return jax.tree.map(clip, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

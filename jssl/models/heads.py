@@ -1,5 +1,6 @@
 """Heads that sit on top of an encoder."""
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -20,7 +21,8 @@ class MLPHead(nn.Module):
   VICReg, Barlow Twins), ``bn`` (affine), ``bn_no_shift`` (SimCLR v2) or ``bn_no_affine``
   (SimSiam's projector, MoCo v3's projector and predictor). A Dense has a bias exactly when no
   batch norm follows it. BN as torch's (momentum 0.1 there, 0.9 here; eps 1e-5).
-  ``activation``: ``relu`` or ``gelu`` (exact, torch's default).
+  ``activation``: ``relu`` or ``gelu`` (exact, torch's default). ``kernel_init``: the Dense
+  kernels' initializer (flax's default, LeCun normal; DINO's head: normal with std 0.02).
 
   ``features`` ``[N, F]`` -> ``[N, out_dim]`` float32.
   """
@@ -31,6 +33,7 @@ class MLPHead(nn.Module):
   hidden_norm: bool = True
   out_norm: str = "none"
   activation: str = "relu"
+  kernel_init: Callable = nn.linear.default_kernel_init
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -45,7 +48,13 @@ class MLPHead(nn.Module):
     for i in range(self.num_layers):
       last = i == self.num_layers - 1
       norm = (self.out_norm != "none") if last else self.hidden_norm
-      x = nn.Dense(self.out_dim if last else self.hidden_dim, use_bias=not norm, dtype=self.dtype, name=f"dense{i}")(x)
+      x = nn.Dense(
+        self.out_dim if last else self.hidden_dim,
+        use_bias=not norm,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        name=f"dense{i}",
+      )(x)
       if norm:
         affine = not last or self.out_norm == "bn"
         x = nn.BatchNorm(
