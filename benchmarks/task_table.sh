@@ -20,7 +20,7 @@ args_for() {  # the pretrain arguments of a row
   case "$1" in
     simclr_fmnist) echo "--config configs/simclr_fashion_mnist_cpu.py --config.data.dir=$fmnist --config.train.steps=300" ;;
     superres|inpainting) echo "--config configs/reconstruction_cpu.py:$1 --config.data.dir=$fmnist" ;;
-    rotation|mae|simclr_vit|swav|deepcluster|frame_order)
+    rotation|mae|simclr_vit|swav|deepcluster|frame_order|byol|simsiam|moco_v3|barlow_twins|vicreg|dino)
       echo "--config configs/pretext_cpu.py:$1 --config.data.dir=$fmnist" ;;
     colorization) echo "--config configs/reconstruction_cpu.py:colorization" ;;
     simclr_photos) echo "--config configs/simclr_fashion_mnist_cpu.py --config.data.source=sample_photos \
@@ -57,6 +57,6 @@ PY
 
 rows=("$@")
 if [ ${#rows[@]} -eq 0 ]; then
-  rows=(simclr_fmnist rotation deepcluster swav frame_order superres inpainting mae simclr_vit colorization simclr_photos)
+  rows=(simclr_fmnist byol simsiam moco_v3 barlow_twins vicreg dino rotation deepcluster swav frame_order superres inpainting mae simclr_vit colorization simclr_photos)
 fi
 for row in "${rows[@]}"; do run "$row"; done

@@ -7,10 +7,8 @@ table shows next to these. RotNet takes 64 images, each in its 4 rotations, and 
 
   jssl pretrain --config configs/pretext_cpu.py:rotation --workdir runs/table/rotation
   jssl eval --workdir runs/table/rotation
-  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :moco_v3; bash benchmarks/pretext_table.sh runs them all)
-  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :barlow_twins, :vicreg;
-  bash benchmarks/pretext_table.sh runs them all)
-  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :dino; bash benchmarks/pretext_table.sh runs them all)
+  (also :mae, :simclr_vit, :swav, :deepcluster, :frame_order, :byol, :simsiam, :moco_v3,
+  :barlow_twins, :vicreg, :dino; bash benchmarks/task_table.sh runs them all)
 
 Frame order pretrains on moving Fashion-MNIST clips made from the training images and is
 probed on the Fashion-MNIST images themselves (``eval.source``).
@@ -18,7 +16,20 @@ probed on the Fashion-MNIST images themselves (``eval.source``).
 
 from jssl.config import default_config
 
-TASKS = ("rotation", "mae", "simclr_vit", "swav", "deepcluster", "frame_order", "byol", "simsiam", "moco_v3", "barlow_twins", "vicreg", "dino")
+TASKS = (
+  "rotation",
+  "mae",
+  "simclr_vit",
+  "swav",
+  "deepcluster",
+  "frame_order",
+  "byol",
+  "simsiam",
+  "moco_v3",
+  "barlow_twins",
+  "vicreg",
+  "dino",
+)
 
 
 def get_config(task="rotation"):
@@ -54,9 +65,8 @@ def get_config(task="rotation"):
     config.optim.base_lr = 1.5e-3 if task == "mae" else 1e-3
     config.optim.weight_decay = 0.05  # the MAE paper's (and DeiT's)
     config.optim.b2 = 0.95
-  if task in ("simclr_vit", "swav", "byol", "simsiam"):  # the SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py)
   # The SimCLR demo's views (configs/simclr_fashion_mnist_cpu.py).
-  if task in ("simclr_vit", "swav", "barlow_twins", "vicreg"):
+  if task in ("simclr_vit", "swav", "byol", "simsiam", "barlow_twins", "vicreg"):
     config.augment.crop_area = (0.3, 1.0)
     config.augment.jitter_strength = 0.5
     config.model.head_hidden_dim = 512

@@ -112,6 +112,6 @@ def test_two_processes_match_one_process_for_every_view_method(tmp_path):
     first, losses = steps_on_fixed_batches(method_config(method), parallel.make_mesh(jax.devices()[:4]))
     want = flat_state(first)
     assert set(got.files) == {*want, "losses"}, method
-    np.testing.assert_allclose(got["losses"], losses, rtol=1e-5, err_msg=method)
+    np.testing.assert_allclose(got["losses"], losses, rtol=1e-5, atol=1e-6, err_msg=method)
     for key, value in want.items():
       np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5, err_msg=f"{method} {key}")

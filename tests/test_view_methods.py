@@ -66,7 +66,8 @@ def test_eight_devices_and_a_restart_change_nothing(method, tmp_path):
   assert any(key.startswith("['extra']") for key in one) == (method in KEEPS_EXTRA)
   for key in one:
     np.testing.assert_allclose(eight[key], one[key], rtol=1e-5, atol=1e-5, err_msg=key)
-  np.testing.assert_allclose(losses_eight, losses[:2], rtol=1e-5)
+  # atol: SimSiam's loss can sit near 0 (seen: 0.006, 7e-8 apart).
+  np.testing.assert_allclose(losses_eight, losses[:2], rtol=1e-5, atol=1e-6)
 
   assert resumed_losses == losses[2:]
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(resumed), strict=True):
@@ -79,4 +80,4 @@ def test_two_devices_match_one_device_for_barlow_twins():
   config = method_config("barlow_twins")
   _, one = steps_on_fixed_batches(config, mesh_of(jax.devices()[:1]), count=1)
   _, two = steps_on_fixed_batches(config, mesh_of(jax.devices()[:2]), count=1)
-  np.testing.assert_allclose(two, one, rtol=1e-5)
+  np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
