@@ -40,6 +40,7 @@ def cross_correlation(z_a, z_b):
   return a.T @ b / len(z_a)
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_the_loss_is_barlow_twins_of_the_two_views_embeddings(call):
   want = SCALE * float(barlow_twins(jnp.asarray(call.z1, jnp.float32), jnp.asarray(call.z2, jnp.float32), lambd=LAMBD))
   np.testing.assert_allclose(call.loss, want, rtol=1e-4)
@@ -50,6 +51,7 @@ def test_the_loss_is_barlow_twins_of_the_two_views_embeddings(call):
   )
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_metrics_are_the_two_sums_and_the_embedding_std(call):
   c = cross_correlation(call.z1, call.z2)
   on, off = np.sum((1 - np.diag(c)) ** 2), np.sum(c[~np.eye(len(c), dtype=bool)] ** 2)
@@ -74,14 +76,17 @@ def test_correlation_terms_of_identical_whitened_views():
   np.testing.assert_allclose(float(flipped["on_diagonal"]), 4.0, rtol=1e-3)
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_each_view_goes_through_the_network_on_its_own(call):
   check_views_and_batch_norm(call)
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_projector_is_three_layers_with_batch_norm_on_the_hidden_ones(call):
   check_projector(call)
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_the_projectors_last_bias_gets_no_gradient(call):
   check_last_bias_gets_no_gradient(call)
 
@@ -120,6 +125,7 @@ def test_refuses_invalid_settings(override, message):
     setup_for("barlow_twins", [override])
 
 
+@pytest.mark.slow  # its fixture compiles the step; tests/test_vicreg.py covers the shared joint_embedding base fast
 def test_a_few_steps_lower_the_loss_on_one_batch(call):
   losses = losses_on_one_batch(call, steps=5)
   assert losses[-1] < 0.9 * losses[0], losses

@@ -106,6 +106,7 @@ def evaluated():
   )
 
 
+@pytest.mark.slow  # the module fixture compiles both networks (~40 s); the loss itself: tests/test_ssl_losses.py
 def test_loss_is_the_symmetric_moco_v3_loss_of_the_queries_and_momentum_keys(evaluated):
   """The task's loss, statistics and metrics against the networks rebuilt from the config:
   ``moco_v3(q1, k2) + moco_v3(q2, k1)``, q from the predictor, k from the momentum encoder and
@@ -138,6 +139,7 @@ def test_loss_is_the_symmetric_moco_v3_loss_of_the_queries_and_momentum_keys(eva
   np.testing.assert_allclose(float(metrics["momentum"]), _momentum(STEP, evaluated["total"]), rtol=1e-6)
 
 
+@pytest.mark.slow  # the module fixture compiles both networks (~40 s); the loss itself: tests/test_ssl_losses.py
 def test_no_gradient_reaches_the_momentum_network(evaluated):
   grad_params, grad_extra = evaluated["grads"]
   for leaf in jax.tree.leaves(grad_extra):
@@ -146,6 +148,7 @@ def test_no_gradient_reaches_the_momentum_network(evaluated):
     assert any(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(grad_params[part])), part
 
 
+@pytest.mark.slow  # ~40 s; the EMA mechanism is checked fast by tests/test_byol.py and tests/test_dino.py
 def test_momentum_network_is_the_cosine_ema_of_encoder_and_projector():
   setup = _setup(_config())
   step = train.make_train_step(setup)

@@ -3,7 +3,10 @@ across a restart: global batch statistics (batch norm, contrastive keys, cross-c
 variance and covariance, DINO's center) make a step on 8 devices equal the step on 1, and a
 run saved and restored continues exactly as one that was not interrupted (EMA targets,
 center, optimizer routes included). Two processes x 2 devices vs 1 x 4:
-tests/test_multiprocess.py."""
+tests/test_multiprocess.py.
+
+The fast guard of the global statistics is in tests/test_ssl_losses.py: the losses on a batch
+split over 8 devices, values and gradients, against their float64 references."""
 
 import jax
 import numpy as np
@@ -72,12 +75,3 @@ def test_eight_devices_and_a_restart_change_nothing(method, tmp_path):
   assert resumed_losses == losses[2:]
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(b, a)
-
-
-def test_two_devices_match_one_device_for_barlow_twins():
-  """The fast guard of the test above, for the method whose loss is all global statistics
-  (cross-correlation over the batch): the loss of the first step on 2 devices vs 1."""
-  config = method_config("barlow_twins")
-  _, one = steps_on_fixed_batches(config, mesh_of(jax.devices()[:1]), count=1)
-  _, two = steps_on_fixed_batches(config, mesh_of(jax.devices()[:2]), count=1)
-  np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)

@@ -450,4 +450,5 @@ def test_vit_export_and_load_encoder_round_trip(vit_weights, tmp_path):
 def test_export_main_describes_a_vit(vit_weights, tmp_path, capsys):
   export.export_main(vit_weights, tmp_path / "printed", format="npz")
   printed = capsys.readouterr().out
-  assert "vit_tiny encoder (192 features, patch_size 4, depth 2)" in printed and "jssl.load_encoder" in printed
+  assert "vit_tiny encoder (192 features, patch_size 4, depth 2; network encoder)" in printed
+  assert "jssl.load_encoder" in printed
