@@ -11,10 +11,10 @@ split over 8 devices, values and gradients, against their float64 references."""
 import jax
 import numpy as np
 import pytest
-from view_methods import METHODS, flat_state, mesh_of, method_config, steps_on_fixed_batches
+from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches
 
 from benchmarks.random_batch import random_batch
-from jssl import train
+from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
 
 KEEPS_EXTRA = ("byol", "moco_v3", "dino")  # a target network (and DINO's center)
@@ -26,7 +26,7 @@ def _run_with_restart(config, checkpoint_dir, steps: int = 4, restart_at: int = 
 
   Returns ``(state after step 1, losses, final state, resumed losses, resumed final state)``,
   states on the host."""
-  setup = train.make_setup(config, mesh=mesh_of(jax.devices()[:1]))
+  setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
   step = train.make_train_step(setup)
   batches = [random_batch(setup, jax.random.key(seed)) for seed in range(steps)]
   state = train.create_state(setup, seed=0)
@@ -63,7 +63,7 @@ def test_eight_devices_and_a_restart_change_nothing(method, tmp_path):
   config = method_config(method)
   first, losses, final, resumed_losses, resumed = _run_with_restart(config, tmp_path)
 
-  eight, losses_eight = steps_on_fixed_batches(config, mesh_of(jax.devices()))
+  eight, losses_eight = steps_on_fixed_batches(config, parallel.make_mesh(jax.devices()))
   one, eight = flat_state(first), flat_state(eight)
   assert one.keys() == eight.keys()
   assert any(key.startswith("['extra']") for key in one) == (method in KEEPS_EXTRA)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from benchmarks.random_batch import random_batch
-from jssl import parallel, train
+from jssl import train
 from jssl.config import load_config
 
 METHODS = ("byol", "simsiam", "moco_v3", "barlow_twins", "vicreg", "dino")
@@ -45,7 +45,3 @@ def flat_state(state) -> dict[str, np.ndarray]:
   """``path -> array`` of a host state's params, batch_stats and extra (what must agree)."""
   parts = {"params": state.params, "batch_stats": state.batch_stats, "extra": state.extra}
   return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(parts)}
-
-
-def mesh_of(devices):
-  return parallel.make_mesh(devices)
