@@ -2,11 +2,12 @@
 
 python tests/multiprocess_driver.py pretrain COORDINATOR NUM_PROCESSES PROCESS_ID WORKDIR [--config.k=v ...]
 python tests/multiprocess_driver.py steps COORDINATOR NUM_PROCESSES PROCESS_ID OUT.npz
-python tests/multiprocess_driver.py methods COORDINATOR NUM_PROCESSES PROCESS_ID OUT_DIR
+python tests/multiprocess_driver.py methods COORDINATOR NUM_PROCESSES PROCESS_ID OUT_DIR METHOD [METHOD ...]
 """
 
 import os
 import pathlib
+import re
 import sys
 
 import jax
@@ -52,12 +53,12 @@ def run_steps(out):
     np.savez(out, losses=np.array(losses), **{f"p{i}": leaf for i, leaf in enumerate(leaves)})
 
 
-def run_methods(out_dir):
-  """Two steps of each view method (tests/view_methods.py) on every device of the run;
-  process 0 writes ``OUT_DIR/<method>.npz``: the losses and the state after the first step."""
-  from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches  # noqa: PLC0415
+def run_methods(out_dir, methods):
+  """Two steps of each of ``methods`` (view methods, tests/view_methods.py) on every device of
+  the run; process 0 writes ``OUT_DIR/<method>.npz``: the losses and the state after the first step."""
+  from view_methods import flat_state, method_config, steps_on_fixed_batches  # noqa: PLC0415
 
-  for method in METHODS:
+  for method in methods:
     config = method_config(method)
     first, losses = steps_on_fixed_batches(config, parallel.make_mesh(jax.devices()))
     if jax.process_index() == 0:
@@ -67,7 +68,9 @@ def run_methods(out_dir):
 if __name__ == "__main__":
   # Read when the backend starts (first device use), so setting them here is in time. Not at
   # import: test_multiprocess.py imports this module into the 8-device test process.
-  os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  # The test session's other XLA flags (its compiler settings) are kept.
+  inherited = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
+  os.environ["XLA_FLAGS"] = f"{inherited} --xla_force_host_platform_device_count=2".strip()
   os.environ["JAX_PLATFORMS"] = "cpu"
   mode, coordinator, num_processes, process_id, target, *overrides = sys.argv[1:]
   if mode in ("steps", "methods"):
@@ -78,7 +81,7 @@ if __name__ == "__main__":
       run_steps(target)
     else:
       sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks.random_batch
-      run_methods(target)
+      run_methods(target, overrides)
   else:
     sys.exit(
       cli.main(

@@ -376,7 +376,7 @@ def test_dino_teacher_entropy_matches_numpy_and_spans_zero_to_log_k():
   np.testing.assert_allclose(dino_teacher_entropy(*f32(teacher, center), 0.04), want, rtol=1e-5)
   assert 0.1 < want < np.log(k) - 0.1  # neither extreme: the comparison means something
   uniform = dino_teacher_entropy(*f32(np.ones_like(teacher), np.ones(k)), 0.04)
-  np.testing.assert_allclose(uniform, np.log(k), rtol=1e-6)
+  np.testing.assert_allclose(uniform, np.log(k), rtol=1e-5)  # float32 sums of k terms
   one_hot = 100.0 * np.eye(k)[np.arange(teacher[..., 0].size) % k].reshape(teacher.shape)
   np.testing.assert_allclose(dino_teacher_entropy(*f32(one_hot, np.zeros(k)), 0.04), 0.0, atol=1e-6)
 
