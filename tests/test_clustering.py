@@ -241,6 +241,23 @@ def test_swav_takes_small_crops_with_a_vit():
   assert metrics["loss"].shape == () and metrics["loss"].dtype == np.float32
 
 
+def test_swav_makes_its_two_views_in_the_step_with_augment_on_device():
+  """Without small crops SwAV takes uint8 images and makes both views inside the step (as
+  every view task); small crops are made on the host, so asking for them on device is refused."""
+  config = _config("swav")
+  config.augment.local_crops, config.augment.on = 0, "device"
+  setup = train.make_setup(config)
+  batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), train.example_batch(setup))
+  assert set(batch) == {"image", "label"} and batch["image"].dtype == np.uint8
+  state = train.abstract_state(setup)
+  new_state, metrics = jax.eval_shape(train.make_train_step(setup), state, batch)
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(lambda a: (a.shape, a.dtype), state)
+  assert metrics["loss"].shape == ()
+  config.augment.local_crops = 2
+  with pytest.raises(ConfigError, match="local crops are made on the host"):
+    train.make_setup(config)
+
+
 def test_swav_refuses_local_crops_that_do_not_split_into_vit_patches():
   config = _config("swav")
   config.model.encoder, config.model.depth = "vit_tiny", 2

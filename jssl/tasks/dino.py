@@ -91,7 +91,7 @@ import optax
 from jssl import optim
 from jssl.errors import ConfigError
 from jssl.losses import dino, dino_center_update, dino_teacher_entropy, embedding_std
-from jssl.models import build_encoder, encoder_kwargs
+from jssl.models import build_encoder
 from jssl.models.dino import DINOHead, DINONetwork
 from jssl.schedules import cosine_momentum, linear_warmup
 from jssl.tasks.views import ViewTask
@@ -145,13 +145,6 @@ class DINO(ViewTask):
     for name in ("warmup_teacher_temperature_epochs", "freeze_last_layer_epochs", "clip_grad"):
       if not s[name] >= 0:
         raise ConfigError(f"dino.{name}={s[name]} must be >= 0 (0 turns it off).")
-    patch = encoder_kwargs(config).get("patch_size")  # ViTs: the local crops must split into patches too
-    local_size = self.crops.local_config.image_size if self.local_crops else 0
-    if patch and local_size % patch:
-      raise ConfigError(
-        f"augment.local_crop_size={local_size} px (0: 3/7 of data.image_size) does not split into "
-        f"{config.model.encoder}'s {patch} px patches; set augment.local_crop_size to a multiple of {patch}."
-      )
     head = DINOHead(
       hidden_dim=int(s.head_hidden_dim),
       bottleneck_dim=int(s.bottleneck_dim),

@@ -17,10 +17,10 @@ Multi-crop (``augment.local_crops`` > 0, ``jssl.data.multicrop``) adds that many
 low-resolution views of small regions (``augment.local_crop_size`` px, ``local_crop_area``,
 sampled as torchvision's ``RandomResizedCrop``: no 0.1 area floor as for the large views);
 they only predict, never give codes. Each resolution goes through the network as one batch
-(batch-norm statistics per resolution, as in the paper's implementation). Views are made on
-the host with SimCLR's augmentation (``config.augment``, per-view overrides in
-``augment.view1``/``view2``/``local``; the paper uses crop area (0.14, 1) for the large crops
-with small crops).
+(batch-norm statistics per resolution, as in the paper's implementation). Views are made as
+every view task's (``jssl.tasks.views.ViewTask``): SimCLR's augmentation (``config.augment``,
+per-view overrides in ``augment.view1``/``view2``/``local``; the paper uses crop area (0.14, 1)
+for the large crops with small crops), on the host or, without small crops, in the step.
 
 Prototypes are a bias-free linear layer whose columns SwAV renormalises to unit length after
 every update. Here the stored kernel is free and the loss normalises its columns before use:
@@ -39,25 +39,20 @@ import ml_collections
 import optax
 
 from jssl import optim
-from jssl.data import multicrop
 from jssl.errors import ConfigError
 from jssl.losses.swav import swapped_prediction_loss
-from jssl.models import ProjectionHead, build_encoder, encoder_kwargs
+from jssl.models import ProjectionHead, build_encoder
 from jssl.models.swav import Prototypes, SwAVModel
-from jssl.tasks.base import Task
+from jssl.tasks.views import ViewTask
 
 _PROTOTYPES = "prototypes"  # the top-level parameter group the optimizer gates
 
 
-class SwAV(Task):
-  """The SwAV pretext task.
-
-  Batches hold ``view1``, ``view2``: ``[B, S, S, C]`` float32 in [0, 1], with multi-crop
-  ``local``: ``[B, V, s, s, C]``, and ``label`` ``[B]`` int32 (only for the online probe).
-  """
+class SwAV(ViewTask):
+  """The SwAV pretext task (batches: ``jssl.tasks.views.ViewTask``, with local crops)."""
 
   name = "swav"
-  reads = ("augment", "model.head_hidden_dim", "model.head_out_dim", "model.head_layers")
+  takes_local_crops = True
 
   @classmethod
   def defaults(cls):
@@ -82,21 +77,6 @@ class SwAV(Task):
       raise ConfigError(f"swav.sinkhorn_iterations={s.sinkhorn_iterations} must be >= 1.")
     if s.freeze_prototypes_steps < 0:
       raise ConfigError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
-    if config.augment.on != "host":
-      raise ConfigError(
-        f"augment.on={config.augment.on!r}: swav makes its (multi-crop) views on the host; "
-        "set --config.augment.on=host."
-      )
-    self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
-    self.crops = multicrop.multi_crop_configs(config.augment, image_size=self.image_size)
-    self.small_crops = self.crops.local_crops
-    patch = encoder_kwargs(config).get("patch_size")  # ViTs: local crops must split into patches too
-    local_size = self.crops.local_config.image_size if self.small_crops else 0
-    if patch and local_size % patch:
-      raise ConfigError(
-        f"augment.local_crop_size={local_size} px (0: 3/7 of data.image_size) does not split into "
-        f"{config.model.encoder}'s {patch} px patches; set augment.local_crop_size to a multiple of {patch}."
-      )
     dtype = jnp.dtype(config.model.dtype)
     head = ProjectionHead(
       hidden_dim=config.model.head_hidden_dim,
@@ -108,21 +88,8 @@ class SwAV(Task):
       encoder=build_encoder(config), head=head, prototypes=Prototypes(num_prototypes=int(s.num_prototypes))
     )
 
-  # --- host side
-
-  def host_example(self, image, seed):
-    """float32 ``[H, W, C]`` in [0, 1] and an int ``[2]`` seed -> two large views (and the small ones)."""
-    return multicrop.multi_crop_views(image, seed, crops=self.crops)
-
-  def batch_spec(self, batch_size: int, source) -> dict:
-    channels = 3 if self.grayscale_to_rgb else source.channels
-    spec = multicrop.multi_crop_spec(self.crops, batch_size=batch_size, channels=channels)
-    return {**spec, "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
-
-  # --- device side
-
   def init(self, rng: jax.Array, batch: dict) -> dict:
-    return self.model.init(rng, jnp.zeros(batch["view1"].shape, jnp.float32), train=False)
+    return self.model.init(rng, self.view_example(batch), train=False)
 
   def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """The run's ``tx``; the prototypes get their own copy of it with the gradient (before)
@@ -141,25 +108,18 @@ class SwAV(Task):
       lambda path: _PROTOTYPES if path[0] == _PROTOTYPES else "model",
     )
 
-  def views(self, batch: dict) -> tuple[jax.Array, jax.Array | None]:
-    """``(large [B * 2, S, S, C], small [B * V, s, s, C] or None)``, example-major (image 0's
+  def resolutions(self, batch: dict, rng: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """``(large [B * 2, S, S, C], small [B * M, s, s, C] or None)``, example-major (image 0's
     views first): merging the leading axes of a batch-sharded array moves no data."""
-    large = jnp.stack([batch["view1"], batch["view2"]], axis=1)
+    large = jnp.stack(self.views(batch, rng), axis=1)
     large = large.reshape((-1, *large.shape[2:]))
-    if not self.small_crops:
-      return large, None
-    return large, batch["local"].reshape((-1, *batch["local"].shape[2:]))
-
-  def augmentation_rows(self, batch: dict, rng: jax.Array) -> dict:
-    rows = {"view1": batch["view1"], "view2": batch["view2"]}
-    for i in range(self.small_crops):
-      rows[f"small crop {i + 1}"] = batch["local"][:, i]
-    return rows
+    small = self.local_views(batch)
+    return large, None if small is None else small.reshape((-1, *small.shape[2:]))
 
   def loss(self, params, batch_stats, extra, batch: dict, rng: jax.Array, step: jax.Array):
     """``loss, (batch_stats, extra, metrics, features)``; features ``[B, F]`` of view 1."""
-    batch_size = batch["view1"].shape[0]
-    large, small = self.views(batch)
+    batch_size = batch["label"].shape[0]
+    large, small = self.resolutions(batch, rng)
 
     def forward(images, batch_stats):
       """Example-major images ``[B * V, ...]`` -> features ``[B, V, F]``, scores ``[V, B, K]``."""

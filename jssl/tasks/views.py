@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from jssl.data import augment, augment_jax, multicrop
 from jssl.errors import ConfigError
+from jssl.models import encoder_kwargs
 from jssl.tasks.base import Task
 
 VIEW_READS = ("augment", "model.head_hidden_dim", "model.head_out_dim", "model.head_layers")
@@ -49,6 +50,13 @@ class ViewTask(Task):
       raise ConfigError(
         f"augment.local_crops={self.crops.local_crops} with augment.on={self.augment_on!r}: local crops "
         "are made on the host; set --config.augment.on=host."
+      )
+    patch = encoder_kwargs(config).get("patch_size")  # ViTs: local crops must split into patches too
+    if patch and self.crops.local_crops and self.crops.local_config.image_size % patch:
+      raise ConfigError(
+        f"augment.local_crop_size={self.crops.local_config.image_size} px (0: 3/7 of data.image_size) does "
+        f"not split into {config.model.encoder}'s {patch} px patches; set augment.local_crop_size to a "
+        f"multiple of {patch}."
       )
 
   @property
