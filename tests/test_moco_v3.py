@@ -184,8 +184,8 @@ def _vit_config(freeze=True):
 
 @pytest.mark.slow
 def test_frozen_patch_projection_stays_bit_identical_while_the_vit_trains():
-  """A ViT smoke run with the paper's random patch projection: its kernel and bias (and their
-  momentum copies) never change; the rest of the network does. (Fast counterpart:
+  """A ViT smoke run with the paper's random patch projection: its kernel and bias never change
+  (their momentum copies only by rounding); the rest of the network does. (Fast counterpart:
   test_the_vit_config_routes_the_patch_projection_to_a_zero_update.)"""
   setup = _setup(_vit_config())
   step = train.make_train_step(setup)
@@ -198,7 +198,9 @@ def test_frozen_patch_projection_stays_bit_identical_while_the_vit_trains():
   for name in ("kernel", "bias"):
     frozen = before["encoder"]["patch_embed"]["proj"][name]
     np.testing.assert_array_equal(after["encoder"]["patch_embed"]["proj"][name], frozen)
-    np.testing.assert_array_equal(momentum["encoder"]["patch_embed"]["proj"][name], frozen)
+    # The momentum copy: m * x + (1 - m) * x, as the reference computes it, is x up to float32
+    # rounding (bit-identical or not depending on the compiler's fusion of the two products).
+    np.testing.assert_allclose(momentum["encoder"]["patch_embed"]["proj"][name], frozen, rtol=1e-6, atol=1e-7)
   moved = [
     ("encoder", "patch_embed", "pos_embed"),
     ("encoder", "blocks_0", "attn", "qkv", "kernel"),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from multiprocess_driver import fixed_batch, steps_config
-from view_methods import flat_state, method_config, steps_on_fixed_batches
+from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches
 
 from jssl import parallel, train, workdir_guard
 from jssl.checkpoint import Checkpointer
@@ -100,12 +100,9 @@ def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
     np.testing.assert_allclose(got[f"p{i}"], leaf, rtol=1e-4, atol=1e-5)
 
 
-# The 2-process check is about the transport (gloo between processes instead of in-process
-# collectives): the global statistics of every view method are compared on 1 vs 8 devices in
-# tests/test_view_methods.py. Two methods carry the kinds of cross-device state there are: Barlow
-# Twins a cross-correlation over the global batch, DINO an EMA teacher, a center averaged over
-# the global batch and multi-crop views. (All six in one run took 593 s of test-all.)
-@pytest.mark.parametrize("method", ["barlow_twins", "dino"])
+# One test per method (the six in one driver run took 593 s of one worker): the two workers of
+# make test-all share them.
+@pytest.mark.parametrize("method", METHODS)
 def test_two_processes_match_one_process_for_a_view_method(method, tmp_path):
   """2 processes x 2 devices (gloo) give the loss, parameters, BN statistics and extra state
   (EMA target, center) of 1 process x 4 devices, after one step on the same global batch; the
