@@ -8,6 +8,8 @@ python tests/multiprocess_driver.py methods COORDINATOR NUM_PROCESSES PROCESS_ID
 import os
 import pathlib
 import re
+import socket
+import subprocess
 import sys
 
 import jax
@@ -16,7 +18,26 @@ import numpy as np
 from jssl import cli, parallel, train
 from jssl.config import load_config
 
-SMOKE = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "smoke.py")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "configs" / "smoke.py")
+
+
+def start(mode: str, target, *args, num_processes: int = 2) -> list[subprocess.Popen]:
+  """Starts the processes of one local run of this driver (coordinator on a free local port);
+  stderr is piped for the caller's error messages."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    coordinator = f"127.0.0.1:{s.getsockname()[1]}"
+  return [
+    subprocess.Popen(
+      [sys.executable, __file__, mode, coordinator, str(num_processes), str(i), str(target), *args],
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=REPO,
+    )
+    for i in range(num_processes)
+  ]
 
 
 def fixed_batch(config, seed):
@@ -58,6 +79,7 @@ def run_methods(out_dir, methods):
   the run; process 0 writes ``OUT_DIR/<method>.npz``: the losses and the state after the first step."""
   from view_methods import flat_state, method_config, steps_on_fixed_batches  # noqa: PLC0415
 
+  pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
   for method in methods:
     config = method_config(method)
     first, losses = steps_on_fixed_batches(config, parallel.make_mesh(jax.devices()))

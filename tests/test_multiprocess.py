@@ -1,18 +1,15 @@
 """Two local processes x 2 CPU devices (gloo collectives, coordinator on 127.0.0.1):
-the same global batch gives the same step as one process, and preemption is agreed on by all."""
+the same global batch gives the same step as one process, and preemption is agreed on by all.
+The six view methods' 2-process checks are in tests/test_view_methods.py."""
 
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import jax
+import multiprocess_driver
 import numpy as np
 import pytest
-from conftest import REPO
 from multiprocess_driver import fixed_batch, steps_config
-from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches
 
 from jssl import parallel, train, workdir_guard
 from jssl.checkpoint import Checkpointer
@@ -20,27 +17,9 @@ from jssl.workdir import read_metrics
 
 pytestmark = pytest.mark.slow  # several processes, minutes: make test-all
 
-DRIVER = str(REPO / "tests" / "multiprocess_driver.py")
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
 
 def _start(workdir, *overrides, mode="pretrain"):
-  coordinator = f"127.0.0.1:{_free_port()}"
-  return [
-    subprocess.Popen(
-      [sys.executable, DRIVER, mode, coordinator, "2", str(i), str(workdir), *overrides],
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-      cwd=REPO,
-    )
-    for i in range(2)
-  ]
+  return multiprocess_driver.start(mode, workdir, *overrides)
 
 
 def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
@@ -98,22 +77,3 @@ def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
   np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
   for i, leaf in enumerate(jax.tree.leaves(jax.device_get(state.params))):
     np.testing.assert_allclose(got[f"p{i}"], leaf, rtol=1e-4, atol=1e-5)
-
-
-# One test per method (the six in one driver run took 593 s of one worker): the two workers of
-# make test-all share them.
-@pytest.mark.parametrize("method", METHODS)
-def test_two_processes_match_one_process_for_a_view_method(method, tmp_path):
-  """2 processes x 2 devices (gloo) give the loss, parameters, BN statistics and extra state
-  (EMA target, center) of 1 process x 4 devices, after one step on the same global batch; the
-  second losses agree too."""
-  processes = _start(tmp_path, method, mode="methods")
-  codes = [p.wait(timeout=600) for p in processes]
-  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
-  got = np.load(tmp_path / f"{method}.npz")
-  first, losses = steps_on_fixed_batches(method_config(method), parallel.make_mesh(jax.devices()[:4]))
-  want = flat_state(first)
-  assert set(got.files) == {*want, "losses"}
-  np.testing.assert_allclose(got["losses"], losses, rtol=1e-5, atol=1e-6)
-  for key, value in want.items():
-    np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5, err_msg=key)

@@ -1,14 +1,15 @@
 """The six view methods (BYOL, SimSiam, MoCo v3, Barlow Twins, VICReg, DINO) on any layout and
 across a restart: global batch statistics (batch norm, contrastive keys, cross-correlation,
-variance and covariance, DINO's center) make a step on 8 devices equal the step on 1, and a
-run saved and restored continues exactly as one that was not interrupted (EMA targets,
-center, optimizer routes included). Two processes x 2 devices vs 1 x 4:
-tests/test_multiprocess.py.
+variance and covariance, DINO's center) make a step on 8 devices, and on 2 processes x 2
+devices (gloo between them), equal the step on 1; a run saved and restored continues exactly as
+one that was not interrupted (EMA targets, center, optimizer routes included). kill -9 and
+resume through the command line: tests/test_resume.py.
 
 The fast guard of the global statistics is in tests/test_ssl_losses.py: the losses on a batch
 split over 8 devices, values and gradients, against their float64 references."""
 
 import jax
+import multiprocess_driver
 import numpy as np
 import pytest
 from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches
@@ -51,26 +52,34 @@ def _run_with_restart(config, checkpoint_dir, steps: int = 4, restart_at: int = 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_eight_devices_and_a_restart_change_nothing(method, tmp_path):
-  """1 vs 8 devices: same global batch, same loss, parameters, BN statistics and extra state
-  (EMA target, center) after one step, same second loss. A statistic taken per device (or an
-  all-reduce without its backward pass) breaks this at the first step.
+def test_one_device_eight_devices_two_processes_and_a_restart_agree(method, tmp_path):
+  """1 vs 8 devices, and vs 2 processes x 2 devices (gloo): same global batch, same loss,
+  parameters, BN statistics and extra state (EMA target, center) after one step, same second
+  loss. A statistic taken per device (or an all-reduce without its backward pass) breaks this at
+  the first step; a collective the processes do not share breaks the 2-process run.
 
   Restart: two steps, a checkpoint, a restore, two more steps: bit-identical to four
   uninterrupted steps, every leaf of the state (optimizer state, RNG, counters too). Killing
-  the process between save and restore is tests/test_resume.py's business and does not depend
-  on the method; which state a method keeps does, and is checked here."""
+  the process between save and restore is tests/test_resume.py's business."""
   config = method_config(method)
-  first, losses, final, resumed_losses, resumed = _run_with_restart(config, tmp_path)
+  processes = multiprocess_driver.start("methods", tmp_path / "processes", method)  # runs meanwhile
+  first, losses, final, resumed_losses, resumed = _run_with_restart(config, tmp_path / "checkpoints")
+  one = flat_state(first)
+  assert any(key.startswith("['extra']") for key in one) == (method in KEEPS_EXTRA)
 
   eight, losses_eight = steps_on_fixed_batches(config, parallel.make_mesh(jax.devices()))
-  one, eight = flat_state(first), flat_state(eight)
-  assert one.keys() == eight.keys()
-  assert any(key.startswith("['extra']") for key in one) == (method in KEEPS_EXTRA)
-  for key in one:
-    np.testing.assert_allclose(eight[key], one[key], rtol=1e-5, atol=1e-5, err_msg=key)
-  # atol: SimSiam's loss can sit near 0 (seen: 0.006, 7e-8 apart).
-  np.testing.assert_allclose(losses_eight, losses[:2], rtol=1e-5, atol=1e-6)
+  codes = [p.wait(timeout=600) for p in processes]
+  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
+  two_processes = dict(np.load(tmp_path / "processes" / f"{method}.npz"))
+  for name, (state, other_losses) in {
+    "8 devices": (flat_state(eight), losses_eight),
+    "2 processes": (two_processes, two_processes.pop("losses")),
+  }.items():
+    assert state.keys() == one.keys(), name
+    for key in one:
+      np.testing.assert_allclose(state[key], one[key], rtol=1e-5, atol=1e-5, err_msg=f"{name}: {key}")
+    # atol: SimSiam's loss can sit near 0 (seen: 0.006, 7e-8 apart).
+    np.testing.assert_allclose(other_losses, losses[:2], rtol=1e-5, atol=1e-6, err_msg=name)
 
   assert resumed_losses == losses[2:]
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(resumed), strict=True):
