@@ -102,7 +102,7 @@ if __name__ == "__main__":
     if mode == "steps":
       run_steps(target)
     else:
-      sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks.random_batch
+      sys.path.insert(0, str(REPO))  # benchmarks.random_batch
       run_methods(target, overrides)
   else:
     sys.exit(
