@@ -1,5 +1,7 @@
 """The pictures people look at: augmented views at the start, curves at the end."""
 
+from __future__ import annotations
+
 import pathlib
 
 import matplotlib
@@ -9,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-import tensorflow as tf
 
 from jssl.data import augment
+from jssl.data.tf_host import tf
 
 
 def save_image_grid(path: pathlib.Path, rows: dict[str, np.ndarray]) -> None:

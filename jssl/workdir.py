@@ -21,6 +21,7 @@ import ml_collections
 
 from jssl import config as config_lib
 from jssl.data import facts as facts_lib
+from jssl.data import tf_host
 from jssl.data.sources import Source
 from jssl.errors import MissingError
 
@@ -130,8 +131,7 @@ class MetricsWriter:
     if self.path.exists():
       kept = [json.dumps(m) for m in read_metrics(workdir) if m["step"] <= resume_step]
       self.path.write_text("".join(line + "\n" for line in kept))
-    import tensorflow as tf  # noqa: PLC0415  (only process 0 writes TensorBoard)
-
+    tf = tf_host.load()  # only process 0 writes TensorBoard
     self._tb = tf.summary.create_file_writer(str(pathlib.Path(workdir) / "tensorboard"))
     self._tf = tf
 

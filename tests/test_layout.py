@@ -1,10 +1,13 @@
 """The layout: no import cycle among jssl's modules, losses that import no data, mesh or
-training module, and TensorFlow's GPUs hidden once, in one place that every module using TF
-passes through."""
+training module, and TensorFlow imported in one place, at first use, with its GPUs hidden
+there."""
 
 import ast
 import logging
 import pathlib
+import re
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -65,22 +68,34 @@ def test_jssl_modules_import_no_cycle():
       visit(module)
 
 
-def test_tf_gpus_are_hidden_in_one_place_every_tf_module_passes_through():
+def test_tensorflow_is_imported_in_one_place_that_hides_its_gpus():
   files = sorted(JSSL.rglob("*.py"))
   assert [p for p in files if "set_visible_devices" in p.read_text()] == [JSSL / "data" / "tf_host.py"]
-  assert "jssl.data.tf_host" in _top_level_imports(JSSL / "data" / "__init__.py")
-  # Importing any jssl.data module runs jssl/data/__init__.py first.
-  using_tf = [p for p in files if "tensorflow" in _top_level_imports(p)]
-  assert JSSL / "data" / "augment.py" in using_tf and JSSL / "plots.py" in using_tf
-  for path in using_tf:
-    passes = _module_name(path).startswith("jssl.data") or any(
-      m.startswith("jssl.data") for m in _top_level_imports(path)
-    )
-    assert passes, f"{path} imports TensorFlow but nothing from jssl.data, so TF may keep its GPUs"
+  # No module imports tensorflow itself, at its top or in a function: every use goes through
+  # jssl.data.tf_host (the stand-in ``tf`` or ``load()``), which hides the GPUs at the import.
+  importing = [p for p in files if re.search(r"^\s*(import tensorflow\b|from tensorflow\b)", p.read_text(), re.M)]
+  assert importing == [JSSL / "data" / "tf_host.py"]
+  using = [p for p in files if "jssl.data.tf_host" in _top_level_imports(p)]
+  assert JSSL / "data" / "augment.py" in using and JSSL / "plots.py" in using
+
+
+def test_importing_the_trainer_tasks_and_tools_does_not_import_tensorflow():
+  # The step benchmarks run on accelerator images without TensorFlow, and every process the
+  # suite starts saves the seconds of importing it unless it reads data.
+  code = (
+    "import sys, jssl.train, jssl.tasks, jssl.cli, jssl.evaluate, jssl.export, jssl.finetune, jssl.plots\n"
+    "from jssl.data import pipeline, augment, tf_host\n"
+    "assert 'tensorflow' not in sys.modules, 'imported'\n"
+    "assert tf_host.tf.constant(2).numpy() == 2 and 'tensorflow' in sys.modules\n"
+    "assert tf_host.gpus_hidden() and tf_host.tf.config.get_visible_devices('GPU') == []\n"
+  )
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_hide_gpus_hides_them_or_warns_when_too_late(monkeypatch, caplog):
-  assert tf_host.GPUS_HIDDEN and tf.config.get_visible_devices("GPU") == []
+  assert tf_host.gpus_hidden() and tf.config.get_visible_devices("GPU") == []
+  assert tf_host.tf.config is tf.config  # the stand-in is the module
   calls = []
   monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: calls.append((devices, kind)))
   assert tf_host.hide_gpus() and calls == [([], "GPU")]

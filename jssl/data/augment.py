@@ -18,8 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import tensorflow as tf
-
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError
 
 # SimCLR's min_object_covered: with the whole image as the object it floors every crop's area at 0.1.

@@ -34,10 +34,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import tensorflow as tf
 
 from jssl.data import augment
 from jssl.data.augment import AugmentConfig
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError
 
 # AugmentConfig fields a view may set for itself (image_size is the view's size, not a setting;

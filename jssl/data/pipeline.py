@@ -22,11 +22,13 @@ and the decode time for image folders and TFDS. Iterator checkpointing would als
 have to store the shuffle buffer (``shuffle_buffer`` decoded images per process).
 """
 
+from __future__ import annotations
+
 import numpy as np
-import tensorflow as tf
 
 from jssl.data import augment
 from jssl.data.sources import Source
+from jssl.data.tf_host import tf
 
 
 def _options() -> tf.data.Options:

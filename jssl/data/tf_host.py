@@ -1,20 +1,45 @@
-"""TensorFlow for the host's input pipeline only: its GPUs hidden, once per process.
+"""TensorFlow for the host's input pipeline only: imported when first used, its GPUs hidden then.
 
 jssl runs TensorFlow on the CPU (tf.data, TensorBoard summaries). Left alone, TF claims
-nearly all of every GPU's memory at its first op, the memory JAX needs. The package init of
-``jssl.data`` imports this module, and every jssl module that uses TF reads data through
-``jssl.data``, so they all pass through here before TF runs an op.
+nearly all of every GPU's memory at its first op, the memory JAX needs. Every jssl module
+uses TF as ``from jssl.data.tf_host import tf``: a stand-in that imports TensorFlow at its
+first attribute access and hides TF's GPUs right then, before any op can run. So importing
+the trainer, the tasks, the models or the losses does not import TensorFlow (seconds of
+start-up, and a package an accelerator image may not have: the step benchmarks run without
+it); a program that reads data pays for it when it builds the pipeline.
 """
 
 from __future__ import annotations
 
 import logging
-
-import tensorflow as tf
+import threading
+import types
 
 logger = logging.getLogger("jssl")
 
-__all__ = ["hide_gpus", "GPUS_HIDDEN"]
+__all__ = ["tf", "load", "hide_gpus", "gpus_hidden"]
+
+_lock = threading.Lock()
+_module: types.ModuleType | None = None
+_gpus_hidden: bool | None = None
+
+
+def load() -> types.ModuleType:
+  """The ``tensorflow`` module, imported on the first call, with its GPUs hidden then."""
+  global _module, _gpus_hidden
+  with _lock:
+    if _module is None:
+      import tensorflow  # noqa: PLC0415  (the one place jssl imports it)
+
+      _module = tensorflow
+      _gpus_hidden = hide_gpus()
+  return _module
+
+
+def gpus_hidden() -> bool:
+  """Whether TF sees no GPU, as ``load`` left it (loads TF if nothing has yet)."""
+  load()
+  return bool(_gpus_hidden)
 
 
 def hide_gpus() -> bool:
@@ -24,17 +49,27 @@ def hide_gpus() -> bool:
     True when TF sees no GPU now; False when it was too late: TF had already initialised its
     devices (the program imported TF and ran an op first) and keeps the GPUs it found.
   """
+  tf_ = _module if _module is not None else load()
   try:
-    tf.config.set_visible_devices([], "GPU")
+    tf_.config.set_visible_devices([], "GPU")
   except (RuntimeError, ValueError):  # devices already initialised
-    if tf.config.get_visible_devices("GPU"):
+    if tf_.config.get_visible_devices("GPU"):
       logger.warning(
         "TensorFlow initialised its devices before jssl could hide its GPUs from it; it may hold GPU "
-        "memory JAX needs. Import jssl.data before running TensorFlow ops."
+        "memory JAX needs. Call jssl.data.tf_host.load() before running TensorFlow ops of your own."
       )
       return False
   return True
 
 
-GPUS_HIDDEN = hide_gpus()
-"""Whether TF sees no GPU, as this module left it when first imported."""
+class _TensorFlow:
+  """Stands in for the ``tensorflow`` module: ``tf.data``, ``tf.Tensor``... load it on first use."""
+
+  def __getattr__(self, name: str):
+    return getattr(load(), name)
+
+  def __repr__(self) -> str:
+    return f"<tensorflow, {'loaded' if _module is not None else 'not imported yet'} (jssl.data.tf_host)>"
+
+
+tf = _TensorFlow()

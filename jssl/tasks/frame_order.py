@@ -35,6 +35,8 @@ on the head's logits, ``order_accuracy`` in the metrics. The online probe gets t
 encoder features of each tuple's first frame in time.
 """
 
+from __future__ import annotations
+
 import itertools
 import math
 
@@ -43,9 +45,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tensorflow as tf
 
 from jssl.data import augment
+from jssl.data.tf_host import tf
 from jssl.data.video import is_video
 from jssl.errors import ConfigError
 from jssl.models import build_encoder

@@ -9,12 +9,14 @@ them (``takes_local_crops``). Views are per example and keyed by the example's s
 its index in the global batch (device), so they do not depend on how the batch is sharded.
 """
 
+from __future__ import annotations
+
 import jax
 import jax.numpy as jnp
 import ml_collections
-import tensorflow as tf
 
 from jssl.data import augment, augment_jax, multicrop
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError
 from jssl.models import encoder_kwargs
 from jssl.tasks.base import Task

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow as tf
 
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError
 
 __all__ = ["Source", "ArraySource", "check_process"]

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import tensorflow as tf
 
 from jssl.data.sources.base import Source
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError, MissingError
 
 logger = logging.getLogger("jssl")

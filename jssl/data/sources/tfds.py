@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import tensorflow as tf
-
 from jssl.data.sources.base import Source, check_process
+from jssl.data.tf_host import tf
 from jssl.errors import ConfigError, MissingError
 
 __all__ = ["TfdsSource", "tfds_source"]
