@@ -219,6 +219,45 @@ def test_swav_loss_and_prototypes_match_numpy():
 # --------------------------------------------------------------------------- tasks on 1 and 8 devices
 
 
+def test_swav_head_is_the_references_and_runs_once_on_every_crop():
+  """SwAV's resnet50.py: the encoder per resolution, then one projection head (Linear -> BN ->
+  ReLU -> Linear with a bias, no batch norm after it) on the features of all crops together,
+  L2 normalisation and the prototypes. The task's loss equals that computed module by module,
+  with the swapped prediction in float64 (a head run per resolution gives other BN statistics)."""
+  config = _config("swav")  # 2 small crops of 8 px
+  config.model.head_hidden_dim = 0  # the default: as wide as the encoder's features
+  setup = train.make_setup(config)
+  task, state = setup.task, train.create_state(setup, seed=0)
+  params, stats = jax.device_get(state.params), jax.device_get(state.batch_stats)
+  head = params["head"]
+  assert sorted(head) == ["bn0", "dense0", "dense1"]
+  assert "bias" not in head["dense0"] and head["dense1"]["bias"].shape == (config.model.head_out_dim,)
+  width = head["dense0"]["kernel"].shape[0]
+  assert head["dense0"]["kernel"].shape == (width, width), "hidden layer as wide as the encoder (hidden_mlp)"
+
+  batch = jax.tree.map(jnp.asarray, _batch(setup, 0))
+  rng, step = jax.random.key(3), jnp.asarray(5, jnp.int32)
+  loss, _ = jax.jit(task.loss)(state.params, state.batch_stats, state.extra, batch, rng, step)
+
+  large, small = task.resolutions(batch, rng)
+  encoder, projector = task.model.encoder, task.model.head
+  mutable = {"train": True, "mutable": ["batch_stats"]}
+  f_large, enc = encoder.apply({"params": params["encoder"], "batch_stats": stats["encoder"]}, large, **mutable)
+  f_small, _ = encoder.apply({"params": params["encoder"], "batch_stats": enc["batch_stats"]}, small, **mutable)
+  every = jnp.concatenate([f_large, f_small])
+  z, _ = projector.apply({"params": head, "batch_stats": stats["head"]}, every, **mutable)
+  z = np.asarray(z, np.float64)
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  kernel = np.asarray(params["prototypes"]["kernel"], np.float64)
+  scores = z @ (kernel / np.linalg.norm(kernel, axis=0))
+  b = batch["label"].shape[0]
+  views = np.concatenate(
+    [np.swapaxes(scores[: 2 * b].reshape(b, 2, -1), 0, 1), np.swapaxes(scores[2 * b :].reshape(b, 2, -1), 0, 1)]
+  )
+  s = config.swav
+  np.testing.assert_allclose(loss, _swav_loss64(views, s.temperature, s.epsilon, s.sinkhorn_iterations), rtol=1e-4)
+
+
 def test_tasks_are_registered_with_their_sections():
   for name in CLUSTERING_TASKS:
     assert TASKS[name].__module__ == f"jssl.tasks.{name}"
