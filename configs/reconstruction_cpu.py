@@ -8,10 +8,18 @@ with SimCLR run for the same steps and batch.
   jssl pretrain --config configs/reconstruction_cpu.py:colorization --workdir runs/colorization
   jssl eval --workdir runs/superres      (and the others)
 
-Super-resolution (x2) and inpainting (central square, with the adversary) train on
-Fashion-MNIST at 28 px; colorization needs colour, so it trains on the sample_photos
-demo set (crops of scikit-image's photographs) at 32 px, with the rebalanced
-classification loss.
+Super-resolution (x2) and inpainting train on Fashion-MNIST at 28 px; colorization needs
+colour, so it trains on the sample_photos demo set (crops of scikit-image's photographs) at
+32 px, with the rebalanced classification loss.
+
+Inpainting has two recipes. ``inpainting`` learns features as the context encoder's paper
+does: random-region masks (``blobs``, the nearest jssl has to the paper's random segmentation
+shapes), the bottleneck decoder (no skip connections), L2 on [-1, 1] with a context ring
+weighted 10 (1 px here: the paper's 4 px ring is for 128 px images) and the adversary at
+0.999 / 0.001. ``inpainting_quality`` fills a central square as well as it can: the U-Net
+decoder with skip connections and no ring (jssl's recipe before the paper's was followed).
+
+  jssl pretrain --config configs/reconstruction_cpu.py:inpainting_quality --workdir runs/inpainting_quality
 """
 
 from jssl.config import default_config
@@ -19,6 +27,7 @@ from jssl.config import default_config
 
 def get_config(task="superres"):
   config = default_config()
+  recipe, task = task, "inpainting" if task == "inpainting_quality" else task
   config.task = task
   if task == "colorization":
     config.data.source = "sample_photos"
@@ -32,6 +41,14 @@ def get_config(task="superres"):
   config.model.encoder = "resnet_tiny"
   if task == "colorization":
     config.colorization.loss = "classification"
+  if recipe == "inpainting":
+    config.inpainting.mask = "blobs"
+    config.inpainting.decoder = "bottleneck"
+    config.inpainting.overlap_pixels = 1
+  if recipe == "inpainting_quality":
+    config.inpainting.mask = "center"
+    config.inpainting.decoder = "unet"
+    config.inpainting.overlap_pixels = 0
   config.optim.name = "adamw"
   config.optim.base_lr = 3e-3
   config.optim.lr_scaling = "none"

@@ -131,6 +131,8 @@ def get_config(task="simclr"):
     _photos(config)
     if task == "colorization":
       config.colorization.loss = "classification"  # the richer path; the demo uses it too
+    if task == "inpainting":
+      config.inpainting.overlap_pixels = 1  # the paper's 4 px ring is for 128 px images
     if task == "superres":
       # It starts at the bicubic baseline, a strong one: beating it takes ~75 steps (measured).
       config.train.steps, config.train.eval_every = 96, 48

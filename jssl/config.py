@@ -183,7 +183,7 @@ RULES = (
   ("model.width_multiplier", _positive, "use a positive width factor (1.0: the standard widths)"),
   ("model.patch_size", _at_least(0), "use a positive patch side, or 0 for the automatic one"),
   ("model.depth", _at_least(0), "use a positive number of blocks, or 0 for the variant's"),
-  ("model.head_hidden_dim", _at_least(1), "use a positive width"),
+  ("model.head_hidden_dim", _at_least(0), "use 0 (the encoder's feature width) or a positive width"),
   ("model.head_out_dim", _at_least(1), "use a positive width"),
   ("model.head_layers", _at_least(1), "use 1 (a linear head) or more layers"),
   ("optim.base_lr", _positive, "use a positive learning rate"),
@@ -435,8 +435,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.stem = "cifar"  # ResNets only: cifar (3x3/1, no pool) | imagenet (7x7/2 + max-pool)
   c.model.patch_size = 0  # ViTs only: patch side; 0 = auto (4 when data.image_size <= 64, else 16)
   c.model.depth = 0  # ViTs only: transformer blocks; 0 = the variant's (12)
-  # The projection head of the tasks that have one (simclr, swav; ``Task.reads``).
-  c.model.head_hidden_dim = 2048
+  # The projection head of the tasks that have one (simclr, swav and the view methods; ``Task.reads``).
+  # 0: hidden layers as wide as the encoder's features (SimCLR's and SwAV's reference code: 512 on
+  # ResNet-18, 2048 on ResNet-50); the other methods' recipes set their papers' widths.
+  c.model.head_hidden_dim = 0
   c.model.head_out_dim = 128
   c.model.head_layers = 2
   c.model.dtype = "float32"

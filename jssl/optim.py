@@ -148,6 +148,27 @@ def route(
   return optax.multi_transform(dict(transforms), labels)
 
 
+def reset_groups(tx: optax.GradientTransformation, state, fresh, params, groups) -> optax.OptState:
+  """``state`` with the copies of ``params`` it holds (momentum, Adam's moments) taken from
+  ``fresh`` (``tx.init`` of the new values) under the top-level parameter ``groups``; everything
+  else (the step count, other groups' moments) kept. For a group re-initialised mid-run
+  (DeepCluster's classifier after a clustering), as a new optimizer for it would start. The
+  count is shared by every parameter, so Adam's bias correction does not restart: AdamW's
+  first updates of the group are then up to 1/sqrt(1 - b2) times a fresh Adam's (SGD and
+  LARS, whose state is only momentum, restart exactly)."""
+  groups = set(groups)
+  in_group = jax.tree_util.tree_map_with_path(lambda path, _: parameter_path(path)[0] in groups, params)
+  take_fresh = optax.tree_map_params(
+    tx,
+    lambda _, flag: flag,
+    state,
+    in_group,
+    transform_non_params=lambda _: False,
+    is_leaf=lambda x: isinstance(x, optax.MaskedNode),
+  )
+  return jax.tree.map(lambda flag, old, new: new if flag else old, take_fresh, state, fresh)
+
+
 def frozen_until(steps: int, tx: optax.GradientTransformation) -> optax.GradientTransformation:
   """``tx`` with its gradient (before) and update (after) multiplied by 0 for its first
   ``steps`` updates, by 1 after. Zeroing the gradient keeps momentum free of the frozen steps;

@@ -224,7 +224,10 @@ def make_train_step(setup: Setup):
 
 
 def refresh(setup: Setup, state: TrainState) -> TrainState:
-  """``state`` with the params, batch stats and extra ``task.refresh`` recomputes, placed like the state's."""
+  """``state`` with the params, batch stats and extra ``task.refresh`` recomputes, placed like the
+  state's, and a fresh optimizer state for the parameter groups it re-initialised
+  (``task.refresh_resets``: their momentum or Adam moments restart from zero, as a new
+  optimizer's would; the step count, shared by every parameter, goes on)."""
   params, batch_stats, extra = setup.task.refresh(state.params, state.batch_stats, state.extra, setup)
   shardings = state_sharding(setup)
 
@@ -234,10 +237,16 @@ def refresh(setup: Setup, state: TrainState) -> TrainState:
     x = np.asarray(x)  # host values, the same on every process
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
+  params = jax.tree.map(place, params, shardings.params)
+  opt_state = state.opt_state
+  if setup.task.refresh_resets:
+    fresh = jax.jit(setup.tx.init, out_shardings=shardings.opt_state)(params)
+    opt_state = optim.reset_groups(setup.tx, opt_state, fresh, params, setup.task.refresh_resets)
   return state.replace(
-    params=jax.tree.map(place, params, shardings.params),
+    params=params,
     batch_stats=jax.tree.map(place, batch_stats, shardings.batch_stats),
     extra=jax.tree.map(place, extra, shardings.extra),
+    opt_state=opt_state,
   )
 
 

@@ -219,6 +219,70 @@ def test_swav_loss_and_prototypes_match_numpy():
 # --------------------------------------------------------------------------- tasks on 1 and 8 devices
 
 
+def test_swav_head_is_the_references_and_runs_once_on_every_crop():
+  """SwAV's resnet50.py: the encoder per resolution, then one projection head (Linear -> BN ->
+  ReLU -> Linear with a bias, no batch norm after it) on the features of all crops together,
+  L2 normalisation and the prototypes. The task's loss equals that computed module by module,
+  with the swapped prediction in float64 (a head run per resolution gives other BN statistics)."""
+  config = _config("swav")  # 2 small crops of 8 px
+  config.model.head_hidden_dim = 0  # the default: as wide as the encoder's features
+  setup = train.make_setup(config)
+  task, state = setup.task, train.create_state(setup, seed=0)
+  params, stats = jax.device_get(state.params), jax.device_get(state.batch_stats)
+  head = params["head"]
+  assert sorted(head) == ["bn0", "dense0", "dense1"]
+  assert "bias" not in head["dense0"] and head["dense1"]["bias"].shape == (config.model.head_out_dim,)
+  width = head["dense0"]["kernel"].shape[0]
+  assert head["dense0"]["kernel"].shape == (width, width), "hidden layer as wide as the encoder (hidden_mlp)"
+
+  batch = jax.tree.map(jnp.asarray, _batch(setup, 0))
+  rng, step = jax.random.key(3), jnp.asarray(5, jnp.int32)
+  loss, _ = jax.jit(task.loss)(state.params, state.batch_stats, state.extra, batch, rng, step)
+
+  large, small = task.resolutions(batch, rng)
+  encoder, projector = task.model.encoder, task.model.head
+  mutable = {"train": True, "mutable": ["batch_stats"]}
+  f_large, enc = encoder.apply({"params": params["encoder"], "batch_stats": stats["encoder"]}, large, **mutable)
+  f_small, _ = encoder.apply({"params": params["encoder"], "batch_stats": enc["batch_stats"]}, small, **mutable)
+  every = jnp.concatenate([f_large, f_small])
+  z, _ = projector.apply({"params": head, "batch_stats": stats["head"]}, every, **mutable)
+  z = np.asarray(z, np.float64)
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  kernel = np.asarray(params["prototypes"]["kernel"], np.float64)
+  scores = z @ (kernel / np.linalg.norm(kernel, axis=0))
+  b = batch["label"].shape[0]
+  views = np.concatenate(
+    [np.swapaxes(scores[: 2 * b].reshape(b, 2, -1), 0, 1), np.swapaxes(scores[2 * b :].reshape(b, 2, -1), 0, 1)]
+  )
+  s = config.swav
+  np.testing.assert_allclose(loss, _swav_loss64(views, s.temperature, s.epsilon, s.sinkhorn_iterations), rtol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_deepcluster_refresh_gives_the_new_classifier_a_new_optimizer_state(optimizer):
+  """After a clustering the classifier is new, and so is its optimizer state (the reference
+  makes a new optimizer for its new top layer): its momentum / Adam moments restart at zero,
+  while the encoder's and the step count go on."""
+  config = _config("deepcluster")
+  config.optim.name = optimizer
+  setup = train.make_setup(config)
+  state = train.create_state(setup, seed=0)
+  # The optimizer state as after some training: every float leaf 1.5, every count 7.
+  worn = jax.tree.map(lambda x: jnp.full_like(x, 1.5 if jnp.issubdtype(x.dtype, jnp.floating) else 7), state.opt_state)
+  refreshed = train.refresh(setup, state.replace(opt_state=worn))
+  before = dict(jax.tree_util.tree_leaves_with_path(jax.device_get(worn)))
+  reset, kept = 0, 0
+  for path, leaf in jax.tree_util.tree_leaves_with_path(jax.device_get(refreshed.opt_state)):
+    if "'classifier'" in jax.tree_util.keystr(path):
+      np.testing.assert_array_equal(leaf, np.zeros_like(leaf))
+      reset += 1
+    else:
+      np.testing.assert_array_equal(leaf, before[path])
+      kept += 1
+  assert reset == {"sgd": 2, "adamw": 4}[optimizer] and kept > reset  # kernel and bias: momentum, or mu and nu
+  assert not np.array_equal(refreshed.params["classifier"]["kernel"], state.params["classifier"]["kernel"])
+
+
 def test_tasks_are_registered_with_their_sections():
   for name in CLUSTERING_TASKS:
     assert TASKS[name].__module__ == f"jssl.tasks.{name}"
@@ -410,8 +474,10 @@ def test_smoke_run_logs_and_lowers_the_loss(smoke_run):
 
 
 def _check_deepcluster_loss(setup, state, batch, loss):
-  """``loss`` (the task's on ``batch``) against float64 cross-entropy of the model's logits
-  and the pseudo-labels of the batch's indices; then the same with ``uniform_sampling``."""
+  """``loss`` (the task's on ``batch``, ``uniform_sampling`` on: the default) against float64
+  cross-entropy of the model's logits and the pseudo-labels of the batch's indices, each
+  weighed by 1 / its cluster's size; then the plain mean with ``uniform_sampling`` off."""
+  assert setup.task.settings.uniform_sampling, "the reference samples uniformly over clusters"
   apply = jax.jit(
     lambda p, s, x: setup.task.model.apply({"params": p, "batch_stats": s}, x, train=True, mutable=["batch_stats"])[0][
       1
@@ -425,18 +491,18 @@ def _check_deepcluster_loss(setup, state, batch, loss):
   targets = clusters["labels"][np.asarray(batch["index"])]
   top = logits.max(1)
   losses = top + np.log(np.exp(logits - top[:, None]).sum(1)) - logits[np.arange(len(targets)), targets]
-  np.testing.assert_allclose(loss, losses.mean(), rtol=1e-4)
+  weights = 1 / clusters["cluster_sizes"][targets]
+  np.testing.assert_allclose(loss, np.sum(weights * losses) / np.sum(weights), rtol=1e-4)
   settings = setup.task.settings
-  settings.uniform_sampling = True
+  settings.uniform_sampling = False
   try:
     # A new function for jit: a bound method would hit the trace made with the old setting.
-    weighted = jax.jit(lambda *args: setup.task.loss(*args)[0])(
+    plain = jax.jit(lambda *args: setup.task.loss(*args)[0])(
       state.params, state.batch_stats, state.extra, batch, jax.random.key(0), jnp.int32(0)
     )
   finally:
-    settings.uniform_sampling = False
-  weights = 1 / clusters["cluster_sizes"][targets]
-  np.testing.assert_allclose(weighted, np.sum(weights * losses) / np.sum(weights), rtol=1e-4)
+    settings.uniform_sampling = True
+  np.testing.assert_allclose(plain, losses.mean(), rtol=1e-4)
 
 
 @pytest.mark.slow

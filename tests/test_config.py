@@ -132,7 +132,7 @@ BAD_VALUES = {
   "model.width_multiplier": "0.0",
   "model.patch_size": "-4",
   "model.depth": "-1",
-  "model.head_hidden_dim": "0",
+  "model.head_hidden_dim": "-1",
   "model.head_out_dim": "0",
   "model.head_layers": "0",
   "optim.base_lr": "0.0",

@@ -1,6 +1,8 @@
 """The MLP heads of the view-based methods (jssl.models.MLPHead) against a float64 NumPy forward."""
 
+import functools
 import math
+import pathlib
 
 import jax
 import numpy as np
@@ -68,3 +70,37 @@ def test_projection_head_keeps_simclr_v2_layout():
 def test_mlp_head_refuses_unknown_norms():
   with pytest.raises(ConfigError, match="out_norm='layer'"):
     MLPHead(out_norm="layer").init(jax.random.key(0), np.zeros((2, 3)), train=False)
+
+
+def test_hidden_width_zero_follows_the_features_and_a_set_width_is_kept():
+  def dense_shapes(hidden_dim, features):
+    params = ProjectionHead(hidden_dim=hidden_dim, out_dim=8, num_layers=3).init(
+      jax.random.key(0), np.zeros((4, features)), train=False
+    )["params"]
+    return [params[f"dense{i}"]["kernel"].shape for i in range(3)]
+
+  assert dense_shapes(0, 5) == [(5, 5), (5, 5), (5, 8)]
+  assert dense_shapes(0, 12) == [(12, 12), (12, 12), (12, 8)]
+  assert dense_shapes(16, 5) == [(5, 16), (16, 16), (16, 8)]
+
+
+def test_simclr_head_is_as_wide_as_the_encoder_by_default_as_in_the_reference():
+  from jssl.config import default_config, load_config  # noqa: PLC0415
+  from jssl.tasks.simclr import SimCLR  # noqa: PLC0415
+
+  assert default_config().model.head_hidden_dim == 0
+  for encoder, width in (("resnet18", 512), ("resnet_tiny", 128)):
+    config = default_config()
+    config.data.source, config.data.image_size, config.model.encoder = "synthetic", 16, encoder
+    config.data.synthetic_shape = (16, 16, 3)
+    task = SimCLR(config)
+    init = functools.partial(task.model.init, train=False)
+    shapes = jax.eval_shape(init, jax.random.key(0), np.zeros((2, 16, 16, 3)))
+    head = shapes["params"]["head"]
+    assert head["dense0"]["kernel"].shape == (width, width) and head["dense1"]["kernel"].shape == (width, 128)
+  # The CIFAR-10 recipe: google-research/simclr's command and run.py defaults.
+  recipe = load_config(pathlib.Path(__file__).parents[1] / "configs" / "simclr_cifar10.py")
+  assert (recipe.train.batch_size, recipe.optim.base_lr, recipe.optim.lr_scaling) == (512, 1.0, "linear")
+  assert (recipe.optim.name, recipe.optim.weight_decay, recipe.simclr.temperature) == ("lars", 1e-4, 0.5)
+  assert (recipe.augment.jitter_strength, recipe.augment.blur_prob, recipe.train.epochs) == (0.5, 0.0, 1000.0)
+  assert (recipe.model.encoder, recipe.model.stem, recipe.model.head_layers) == ("resnet18", "cifar", 3)

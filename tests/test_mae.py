@@ -89,7 +89,8 @@ def test_masked_patch_loss_matches_numpy_and_ignores_visible_patches(normalize):
   target[0, np.flatnonzero(mask[0])[0]] = 0.5 + 1e-2 * rng.random(48)
   reference_target = target
   if normalize:
-    mean, var = target.mean(-1, keepdims=True), target.var(-1, keepdims=True)
+    # torch's target.var(dim=-1) in the reference: unbiased (divides by D - 1).
+    mean, var = target.mean(-1, keepdims=True), target.var(-1, ddof=1, keepdims=True)
     reference_target = (target - mean) / np.sqrt(var + 1e-6)
   per_patch = ((pred - reference_target) ** 2).mean(-1)
   expected = (per_patch * mask).sum() / mask.sum()
@@ -181,6 +182,26 @@ def test_decoder_position_embeddings_are_maes_sine_cosine():
     )
   with pytest.raises(ValueError, match="divisible by 4"):
     sincos_2d(6, (2, 2))
+
+
+@pytest.mark.parametrize("kind", ["sincos", "learned"])
+def test_encoder_position_embeddings_start_as_sine_cosine_and_stay_fixed(kind):
+  """The paper's encoder has fixed 2-D sine-cosine position embeddings (a parameter with
+  requires_grad=False): they start as the table and the optimizer never moves them, while every
+  other parameter moves; ``learned`` starts from timm's normal and trains."""
+  config = _config()
+  config.mae.encoder_pos_embed = kind
+  setup = train.make_setup(config)
+  params = jax.device_get(train.create_state(setup, seed=0).params)
+  pos_embed = params["encoder"]["patch_embed"]["pos_embed"]
+  table = sincos_2d(pos_embed.shape[-1], (4, 4))[None]  # 16 px images in 4 px patches
+  assert np.array_equal(pos_embed, table) == (kind == "sincos")
+  grads = jax.tree.map(np.ones_like, params)
+  updates, _ = setup.tx.update(grads, setup.tx.init(params), params)
+  leaves = jax.tree_util.tree_leaves_with_path(updates)
+  moved = {"/".join(k.key for k in path): bool(np.any(leaf != 0)) for path, leaf in leaves}
+  assert moved.pop("encoder/patch_embed/pos_embed") == (kind == "learned")
+  assert all(moved.values()), [name for name, m in moved.items() if not m]
 
 
 def test_mae_is_registered_and_rejects_bad_settings():

@@ -11,6 +11,7 @@ from conftest import REPO
 from jssl import cli, parallel, train
 from jssl.config import load_config
 from jssl.evaluate import Holdout
+from jssl.models.decoder import UNetDecoder
 from jssl.tasks import TASKS
 from jssl.workdir import read_metrics, read_run_config, restore_run
 
@@ -113,6 +114,44 @@ def test_adversarial_weight_zero_removes_the_discriminator():
   config.inpainting.adversarial_weight = 0.0
   setup = train.make_setup(config, mesh=parallel.make_mesh(jax.devices()[:1]))
   assert "discriminator" not in jax.eval_shape(lambda: train.init_state(setup, jax.random.key(0))).params
+
+
+def test_the_bottleneck_decoder_sees_only_the_deepest_map():
+  """The context encoder's decoder has no skip connections: changing the encoder's finer maps
+  changes nothing of its output; the U-Net's changes. Inpainting uses the bottleneck by default."""
+  rng = np.random.default_rng(0)
+  maps = [jnp.asarray(rng.normal(size=(2, side, side, width)), jnp.float32) for side, width in ((8, 4), (4, 6), (2, 8))]
+  finer_changed = [maps[0] + 1.0, maps[1] - 1.0, maps[2]]
+  for skips in (False, True):
+    decoder = UNetDecoder(out_channels=3, skips=skips)
+    variables = decoder.init(jax.random.key(0), maps, image_size=8, channels=3, train=False)
+    # The last 1x1 conv starts at zero (a residual): give it weights so that the output shows.
+    predict = variables["params"]["predict"]
+    variables["params"]["predict"] = {**predict, "kernel": jnp.ones_like(predict["kernel"])}
+    out, changed = (decoder.apply(variables, m, image_size=8, channels=3, train=False) for m in (maps, finer_changed))
+    assert np.array_equal(out, changed) != skips
+  assert _config("inpainting").inpainting.decoder == "bottleneck"
+  config = _config("inpainting")
+  params = jax.eval_shape(lambda: train.init_state(train.make_setup(config), jax.random.key(0))).params
+  kernel_in = params["decoder"]["conv0"]["kernel"].shape[2]
+  config.inpainting.decoder = "unet"
+  params = jax.eval_shape(lambda: train.init_state(train.make_setup(config), jax.random.key(0))).params
+  assert params["decoder"]["conv0"]["kernel"].shape[2] > kernel_in  # the joined skip map's channels
+
+
+@pytest.mark.parametrize(
+  "key, value, match",
+  [
+    ("decoder", "resnet", "choose one of bottleneck, unet"),
+    ("overlap_pixels", -1, ">= 0"),
+    ("overlap_weight", -1.0, ">= 0"),
+  ],
+)
+def test_inpainting_refuses_bad_settings(key, value, match):
+  config = _config("inpainting")
+  config.inpainting[key] = value
+  with pytest.raises(ValueError, match=match):
+    train.make_setup(config)
 
 
 def test_colorization_refuses_a_grayscale_source():

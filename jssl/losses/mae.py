@@ -14,9 +14,11 @@ NORM_EPS = 1e-6  # added to each patch's variance, as MAE's norm_pix_loss
 
 
 def normalize_patches(target: jax.Array) -> jax.Array:
-  """Each patch ``[..., D]`` standardised by its own mean and variance (+ ``NORM_EPS``)."""
+  """Each patch ``[..., D]`` standardised by its own mean and unbiased variance (+ ``NORM_EPS``),
+  as the reference's ``target.var(dim=-1)`` (torch's default divides by D - 1; for 4x4x3
+  patches that is 47 instead of 48)."""
   mean = jnp.mean(target, axis=-1, keepdims=True)
-  var = jnp.var(target, axis=-1, keepdims=True)
+  var = jnp.var(target, axis=-1, keepdims=True, ddof=1)
   return (target - mean) / jnp.sqrt(var + NORM_EPS)
 
 
@@ -24,7 +26,7 @@ def denormalize_patches(pred: jax.Array, target: jax.Array) -> jax.Array:
   """Inverse of ``normalize_patches`` with ``target``'s statistics: a normalised prediction
   in pixel space, as MAE's visualisation shows it."""
   mean = jnp.mean(target, axis=-1, keepdims=True)
-  var = jnp.var(target, axis=-1, keepdims=True)
+  var = jnp.var(target, axis=-1, keepdims=True, ddof=1)
   return pred * jnp.sqrt(var + NORM_EPS) + mean
 
 

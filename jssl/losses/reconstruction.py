@@ -17,16 +17,21 @@ def pixel_loss(pred: jax.Array, target: jax.Array, *, kind: str = "l2") -> jax.A
   raise ValueError(f"Pixel loss must be 'l1' or 'l2', got {kind!r}.")
 
 
-def masked_l2(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-  """Mean squared error over the masked pixels only (Pathak et al.'s reconstruction loss).
+def context_encoder_l2(
+  pred: jax.Array, target: jax.Array, hole: jax.Array, ring: jax.Array, *, ring_weight: float
+) -> jax.Array:
+  """Pathak et al.'s reconstruction loss: squared error on the paper's pixel scale, [-1, 1]
+  (``pred`` and ``target`` come in [0, 1]: 4x the squared error there), over the ``hole``
+  (weight 1) and the ``ring`` of context around it (weight ``ring_weight``, the paper's
+  ``overlapL2Weight`` 10), averaged over the elements of hole and ring (pixels x C).
 
-  ``mask [N, H, W, 1]`` is 1 where a pixel was removed; pixels with mask 0 contribute
-  nothing, whatever the prediction there. The mean is over masked elements (pixels x C),
-  so the loss's scale does not depend on how much is masked. An all-zero mask gives 0.
+  ``hole``, ``ring`` ``[N, H, W, 1]`` 0 / 1 (``jssl.ops.masks.ring_around``); pixels in
+  neither contribute nothing. An empty hole and ring give 0.
   """
-  squared = jnp.square(pred - target) * mask
-  count = jnp.sum(mask) * pred.shape[-1]
-  return jnp.sum(squared) / jnp.maximum(count, 1.0)
+  squared = jnp.square(2.0 * (pred - target))
+  weights = hole + ring_weight * ring
+  count = jnp.sum(hole + ring) * pred.shape[-1]
+  return jnp.sum(squared * weights) / jnp.maximum(count, 1.0)
 
 
 def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:

@@ -32,9 +32,14 @@ class UNetDecoder(nn.Module):
   of the encoder's narrowest layers). Then a 3x3 conv at full resolution and a 1x1 conv to
   ``out_channels``, zero-initialised: the untrained model outputs zeros, which tasks that
   predict a residual (super-resolution) turn into "start at the baseline".
+
+  ``skips=False`` joins nothing: everything the decoder knows passes through the deepest map
+  (a bottleneck, as the context encoder's; with skips, shallow features could fill a hole
+  without the encoder understanding the image). The layers are the same otherwise.
   """
 
   out_channels: int | None = None  # None: ``channels`` of the call
+  skips: bool = True  # False: the deepest map alone, upsampled stage by stage (a bottleneck)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -45,7 +50,9 @@ class UNetDecoder(nn.Module):
     norm = functools.partial(BN, use_running_average=not train, dtype=self.dtype)
     x = maps[-1]
     for i, skip in reversed(list(enumerate(maps[:-1]))):
-      x = jnp.concatenate([_upsample_to(x, *skip.shape[1:3]), skip.astype(x.dtype)], axis=-1)
+      x = _upsample_to(x, *skip.shape[1:3])
+      if self.skips:
+        x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
       x = nn.relu(norm(name=f"bn{i}")(conv(skip.shape[-1], (3, 3), padding=1, name=f"conv{i}")(x)))
     x = _upsample_to(x, image_size, image_size)
     x = nn.relu(norm(name="bn_out")(conv(maps[0].shape[-1], (3, 3), padding=1, name="conv_out")(x)))

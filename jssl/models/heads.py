@@ -23,6 +23,8 @@ class MLPHead(nn.Module):
   batch norm follows it. BN as torch's (momentum 0.1 there, 0.9 here; eps 1e-5).
   ``activation``: ``relu`` or ``gelu`` (exact, torch's default). ``kernel_init``: the Dense
   kernels' initializer (flax's default, LeCun normal; DINO's head: normal with std 0.02).
+  ``hidden_dim=0``: each hidden layer as wide as ``features`` (SimCLR's reference head: 512
+  on ResNet-18, 2048 on ResNet-50).
 
   ``features`` ``[N, F]`` -> ``[N, out_dim]`` float32.
   """
@@ -45,11 +47,12 @@ class MLPHead(nn.Module):
     if self.activation not in ACTIVATIONS:
       raise ConfigError(f"activation={self.activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
     x = jnp.asarray(features, self.dtype)
+    hidden_dim = self.hidden_dim or x.shape[-1]
     for i in range(self.num_layers):
       last = i == self.num_layers - 1
       norm = (self.out_norm != "none") if last else self.hidden_norm
       x = nn.Dense(
-        self.out_dim if last else self.hidden_dim,
+        self.out_dim if last else hidden_dim,
         use_bias=not norm,
         kernel_init=self.kernel_init,
         dtype=self.dtype,
@@ -75,7 +78,8 @@ class ProjectionHead(MLPHead):
   """SimCLR v2 projection MLP: (Dense -> BN -> ReLU) x (num_layers - 1), then Dense -> BN.
 
   Dense layers have no bias (BN follows); the last BN has no shift, as in SimCLR v2.
-  ``num_layers=2, hidden_dim=2048, out_dim=128`` on ResNet-18 gives 512 -> 2048 -> 128.
+  ``num_layers=2, hidden_dim=0, out_dim=128`` on ResNet-18 gives 512 -> 512 -> 128, the
+  reference's shape (google-research/simclr: hidden layers as wide as the encoder's output).
 
   ``features`` ``[N, F]`` -> projections ``[N, out_dim]`` float32.
   """

@@ -21,29 +21,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jssl.errors import ConfigError
-from jssl.models.vit import LN_EPS, Block, dense
+from jssl.models.vit import LN_EPS, Block, dense, sincos_2d
 
 _MASK_TOKEN_INIT = nn.initializers.normal(0.02)  # MAE's torch.nn.init.normal_(mask_token, std=.02)
-
-
-def sincos_2d(dim: int, grid: tuple[int, int]) -> np.ndarray:
-  """Fixed position embeddings ``[gh * gw, dim]`` float32 for a row-major patch grid (MAE's
-  ``get_2d_sincos_pos_embed``): the first half of each vector encodes the column, the second
-  the row, each as ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000^(-k / (dim / 4))``,
-  ``k < dim / 4``. ``dim`` must be a multiple of 4."""
-  if dim % 4:
-    raise ConfigError(f"Sine-cosine position embeddings need a width divisible by 4, got {dim}.")
-  omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
-  rows, cols = np.meshgrid(np.arange(grid[0], dtype=np.float64), np.arange(grid[1], dtype=np.float64), indexing="ij")
-
-  def encode(pos):
-    angles = pos.reshape(-1)[:, None] * omega[None, :]
-    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
-
-  return np.concatenate([encode(cols), encode(rows)], axis=1).astype(np.float32)
 
 
 class MAEDecoder(nn.Module):

@@ -26,12 +26,19 @@ class Prototypes(nn.Module):
 
 
 class SwAVModel(nn.Module):
-  """Encoder -> projection head -> L2 normalisation -> prototypes: images -> (features, scores)."""
+  """Encoder -> projection head -> L2 normalisation -> prototypes, as SwAV's ``resnet50.py``.
+
+  ``images`` ``[N, S, S, C]`` (the large views) and optionally ``small`` ``[M, s, s, C]`` (the
+  local crops) -> (features ``[N, F]`` of the large views, scores ``[N + M, K]``). Each
+  resolution goes through the encoder as one batch (its batch norm per resolution); the head
+  then runs once on the features of all crops together, so its batch norm sees every crop.
+  """
 
   encoder: nn.Module
   head: nn.Module
   prototypes: nn.Module
 
-  def __call__(self, images, *, train: bool):
+  def __call__(self, images, small=None, *, train: bool):
     features = self.encoder(images, train=train)
-    return features, self.prototypes(l2_normalize(self.head(features, train=train)))
+    every = features if small is None else jnp.concatenate([features, self.encoder(small, train=train)])
+    return features, self.prototypes(l2_normalize(self.head(every, train=train)))

@@ -31,6 +31,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jssl.errors import ConfigError
 
@@ -43,6 +44,9 @@ VARIANTS = {
 
 _DENSE_INIT = nn.initializers.xavier_uniform()
 _EMBED_INIT = nn.initializers.truncated_normal(0.02)  # position embeddings and [CLS], as timm
+# How ``pos_embed`` starts: "learned", timm's truncated normal; "sincos", MAE's fixed 2-D
+# sine-cosine table (the task keeps it fixed: ``jssl.tasks.mae``).
+POS_EMBED_INITS = ("learned", "sincos")
 LN_EPS = 1e-6
 
 
@@ -50,6 +54,23 @@ def auto_patch_size(image_size: int) -> int:
   """Patch side for ``image_size`` px images when none is given: 4 up to 64 px (CIFAR-sized
   images give an 8x8 grid at 32 px), 16 above (the 14x14 grid of ViT-*/16 at 224 px)."""
   return 4 if image_size <= 64 else 16
+
+
+def sincos_2d(dim: int, grid: tuple[int, int]) -> np.ndarray:
+  """Fixed position embeddings ``[gh * gw, dim]`` float32 for a row-major patch grid (MAE's
+  ``get_2d_sincos_pos_embed``): the first half of each vector encodes the column, the second
+  the row, each as ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000^(-k / (dim / 4))``,
+  ``k < dim / 4``. ``dim`` must be a multiple of 4."""
+  if dim % 4:
+    raise ConfigError(f"Sine-cosine position embeddings need a width divisible by 4, got {dim}.")
+  omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
+  rows, cols = np.meshgrid(np.arange(grid[0], dtype=np.float64), np.arange(grid[1], dtype=np.float64), indexing="ij")
+
+  def encode(pos):
+    angles = pos.reshape(-1)[:, None] * omega[None, :]
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+  return np.concatenate([encode(cols), encode(rows)], axis=1).astype(np.float32)
 
 
 def _qkv_init(key, shape, dtype=jnp.float32):
@@ -106,6 +127,7 @@ class PatchEmbed(nn.Module):
 
   dim: int
   patch_size: int
+  pos_embed_init: str = "learned"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -136,7 +158,13 @@ class PatchEmbed(nn.Module):
     shape = (1, x.shape[1], self.dim)
     if self.has_variable("params", "pos_embed"):
       shape = self.get_variable("params", "pos_embed").shape
-    pos_embed = self.param("pos_embed", _EMBED_INIT, shape)
+    if self.pos_embed_init not in POS_EMBED_INITS:
+      raise ConfigError(f"pos_embed_init={self.pos_embed_init!r}: choose one of {', '.join(POS_EMBED_INITS)}.")
+    side = math.isqrt(shape[1])
+    init = _EMBED_INIT
+    if self.pos_embed_init == "sincos":
+      init = lambda key, shape, dtype=jnp.float32: jnp.asarray(sincos_2d(self.dim, (side, side)), dtype)[None]  # noqa: E731
+    pos_embed = self.param("pos_embed", init, shape)
     return x + jnp.asarray(resize_pos_embed(pos_embed, (height // p, width // p)), self.dtype)
 
 
@@ -199,6 +227,8 @@ class ViT(nn.Module):
     num_heads: attention heads; must divide ``dim``.
     patch_size: side of the square patches; must divide the image sides.
     mlp_ratio: MLP hidden width over ``dim``.
+    pos_embed_init: ``learned`` (truncated normal, timm's) or ``sincos`` (MAE's 2-D sine-cosine
+      table, ``sincos_2d``; a task that wants it fixed keeps its updates at zero).
     dtype: compute dtype (parameters stay float32; attention softmax is float32).
 
   The variables are ``params``: ``patch_embed`` (``proj``, ``pos_embed``), ``cls_token``,
@@ -210,6 +240,7 @@ class ViT(nn.Module):
   num_heads: int
   patch_size: int = 16
   mlp_ratio: int = 4
+  pos_embed_init: str = "learned"
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -217,7 +248,7 @@ class ViT(nn.Module):
       raise ConfigError(f"ViT dim {self.dim} is not divisible by num_heads {self.num_heads}.")
     if self.patch_size < 1:
       raise ConfigError(f"ViT patch_size must be a positive integer, got {self.patch_size}.")
-    self.patch_embed = PatchEmbed(self.dim, self.patch_size, dtype=self.dtype)
+    self.patch_embed = PatchEmbed(self.dim, self.patch_size, pos_embed_init=self.pos_embed_init, dtype=self.dtype)
     self.cls_token = self.param("cls_token", _EMBED_INIT, (1, 1, self.dim))
     self.blocks = [Block(self.dim, self.num_heads, self.mlp_ratio, dtype=self.dtype) for _ in range(self.depth)]
     self.norm = nn.LayerNorm(epsilon=LN_EPS, dtype=self.dtype)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MASK_KINDS", "batch_masks", "center_side", "check_settings"]
+__all__ = ["MASK_KINDS", "batch_masks", "center_side", "check_settings", "ring_around"]
 
 MASK_KINDS = ("center", "rectangles", "blobs")
 """The ``kind`` values :func:`batch_masks` accepts."""
@@ -174,3 +174,15 @@ def _random_masks(key, indices, area_fraction, *, image_size, kind, max_rectangl
   else:
     mask = jax.vmap(lambda k: _blobs(k, image_size, area_fraction))(keys)
   return mask.astype(jnp.float32)[..., None]
+
+
+def ring_around(mask: jax.Array, width: int) -> jax.Array:
+  """The pixels within ``width`` px of a masked one (8-neighbour, Chebyshev distance) that are
+  not masked themselves: ``mask [N, S, S, 1]`` -> ring ``[N, S, S, 1]`` of 0 / 1. Pathak et
+  al.'s overlap region (``overlapPred``): the context right around the hole, visible in the
+  input, that the network also predicts. ``width`` 0 gives no ring."""
+  if width <= 0:
+    return jnp.zeros_like(mask)
+  size = 2 * width + 1
+  grown = jax.lax.reduce_window(mask, -jnp.inf, jax.lax.max, (1, size, size, 1), (1, 1, 1, 1), "SAME")
+  return grown * (1.0 - mask)

@@ -47,7 +47,9 @@ does not fails at construction, naming them) and overrides the rest as it needs.
   ``s`` whenever ``(s - 1) % refresh_every == 0``: before the first step, and after a resume
   only at those boundaries (what a refresh computes lives in the checkpointed state). Every
   process calls it and must return the same values; the loop places them on the state's
-  shardings.
+  shardings. ``refresh_resets``: the top-level parameter groups a refresh re-initialises
+  (DeepCluster's classifier); the loop gives them a fresh optimizer state then (momentum,
+  Adam moments), keeping the step count all parameters share.
 
 A task whose ``batch_spec`` has an ``"index"`` entry gets, in every batch, each example's
 position ``int32 [B]`` in the training split (``jssl.data.pipeline``), e.g. to look up a
@@ -69,6 +71,7 @@ class Task:
   name: str = ""
   produces_images: bool = False  # True: the loop calls ``reconstruct`` every ``train.eval_every`` steps
   reads: tuple[str, ...] = ()  # task-dependent shared fields it reads (see the module docstring)
+  refresh_resets: tuple[str, ...] = ()  # parameter groups ``refresh`` re-initialises (their optimizer state too)
   networks: tuple[str, ...] = ()  # exportable encoders, the default first; () = one, the trained encoder
 
   # What every task must define itself: the base class has no sensible default for these.

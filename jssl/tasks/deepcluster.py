@@ -15,13 +15,13 @@ Every epoch (or every ``deepcluster.recluster_every_steps`` steps):
    crops (random resized crop and flip: ``augment.crop_area``, ``crop_aspect``, ``flip_prob``).
 
 Cluster indices mean nothing from one clustering to the next, so the classifier is
-re-initialised after each (weights N(0, 0.01), zero bias, as the paper). Its optimizer
-state (momentum, Adam moments) is not: ``refresh`` sees only parameters and batch-norm
-statistics, so the loop keeps the old classifier's optimizer state for the new one, which
-the paper's fresh optimizer per epoch does not. With ``uniform_sampling`` the loss weighs
-each example by 1 / (size of its cluster) in the batch, the expectation of the paper's
-sampler that draws images uniformly over clusters (our input pipeline is a fixed function
-of the seed and step, so we reweight instead of resampling).
+re-initialised after each (weights N(0, 0.01), zero bias, as the paper), and so is its
+optimizer state (``refresh_resets``: momentum restarts from zero, as the reference's
+fresh optimizer for the new top layer; the step count and the encoder's momentum go on).
+``uniform_sampling`` (on by default: the reference always samples uniformly over clusters)
+weighs each example by 1 / (size of its cluster) in the batch, the expectation of the
+paper's sampler that draws images uniformly over clusters (our input pipeline is a fixed
+function of the seed and step, so we reweight instead of resampling).
 
 The pseudo-labels live in the train state as ``extra["labels"]`` (the task's state that is not trained)
 (int32 ``[N]``, one per training image, looked up by the batch's ``index``), so a
@@ -74,6 +74,7 @@ class DeepCluster(Task):
   """
 
   name = "deepcluster"
+  refresh_resets = ("classifier",)  # a new classifier after each clustering, with a new optimizer state
   reads = ("augment.crop_area", "augment.crop_aspect", "augment.flip_prob")
 
   @classmethod
@@ -84,7 +85,7 @@ class DeepCluster(Task):
     c.kmeans_init = "random"  # random (k distinct images, as faiss) | kmeans++
     c.recluster_every_steps = 0  # 0: once per epoch
     c.pca_dim = 256  # PCA-whitening to this many dimensions before k-means; 0: none
-    c.uniform_sampling = False  # weigh examples by 1 / cluster size (the paper samples uniformly)
+    c.uniform_sampling = True  # weigh examples by 1 / cluster size (the reference samples uniformly)
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, *, mesh=None, source=None):

@@ -3,9 +3,20 @@
 Each image loses the pixels under a random mask (``inpainting.mask``: a central square,
 random rectangles or random blobs; ``jssl.ops.masks``), filled with the mean colour of
 the global batch (an estimate of the dataset mean that needs no pass over the data).
-The network predicts the image and is scored on the removed pixels only:
+The network predicts the image and is scored on the removed pixels and a ring of context
+around them, as the paper:
 
-  loss = reconstruction_weight * masked L2 + adversarial_weight * (-log D(composite))
+  loss = reconstruction_weight * L2 + adversarial_weight * (-log D(composite))
+
+where L2 is the squared error on the paper's pixel scale [-1, 1] (4x that in [0, 1]; the
+weights 0.999 / 0.001 were set for it) over the hole (weight 1) and the ``overlap_pixels``
+px around it (weight ``overlap_weight``: the paper's 4 px ``overlapPred`` at 128 px, weighted
+``overlapL2Weight`` 10; ``jssl.losses.reconstruction.context_encoder_l2``).
+
+The decoder (``inpainting.decoder``): ``bottleneck``, the paper's, sees only the encoder's
+deepest map, so whatever fills the hole passes through the encoder; ``unet`` also joins the
+encoder's finer maps (skip connections), which fills holes better but lets shallow
+features do it (the inpainting-quality recipe, ``configs/reconstruction_cpu.py:inpainting_quality``).
 
 where the composite is the input with the prediction pasted into the hole, and ``D`` is
 a discriminator trained in the same jit step, with its own optimizer, to tell real
@@ -22,13 +33,15 @@ import ml_collections
 import optax
 
 from jssl import image_metrics, optim
-from jssl.losses.reconstruction import discriminator_loss, generator_loss, masked_l2
+from jssl.errors import ConfigError
+from jssl.losses.reconstruction import context_encoder_l2, discriminator_loss, generator_loss
 from jssl.models.decoder import Discriminator
 from jssl.ops import masks
 from jssl.tasks.base import global_indices
 from jssl.tasks.reconstruction import Forward, ReconstructionTask
 
 _DISCRIMINATOR = "discriminator"
+DECODERS = ("bottleneck", "unet")
 
 
 class Inpainting(ReconstructionTask):
@@ -40,6 +53,9 @@ class Inpainting(ReconstructionTask):
     c.mask = "center"  # center | rectangles | blobs
     c.area_fraction = 0.25  # of the image removed (center: a square of half the side)
     c.max_rectangles = 4  # rectangles: 1..this many per image
+    c.decoder = "bottleneck"  # bottleneck (the paper's: no skip connections) | unet
+    c.overlap_pixels = 4  # the context ring around the hole the loss also covers (the paper's at 128 px)
+    c.overlap_weight = 10.0  # its weight in the L2 (the paper's overlapL2Weight)
     c.reconstruction_weight = 0.999
     c.adversarial_weight = 0.001  # 0 turns the discriminator off
     c.discriminator_widths = (32, 64, 128)  # strided 3x3 conv widths
@@ -51,6 +67,14 @@ class Inpainting(ReconstructionTask):
     super().__init__(config, mesh=mesh, source=source)
     self.settings = config.inpainting
     masks.check_settings(self.settings.mask, self.image_size, self.settings.area_fraction, self.settings.max_rectangles)
+    s = self.settings
+    if s.decoder not in DECODERS:
+      raise ConfigError(f"inpainting.decoder={s.decoder!r}: choose one of {', '.join(DECODERS)}.")
+    if int(s.overlap_pixels) != s.overlap_pixels or s.overlap_pixels < 0:
+      raise ConfigError(f"inpainting.overlap_pixels={s.overlap_pixels}: give a whole number of pixels, >= 0.")
+    if not s.overlap_weight >= 0:
+      raise ConfigError(f"inpainting.overlap_weight={s.overlap_weight}: use a weight >= 0.")
+    self.model = self.model.clone(decoder=self.model.decoder.clone(skips=s.decoder == "unet"))
     self.adversarial = self.settings.adversarial_weight > 0
     self.discriminator = Discriminator(widths=tuple(self.settings.discriminator_widths))
 
@@ -97,7 +121,10 @@ class Inpainting(ReconstructionTask):
 
   def objective(self, params, extra, forward: Forward):
     mask = forward.extras["mask"]
-    reconstruction = masked_l2(forward.inputs + forward.output, forward.images, mask)
+    ring = masks.ring_around(mask, int(self.settings.overlap_pixels))
+    reconstruction = context_encoder_l2(
+      forward.inputs + forward.output, forward.images, mask, ring, ring_weight=self.settings.overlap_weight
+    )
     loss = self.settings.reconstruction_weight * reconstruction
     metrics = {"reconstruction_loss": reconstruction}
     if self.adversarial:

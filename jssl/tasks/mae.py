@@ -13,7 +13,9 @@ visible-patch pass.
 The host only crops and flips (``augment.crop_area``, ``crop_aspect``, ``flip_prob``; the
 paper crops with area (0.2, 1)) and ships uint8, like the reconstruction tasks; the mask is
 drawn inside the jit step per example from ``fold_in(rng, global index)``, so a step is the
-same on any number of devices. Only ViT encoders fit (the encoder must take any subset of
+same on any number of devices. The encoder's position embeddings are the paper's fixed 2-D
+sine-cosine table (``mae.encoder_pos_embed``; its updates are zero, ``optimizer``); fine-tuning
+trains them, as MAE's fine-tuning does. Only ViT encoders fit (the encoder must take any subset of
 patch tokens); the encoder is ``params["encoder"]``, so export and evaluation take it as
 they take a SimCLR ViT.
 """
@@ -21,12 +23,15 @@ they take a SimCLR ViT.
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
+from jssl import optim
 from jssl.data import augment
 from jssl.errors import ConfigError
 from jssl.losses.mae import denormalize_patches, masked_patch_loss
 from jssl.models import build_encoder, encoder_family
 from jssl.models.mae import MAEDecoder, MAEModel
+from jssl.models.vit import POS_EMBED_INITS
 from jssl.ops.patches import num_kept, patchify, random_masking, unpatchify
 from jssl.tasks.base import Task, global_indices
 
@@ -47,6 +52,9 @@ class MAE(Task):
   def defaults(cls):
     c = ml_collections.ConfigDict()
     c.mask_ratio = 0.75  # fraction of patches hidden (the paper's best: 0.75)
+    # The encoder's position embeddings: "sincos", the paper's fixed 2-D sine-cosine table
+    # (requires_grad=False in the reference); "learned", trained from timm's initialisation.
+    c.encoder_pos_embed = "sincos"
     c.normalize_targets = True  # standardise each target patch (the paper's norm_pix_loss)
     # The paper's decoder (512 wide, 8 blocks, 16 heads) is for ViT-B/L/H encoders of width
     # 768 and more; ViT-Tiny is 192 wide. 128 wide and 2 blocks keep it what the paper wants,
@@ -68,7 +76,12 @@ class MAE(Task):
     self.grayscale_to_rgb = config.data.grayscale_to_rgb
     self.crop_area, self.crop_aspect = tuple(config.augment.crop_area), tuple(config.augment.crop_aspect)
     self.flip_prob = config.augment.flip_prob
-    encoder = build_encoder(config)  # checks that model.patch_size divides data.image_size
+    if settings.encoder_pos_embed not in POS_EMBED_INITS:
+      raise ConfigError(
+        f"mae.encoder_pos_embed={settings.encoder_pos_embed!r}: choose one of {', '.join(POS_EMBED_INITS)}."
+      )
+    # build_encoder checks that model.patch_size divides data.image_size.
+    encoder = build_encoder(config).clone(pos_embed_init=settings.encoder_pos_embed)
     self.patch_size = encoder.patch_size
     self.grid = (self.image_size // self.patch_size,) * 2
     self.num_patches = self.grid[0] * self.grid[1]
@@ -89,6 +102,15 @@ class MAE(Task):
       dtype=jnp.dtype(config.model.dtype),
     )
     self.model = MAEModel(encoder=encoder, decoder=decoder)
+
+  def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``tx``, with the encoder's sine-cosine position embeddings kept fixed (zero updates, so
+    no weight decay either) when ``mae.encoder_pos_embed`` is ``sincos``."""
+    if self.settings.encoder_pos_embed != "sincos":
+      return tx
+    fixed = ("encoder", "patch_embed", "pos_embed")
+    groups = {"trained": tx, "fixed": optax.set_to_zero()}
+    return optim.route(groups, lambda path: "fixed" if path == fixed else "trained")
 
   # --- host side
 

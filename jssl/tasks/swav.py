@@ -16,11 +16,18 @@ same image ("swapped prediction"):
 Multi-crop (``augment.local_crops`` > 0, ``jssl.data.multicrop``) adds that many
 low-resolution views of small regions (``augment.local_crop_size`` px, ``local_crop_area``,
 sampled as torchvision's ``RandomResizedCrop``: no 0.1 area floor as for the large views);
-they only predict, never give codes. Each resolution goes through the network as one batch
-(batch-norm statistics per resolution, as in the paper's implementation). Views are made as
+they only predict, never give codes. Each resolution goes through the encoder as one batch
+(its batch-norm statistics per resolution), and the projection head runs once on the features
+of all crops together, as in the reference code (``resnet50.py``: ``forward_backbone`` per
+resolution, ``forward_head`` on the concatenation). Views are made as
 every view task's (``jssl.tasks.views.ViewTask``): SimCLR's augmentation (``config.augment``,
 per-view overrides in ``augment.view1``/``view2``/``local``; the paper uses crop area (0.14, 1)
 for the large crops with small crops), on the host or, without small crops, in the step.
+
+The projection head is the reference's: Linear -> BN -> ReLU -> Linear with a bias and no
+batch norm after it (``model.head_layers``, ``model.head_hidden_dim`` 0 = the encoder's width,
+2048 on ResNet-50 as ``hidden_mlp``; ``model.head_out_dim`` 128 as ``feat_dim``), then L2
+normalisation. (The first Dense has no bias: the batch norm after it removes one.)
 
 Prototypes are a bias-free linear layer whose columns SwAV renormalises to unit length after
 every update. Here the stored kernel is free and the loss normalises its columns before use:
@@ -41,7 +48,7 @@ import optax
 from jssl import optim
 from jssl.errors import ConfigError
 from jssl.losses.swav import swapped_prediction_loss
-from jssl.models import ProjectionHead, build_encoder
+from jssl.models import MLPHead, build_encoder
 from jssl.models.swav import Prototypes, SwAVModel
 from jssl.tasks.views import ViewTask
 
@@ -78,10 +85,11 @@ class SwAV(ViewTask):
     if s.freeze_prototypes_steps < 0:
       raise ConfigError(f"swav.freeze_prototypes_steps={s.freeze_prototypes_steps} must be >= 0.")
     dtype = jnp.dtype(config.model.dtype)
-    head = ProjectionHead(
+    head = MLPHead(
       hidden_dim=config.model.head_hidden_dim,
       out_dim=config.model.head_out_dim,
       num_layers=config.model.head_layers,
+      out_norm="none",
       dtype=dtype,
     )
     self.model = SwAVModel(
@@ -121,19 +129,19 @@ class SwAV(ViewTask):
     batch_size = batch["label"].shape[0]
     large, small = self.resolutions(batch, rng)
 
-    def forward(images, batch_stats):
-      """Example-major images ``[B * V, ...]`` -> features ``[B, V, F]``, scores ``[V, B, K]``."""
-      (features, scores), updates = self.model.apply(
-        {"params": params, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
-      )
-      features = features.reshape(batch_size, -1, features.shape[-1])
-      scores = jnp.swapaxes(scores.reshape(batch_size, -1, scores.shape[-1]), 0, 1)
-      return features, scores, updates["batch_stats"]
+    (features, every_score), updates = self.model.apply(
+      {"params": params, "batch_stats": batch_stats}, large, small, train=True, mutable=["batch_stats"]
+    )
+    batch_stats = updates["batch_stats"]
 
-    features, scores, batch_stats = forward(large, batch_stats)
+    def per_view(rows):
+      """Example-major rows ``[B * V, K]`` -> ``[V, B, K]``."""
+      return jnp.swapaxes(rows.reshape(batch_size, -1, rows.shape[-1]), 0, 1)
+
+    features = features.reshape(batch_size, -1, features.shape[-1])  # [B, 2, F]
+    scores = per_view(every_score[: large.shape[0]])
     if small is not None:
-      _, small_scores, batch_stats = forward(small, batch_stats)
-      scores = jnp.concatenate([scores, small_scores])
+      scores = jnp.concatenate([scores, per_view(every_score[large.shape[0] :])])
     s = self.settings
     loss, codes = swapped_prediction_loss(
       scores, temperature=s.temperature, epsilon=s.epsilon, iterations=s.sinkhorn_iterations
