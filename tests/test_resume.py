@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from conftest import REPO
-from view_methods import METHODS
+from view_methods import KEEPS_EXTRA
 
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
@@ -90,9 +90,11 @@ def test_checkpoint_round_trip_is_bit_identical(smoke_config, tmp_path):
 
 
 @pytest.mark.slow
-# SimCLR and the six view methods (issue 16 asks for an exact resume after SIGKILL for each;
-# all seven passed in the 2026-12-04 runs).
-@pytest.mark.parametrize("method", ["simclr", *METHODS])
+# SimCLR and the view methods that keep extra state (an EMA target, DINO's center). SimSiam,
+# Barlow Twins and VICReg keep only SimCLR's kinds of state; each is restored bit for bit in
+# process by tests/test_view_methods.py (all seven passed this test on 2026-12-04, before the
+# three were left out to keep make test-all within its 25 minutes).
+@pytest.mark.parametrize("method", ["simclr", *KEEPS_EXTRA])
 def test_kill_9_then_resume_recomputes_the_same_losses(method, tmp_path):
   """A run killed a step or more after a checkpoint resumes from it and recomputes the steps it
   had logged with the same losses, so everything the method keeps came back exactly. Two

@@ -1,7 +1,7 @@
 """The six view methods (BYOL, SimSiam, MoCo v3, Barlow Twins, VICReg, DINO) on any layout and
 across a restart: global batch statistics (batch norm, contrastive keys, cross-correlation,
-variance and covariance, DINO's center) make a step on 8 devices, and on 2 processes x 2
-devices (gloo between them), equal the step on 1; a run saved and restored continues exactly as
+variance and covariance, DINO's center) make a step on 8 devices, and for the methods with extra
+state on 2 processes x 2 devices (gloo between them), equal the step on 1; a run saved and restored continues exactly as
 one that was not interrupted (EMA targets, center, optimizer routes included). kill -9 and
 resume through the command line: tests/test_resume.py.
 
@@ -12,13 +12,11 @@ import jax
 import multiprocess_driver
 import numpy as np
 import pytest
-from view_methods import METHODS, flat_state, method_config, steps_on_fixed_batches
+from view_methods import KEEPS_EXTRA, METHODS, flat_state, method_config, steps_on_fixed_batches
 
 from benchmarks.random_batch import random_batch
 from jssl import parallel, train
 from jssl.checkpoint import Checkpointer
-
-KEEPS_EXTRA = ("byol", "moco_v3", "dino")  # a target network (and DINO's center)
 
 
 def _run_with_restart(config, checkpoint_dir, steps: int = 4, restart_at: int = 2):
@@ -53,7 +51,7 @@ def _run_with_restart(config, checkpoint_dir, steps: int = 4, restart_at: int = 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_one_device_eight_devices_two_processes_and_a_restart_agree(method, tmp_path):
-  """1 vs 8 devices, and vs 2 processes x 2 devices (gloo): same global batch, same loss,
+  """1 vs 8 devices, and (methods with extra state) vs 2 processes x 2 devices (gloo): same global batch, same loss,
   parameters, BN statistics and extra state (EMA target, center) after one step, same second
   loss. A statistic taken per device (or an all-reduce without its backward pass) breaks this at
   the first step; a collective the processes do not share breaks the 2-process run.
@@ -62,19 +60,23 @@ def test_one_device_eight_devices_two_processes_and_a_restart_agree(method, tmp_
   uninterrupted steps, every leaf of the state (optimizer state, RNG, counters too). Killing
   the process between save and restore is tests/test_resume.py's business."""
   config = method_config(method)
-  processes = multiprocess_driver.start("methods", tmp_path / "processes", method)  # runs meanwhile
+  # Two processes for the methods that keep extra state (an EMA target, DINO's center, sharded
+  # over both processes); the others keep SimCLR's kinds of state, whose 2-process step is
+  # tests/test_multiprocess.py's, and their global statistics are the 8-device check's.
+  two = method in KEEPS_EXTRA
+  processes = multiprocess_driver.start("methods", tmp_path / "processes", method) if two else []  # runs meanwhile
   first, losses, final, resumed_losses, resumed = _run_with_restart(config, tmp_path / "checkpoints")
   one = flat_state(first)
   assert any(key.startswith("['extra']") for key in one) == (method in KEEPS_EXTRA)
 
   eight, losses_eight = steps_on_fixed_batches(config, parallel.make_mesh(jax.devices()))
-  codes = [p.wait(timeout=600) for p in processes]
-  assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
-  two_processes = dict(np.load(tmp_path / "processes" / f"{method}.npz"))
-  for name, (state, other_losses) in {
-    "8 devices": (flat_state(eight), losses_eight),
-    "2 processes": (two_processes, two_processes.pop("losses")),
-  }.items():
+  layouts = {"8 devices": (flat_state(eight), losses_eight)}
+  if two:
+    codes = [p.wait(timeout=600) for p in processes]
+    assert codes == [0, 0], [p.stderr.read()[-3000:] for p in processes]
+    two_processes = dict(np.load(tmp_path / "processes" / f"{method}.npz"))
+    layouts["2 processes"] = (two_processes, two_processes.pop("losses"))
+  for name, (state, other_losses) in layouts.items():
     assert state.keys() == one.keys(), name
     for key in one:
       np.testing.assert_allclose(state[key], one[key], rtol=1e-5, atol=1e-5, err_msg=f"{name}: {key}")

@@ -11,6 +11,7 @@ from jssl import train
 from jssl.config import load_config
 
 METHODS = ("byol", "simsiam", "moco_v3", "barlow_twins", "vicreg", "dino")
+KEEPS_EXTRA = ("byol", "moco_v3", "dino")  # a target network (and DINO's center) in the state's extra
 SMOKE = pathlib.Path(__file__).resolve().parents[1] / "configs" / "smoke.py"
 
 
