@@ -8,8 +8,9 @@ fc7 features) and a small MLP classifies them. The features the head reads keep 
 spatial layout (``spatial_channels``: the encoder's last feature map, squeezed by a 1x1
 convolution; ``jssl.models.frame_order``), as fc7 does: globally pooled features keep little
 of where an object is, and where it is, frame after frame, is what an order is about. To
-solve this the encoder has to notice what moves and how, so its features describe objects and pose rather than pixels; the
-exported encoder is a plain image encoder, evaluated on images like every other.
+solve this the encoder has to notice what moves and how, so its features describe objects
+and pose rather than pixels; the exported encoder is a plain image encoder, evaluated on
+images like every other.
 
 Two targets (``frame_order.mode``):
 
