@@ -405,6 +405,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.clip_size = 48  # side of the square frames (moving_fashion_mnist: the canvas)
   c.data.video_objects = 2  # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
   c.data.video_clips = 10_000  # moving_fashion_mnist: train clips; "test" has a quarter as many
+  # moving_fashion_mnist: each object's size goes steadily from s0 to s1 of its own, both drawn
+  # from this range, through the clip (a cue to the order pooled features see); (1, 1): fixed size.
+  c.data.video_scale = (0.5, 1.0)
 
   # View augmentation (jssl.data.augment.AugmentConfig; image_size comes from data), shared by
   # every view; per-view overrides and multi-crop below (jssl.data.multicrop). Tasks read only

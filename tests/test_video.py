@@ -84,6 +84,27 @@ def test_generator_pastes_whole_objects_with_max_inside_the_canvas():
   np.testing.assert_array_equal(totals, np.repeat(objects[ids[:, 0]].reshape(12, -1).sum(-1)[:, None], 6, 1))
 
 
+def test_objects_grow_or_shrink_steadily_when_scaled():
+  """With ``scale``, each object's drawn side goes linearly from s0 to s1 of its size (nearest
+  neighbour, centred where the whole object would be); positions and ids are those of the
+  unscaled clips of the same seed, and (1, 1) draws the objects whole."""
+  objects = np.full((1, 20, 20), 200, np.uint8)  # a solid square: its drawn side is easy to read
+  kwargs = {"num_clips": 40, "frames": 6, "canvas": 30, "objects": 1, "seed": 5, "return_tracks": True}
+  clips, ids, positions = video.moving_fashion_mnist(objects, scale=(0.4, 1.0), **kwargs)
+  plain, plain_ids, plain_positions = video.moving_fashion_mnist(objects, **kwargs)
+  np.testing.assert_array_equal(positions, plain_positions)
+  np.testing.assert_array_equal(ids, plain_ids)
+  drawn = np.sqrt((clips[..., 0] > 0).sum(axis=(2, 3)))  # [N, T] side of the square in each frame
+  steps = np.diff(drawn, axis=1)
+  assert np.all(drawn >= 7) and np.all(drawn <= 20)  # 0.4 * 20 = 8, give or take rounding
+  assert np.all(np.all(steps >= 0, 1) | np.all(steps <= 0, 1)), "each object only grows or only shrinks"
+  assert (steps.sum(1) > 2).sum() > 5 and (steps.sum(1) < -2).sum() > 5, "some grow, some shrink"
+  row, col = positions[0, 0, 0] + 10  # the centre of the whole object stays drawn
+  assert clips[0, 0, row, col, 0] == 200
+  whole, _, _ = video.moving_fashion_mnist(objects, scale=(1.0, 1.0), **kwargs)
+  np.testing.assert_array_equal(whole, plain)
+
+
 def test_objects_move_in_straight_lines_and_bounce_off_the_walls():
   room, speed = 36, (2.0, 4.0)
   _, _, positions = video.moving_fashion_mnist(
