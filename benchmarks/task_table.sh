@@ -39,6 +39,9 @@ run() {  # row name
   # shellcheck disable=SC2086  # the row's arguments are words
   /usr/bin/time -f '{"wall_s": %e, "cpu_s": %U, "sys_s": %S}' -o "$timing" "$jssl" pretrain --workdir "$workdir" $args
   "$jssl" eval --workdir "$workdir" --config.eval.max_train_examples="$eval_train" > "$workdir/eval.txt"
+  if [ "$name" = frame_order ]; then  # the order accuracy on tuples of the test clips
+    "$(dirname "$jssl")/python" benchmarks/frame_order_holdout.py "$workdir" | tail -1 > "$workdir/holdout.json"
+  fi
   python3 - "$workdir" <<'PY'
 import json, pathlib, sys
 workdir = pathlib.Path(sys.argv[1])
@@ -51,6 +54,8 @@ summary = {"run": workdir.name, "steps": last["step"], "pretrain_wall_s": round(
            **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
               if k.endswith("top1") or k == "num_train"},
            **{k: v for k, v in json.loads((workdir / "eval.json").read_text()).items() if k.endswith("linear_l2")}}
+if (workdir / "holdout.json").exists():
+    summary["holdout_order_accuracy"] = round(json.loads((workdir / "holdout.json").read_text())["order_accuracy"], 4)
 print(json.dumps(summary), flush=True)
 PY
 }

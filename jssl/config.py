@@ -168,6 +168,10 @@ def _aspect_range(value, config) -> bool:
   return len(value) == 2 and 0 < value[0] <= value[1]
 
 
+def _one_of(*choices):
+  return lambda value, config: value in choices
+
+
 def _each(predicate):
   return lambda values, config: all(predicate(v, config) for v in values)
 
@@ -228,6 +232,9 @@ RULES = (
   ("eval.linear_max_iter", _at_least(1), "use 1 or more iterations"),
   ("eval.linear_tol", _positive, "use a positive tolerance"),
   ("eval.knn_ks", _each(_at_least(1)), "give neighbour counts >= 1"),
+  ("eval.protocol", _one_of("converged", "paper"), "use converged (solved to the optimum) or paper (SGD, augmented)"),
+  ("eval.paper_epochs", _positive, "use a positive number of epochs"),
+  ("eval.paper_lr", _positive, "use a positive learning rate"),
   ("eval.knn_temperature", _positive, "use a positive temperature"),
   ("eval.max_train_examples", _at_least(0), "use 0 (every example) or a positive cap"),
   ("eval.holdout_examples", _at_least(1), "use 1 or more images"),
@@ -398,6 +405,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.clip_size = 48  # side of the square frames (moving_fashion_mnist: the canvas)
   c.data.video_objects = 2  # moving_fashion_mnist: bouncing Fashion-MNIST objects per clip
   c.data.video_clips = 10_000  # moving_fashion_mnist: train clips; "test" has a quarter as many
+  # moving_fashion_mnist: each object's size goes steadily from s0 to s1 of its own, both drawn
+  # from this range, through the clip (a cue to the order pooled features see); (1, 1): fixed size.
+  c.data.video_scale = (0.5, 1.0)
 
   # View augmentation (jssl.data.augment.AugmentConfig; image_size comes from data), shared by
   # every view; per-view overrides and multi-crop below (jssl.data.multicrop). Tasks read only
@@ -484,6 +494,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.linear_val_fraction = 0.1
   c.eval.linear_max_iter = 1000
   c.eval.linear_tol = 1e-5
+  # "paper": instead, the papers' protocol (jssl.linear_eval): SGD (Nesterov) on frozen features of
+  # augmented training images for paper_epochs, lr paper_lr * batch / 256, no weight decay.
+  c.eval.protocol = "converged"  # converged | paper
+  c.eval.paper_epochs = 90.0
+  c.eval.paper_lr = 0.1
   c.eval.knn_ks = (200, 20)  # weighted kNN (cosine) with each k: knn_k200_top1, knn_k20_top1
   c.eval.knn_temperature = 0.1
   c.eval.max_train_examples = 0  # > 0 caps the train features used by the probes

@@ -11,9 +11,12 @@ and reports, next to each other, what pretraining bought:
 * ``random_init_linear_top1`` / ``random_init_knn_k200_top1`` / ...: the same architecture at random init,
 * ``raw_pixels_linear_top1`` / ``raw_pixels_knn_k200_top1`` / ...: the pixels themselves.
 
-The linear probe is logistic regression on standardised features (train statistics) solved to
-its optimum, its L2 strength chosen on a held-out part of the train split (``probes.linear_probe``;
-``linear_l2``, ``linear_iterations``, ``linear_loss`` ... say how it ended). kNN is cosine with
+The linear probe (``eval.protocol=converged``, the default) is logistic regression on
+standardised features (train statistics) solved to its optimum, its L2 strength chosen on a
+held-out part of the train split (``probes.linear_probe``; ``linear_l2``, ``linear_iterations``,
+``linear_loss`` ... say how it ended). ``eval.protocol=paper`` replaces it with the papers' SGD
+on augmented images (``jssl.linear_eval``; ``linear_epochs``, ``linear_optimizer`` ... say how
+it ran); ``eval.json``'s ``"protocol"`` names the one used. kNN is cosine with
 temperature 0.1 (InstDisc) on the features as they are, at k=200 (InstDisc, solo-learn) and k=20
 (lightly's choice for small sets).
 
@@ -35,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jssl import config as config_lib
-from jssl import parallel, probes
+from jssl import linear_eval, parallel, probes
 from jssl.data import pipeline
 from jssl.data.sources import source_from_config
 from jssl.data.video import is_video
@@ -82,13 +85,24 @@ def raw_pixels(source, split: str, *, limit: int = 0):
   return (images[:limit], labels[:limit]) if limit else (images, labels)
 
 
-def probe_scores(train, test, *, num_classes: int, config) -> dict:
+def probe_scores(train, test, *, num_classes: int, config, linear: bool = True) -> dict:
   """Linear-probe and kNN scores on ``(features, labels)`` pairs, keyed as in ``eval.json``.
 
   ``linear_top1`` (test), ``linear_l2`` (chosen on part of the train split), ``linear_val_top1``,
   ``linear_train_top1``, ``linear_loss``, ``linear_grad_norm``, ``linear_iterations``,
-  ``linear_converged``; ``knn_k{k}_top1`` for each k in ``config.knn_ks``.
+  ``linear_converged`` (not with ``linear=False``); ``knn_k{k}_top1`` for each k in ``config.knn_ks``.
   """
+  scores = {}
+  if linear:
+    scores = _converged_linear(train, test, num_classes=num_classes, config=config)
+  for k in config.knn_ks:
+    scores[f"knn_k{k}_top1"] = probes.knn_top1(
+      train[0], train[1], test[0], test[1], num_classes=num_classes, k=k, temperature=config.knn_temperature
+    )
+  return scores
+
+
+def _converged_linear(train, test, *, num_classes: int, config) -> dict:
   train_x, test_x = probes.standardize(train[0], test[0])
   linear = probes.linear_probe(
     train_x,
@@ -101,12 +115,7 @@ def probe_scores(train, test, *, num_classes: int, config) -> dict:
     max_iter=config.linear_max_iter,
     tol=config.linear_tol,
   )
-  scores = {f"linear_{key}": value for key, value in linear.items()}
-  for k in config.knn_ks:
-    scores[f"knn_k{k}_top1"] = probes.knn_top1(
-      train[0], train[1], test[0], test[1], num_classes=num_classes, k=k, temperature=config.knn_temperature
-    )
-  return scores
+  return {f"linear_{key}": value for key, value in linear.items()}
 
 
 EVAL_OVERRIDES = ("--config.eval.", "--config.data.dir=")
@@ -208,7 +217,26 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     jax.random.key(config.seed + 1)
   )
   forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
-  results = {"step": int(step)}
+  paper = ev.protocol == "paper"
+  results = {"step": int(step), "protocol": ev.protocol}
+
+  def paper_probe(name, features_of):
+    """The papers' linear evaluation (``jssl.linear_eval``) on ``features_of(images)``."""
+    return linear_eval.paper_linear_probe(
+      jax.jit(features_of),
+      source,
+      train_split=train_split,
+      test_split=test_split,
+      image_size=size,
+      grayscale_to_rgb=config.data.grayscale_to_rgb,
+      num_classes=num_classes,
+      batch_size=ev.batch_size,
+      epochs=ev.paper_epochs,
+      lr=ev.paper_lr,
+      seed=config.seed,
+      desc=f"{name or 'pretrained_'}linear (paper)",
+    )
+
   for name, variables in (("", pretrained), ("random_init_", random_init)):
     train = extract_features(
       encoder,
@@ -227,12 +255,18 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       desc=f"{name or 'pretrained_'}test",
       forward=forward,
     )
-    for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
+    scores = probe_scores(train, test, num_classes=num_classes, config=ev, linear=not paper)
+    if paper:
+      scores.update(paper_probe(name, lambda x, v=variables: encoder.apply(v, x, train=False)))
+    for key, value in scores.items():
       results[name + key] = value
   if source.image_shape is not None:
     train = raw_pixels(source, train_split, limit=limit)
     test = raw_pixels(source, test_split)
-    for key, value in probe_scores(train, test, num_classes=num_classes, config=ev).items():
+    scores = probe_scores(train, test, num_classes=num_classes, config=ev, linear=not paper)
+    if paper:  # the same crops and flips, of the run's image size, flattened
+      scores.update(paper_probe("raw_pixels_", lambda x: x.reshape(x.shape[0], -1)))
+    for key, value in scores.items():
       results["raw_pixels_" + key] = value
   results.update(
     num_train=int(len(train[1])), num_test=int(len(test[1])), eval_seconds=round(time.perf_counter() - started, 1)
@@ -246,18 +280,25 @@ def format_table(results: dict) -> str:
   """The results as a small text table, one row per representation."""
   rows = [("pretrained encoder", ""), ("same encoder, random init", "random_init_"), ("raw pixels", "raw_pixels_")]
   ks = sorted((int(key[len("knn_k") : -len("_top1")]) for key in results if key.startswith("knn_k")), reverse=True)
-  header = f"{'features':<28}{'linear top-1':>14}{'(l2)':>8}" + "".join(f"{f'kNN k={k} top-1':>18}" for k in ks)
+  paper = results.get("protocol") == "paper"
+  header = f"{'features':<28}{'linear top-1':>14}{'' if paper else '(l2)':>8}" + "".join(
+    f"{f'kNN k={k} top-1':>18}" for k in ks
+  )
   lines = [header, "-" * len(header)]
   for label, prefix in rows:
     if prefix + "linear_top1" in results:
+      l2 = "" if paper else f"{results[prefix + 'linear_l2']:.0e}"
       lines.append(
-        f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{results[prefix + 'linear_l2']:>8.0e}"
+        f"{label:<28}{results[prefix + 'linear_top1']:>14.4f}{l2:>8}"
         + "".join(f"{results[f'{prefix}knn_k{k}_top1']:>18.4f}" for k in ks)
       )
-  lines.append(
-    f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples; "
-    "linear: logistic regression, l2 chosen on held-out train examples)"
+  how = (
+    f"linear: the papers' protocol, {results.get('linear_optimizer')} for {results.get('linear_epochs')} epochs on "
+    "augmented images"
+    if paper
+    else "linear: logistic regression, l2 chosen on held-out train examples"
   )
+  lines.append(f"(step {results['step']}, {results['num_train']} train / {results['num_test']} test examples; {how})")
   return "\n".join(lines)
 
 

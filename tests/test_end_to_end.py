@@ -58,6 +58,22 @@ def test_eval_writes_probe_results(smoke_run, capsys):
   assert "random init" in capsys.readouterr().out
 
 
+def test_eval_with_the_papers_protocol_says_so(smoke_run, tmp_path, capsys):
+  """``--config.eval.protocol=paper``: the linear scores come from SGD on augmented images
+  (jssl.linear_eval; one epoch here), eval.json names the protocol and how the probe ran."""
+  workdir = tmp_path / "run"
+  shutil.copytree(smoke_run, workdir)
+  overrides = ["--config.eval.protocol=paper", "--config.eval.paper_epochs=1.0"]
+  assert cli.main(["eval", "--workdir", str(workdir), *overrides]) == 0
+  results = json.loads((workdir / "eval.json").read_text())
+  assert results["protocol"] == "paper"
+  for prefix in ("", "random_init_", "raw_pixels_"):
+    assert 0.0 <= results[prefix + "linear_top1"] <= 1.0 and 0.0 <= results[prefix + "knn_k20_top1"] <= 1.0
+    assert results[prefix + "linear_optimizer"] == "sgd_nesterov" and results[prefix + "linear_epochs"] == 1.0
+    assert prefix + "linear_l2" not in results  # nothing of the converged probe
+  assert "the papers' protocol" in capsys.readouterr().out
+
+
 def test_rerun_on_finished_workdir_resumes_without_duplicating(smoke_run):
   assert cli.main(["pretrain", "--config", SMOKE, "--workdir", str(smoke_run)]) == 0
   assert [m["step"] for m in read_metrics(smoke_run)] == list(range(1, 25))

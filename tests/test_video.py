@@ -84,6 +84,27 @@ def test_generator_pastes_whole_objects_with_max_inside_the_canvas():
   np.testing.assert_array_equal(totals, np.repeat(objects[ids[:, 0]].reshape(12, -1).sum(-1)[:, None], 6, 1))
 
 
+def test_objects_grow_or_shrink_steadily_when_scaled():
+  """With ``scale``, each object's drawn side goes linearly from s0 to s1 of its size (nearest
+  neighbour, centred where the whole object would be); positions and ids are those of the
+  unscaled clips of the same seed, and (1, 1) draws the objects whole."""
+  objects = np.full((1, 20, 20), 200, np.uint8)  # a solid square: its drawn side is easy to read
+  kwargs = {"num_clips": 40, "frames": 6, "canvas": 30, "objects": 1, "seed": 5, "return_tracks": True}
+  clips, ids, positions = video.moving_fashion_mnist(objects, scale=(0.4, 1.0), **kwargs)
+  plain, plain_ids, plain_positions = video.moving_fashion_mnist(objects, **kwargs)
+  np.testing.assert_array_equal(positions, plain_positions)
+  np.testing.assert_array_equal(ids, plain_ids)
+  drawn = np.sqrt((clips[..., 0] > 0).sum(axis=(2, 3)))  # [N, T] side of the square in each frame
+  steps = np.diff(drawn, axis=1)
+  assert np.all(drawn >= 7) and np.all(drawn <= 20)  # 0.4 * 20 = 8, give or take rounding
+  assert np.all(np.all(steps >= 0, 1) | np.all(steps <= 0, 1)), "each object only grows or only shrinks"
+  assert (steps.sum(1) > 2).sum() > 5 and (steps.sum(1) < -2).sum() > 5, "some grow, some shrink"
+  row, col = positions[0, 0, 0] + 10  # the centre of the whole object stays drawn
+  assert clips[0, 0, row, col, 0] == 200
+  whole, _, _ = video.moving_fashion_mnist(objects, scale=(1.0, 1.0), **kwargs)
+  np.testing.assert_array_equal(whole, plain)
+
+
 def test_objects_move_in_straight_lines_and_bounce_off_the_walls():
   room, speed = 36, (2.0, 4.0)
   _, _, positions = video.moving_fashion_mnist(
@@ -204,7 +225,7 @@ def _task(**settings):
 
 
 def test_host_example_keeps_temporal_order_and_one_crop_per_tuple():
-  task = _task()
+  task = _task(negatives="shuffle")
   # Frame t is flat grey t / 10: any crop of it is too, so the output shows which frames were taken.
   ramp = tf.constant(np.broadcast_to((np.arange(8) / 10)[:, None, None, None], (8, 40, 40, 3)), tf.float32)
   pattern = tf.constant(np.repeat(np.random.default_rng(0).random((1, 40, 40, 3)), 8, axis=0), tf.float32)
@@ -222,13 +243,17 @@ def test_host_example_keeps_temporal_order_and_one_crop_per_tuple():
     assert np.array_equal(same[0], same[1]) and np.array_equal(same[0], same[2]), "one crop and flip for the tuple"
     crops.append(same[0])
   assert starts == {0, 1} and len({c.tobytes() for c in crops}) > 6
-  close = _task(frame_gap=1).host_example(ramp, tf.constant([0, 0], tf.int64))["frames"].numpy()
+  close = _task(frame_gap=1, negatives="shuffle").host_example(ramp, tf.constant([0, 0], tf.int64))["frames"].numpy()
   np.testing.assert_allclose(np.diff(close[:, 0, 0, 0].astype(np.float64) / 255 * 10), [1, 1], atol=0.05)
+  # The paper's negatives need five frames a < b < c < d < e: (8 - 1) // 4 = 1 apart.
+  five = _task().host_example(ramp, tf.constant([3, 5], tf.int64))["frames"].numpy()
+  assert five.shape == (5, 24, 24, 3)
+  np.testing.assert_allclose(np.diff(five[:, 0, 0, 0].astype(np.float64) / 255 * 10), [1, 1, 1, 1], atol=0.05)
 
 
 @pytest.mark.parametrize("mode", ["binary", "permutation"])
 def test_shuffle_permutes_each_tuple_by_its_global_index(mode):
-  task = _task(mode=mode)
+  task = _task(mode=mode, negatives="shuffle")
   batch = 3000
   frames = jnp.broadcast_to(jnp.arange(3.0)[None, :, None, None, None], (batch, 3, 2, 2, 1))
   shown, order, labels = (np.asarray(x) for x in task.shuffle(frames, jax.random.key(1)))
@@ -248,6 +273,45 @@ def test_shuffle_permutes_each_tuple_by_its_global_index(mode):
     assert np.all(np.abs(counts - batch / 6) < 100), counts
   # Keyed by position in the global batch: a prefix of the batch is shuffled the same way.
   np.testing.assert_array_equal(np.asarray(task.shuffle(frames[:16], jax.random.key(1))[1]), order[:16])
+
+
+def test_the_papers_negatives_put_a_frame_from_outside_the_span_in_the_middle():
+  """From frames a < b < c < d < e (values 0..4): positives (b, c, d) either way round, negatives
+  (b, a, d) and (b, e, d) either way round, each negative as often as the other."""
+  task = _task()
+  assert task.negatives == "outside" and task.host_frames == 5
+  batch = 3000
+  frames = jnp.broadcast_to(jnp.arange(5.0)[None, :, None, None, None], (batch, 5, 2, 2, 1))
+  shown, order, labels = (np.asarray(x) for x in task.shuffle(frames, jax.random.key(2)))
+  assert shown.shape == (batch, 3, 2, 2, 1)
+  np.testing.assert_array_equal(shown[:, :, 0, 0, 0], order)
+  seen = {tuple(o): set() for o in order.tolist()}
+  for o, label in zip(order.tolist(), labels.tolist()):
+    seen[tuple(o)].add(label)
+  assert seen == {(1, 2, 3): {1}, (3, 2, 1): {1}, (1, 0, 3): {0}, (3, 0, 1): {0}, (1, 4, 3): {0}, (3, 4, 1): {0}}
+  assert abs(labels.mean() - 0.5) < 0.04
+  middle = order[labels == 0, 1]
+  assert abs(np.mean(middle == 0) - 0.5) < 0.05, "a and e equally often"
+  with pytest.raises(ValueError, match="tuple_frames=4"):
+    _task(tuple_frames=4)
+
+
+def test_the_head_reads_the_frames_feature_maps_unless_told_otherwise():
+  spatial, pooled = _task(), _task(spatial_channels=0)
+  example = {"frames": jnp.zeros((2, 5, 24, 24, 3), jnp.uint8)}
+  shapes = {
+    n: jax.eval_shape(lambda t=t: t.init(jax.random.key(0), example))["params"]
+    for n, t in (("s", spatial), ("p", pooled))
+  }
+  assert set(shapes["s"]) == {"encoder", "head", "squeeze", "squeeze_bn"} and set(shapes["p"]) == {"encoder", "head"}
+  features = spatial.model.encoder.num_features
+  # resnet_tiny at 24 px (CIFAR stem): a 3 x 3 last map; 16 channels each, 3 frames.
+  assert shapes["s"]["head"]["hidden"]["kernel"].shape[0] == 3 * 3 * 3 * 16
+  assert shapes["p"]["head"]["hidden"]["kernel"].shape[0] == 3 * features
+  config = load_config(SMOKE)
+  config.model.encoder, config.model.patch_size = "vit_tiny", 4
+  with pytest.raises(ValueError, match="spatial_channels"):
+    FrameOrder(config)
 
 
 def test_config_errors_are_clear(fmnist_dir):
@@ -395,7 +459,7 @@ def test_eight_devices_match_one_device_and_the_loss_is_cross_entropy(sharded):
   (one, losses_one, first), (eight, losses_eight, _) = results[1], results[8]
   np.testing.assert_allclose(first["loss"], expected_loss, rtol=1e-5)
   assert first["order_accuracy"] == pytest.approx(expected_accuracy)
-  assert set(one.params) == {"encoder", "head"} and one.probe is not None
+  assert set(one.params) == {"encoder", "head", "squeeze", "squeeze_bn"} and one.probe is not None
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-5)
   np.testing.assert_allclose(losses_eight, losses_one, rtol=1e-5)
@@ -422,5 +486,5 @@ def test_grayscale_clips_become_rgb_frames_in_the_pipeline(fmnist_dir):
     setup.source, split="train", batch_size=4, host_example=setup.task.host_example, seed=0, shuffle_buffer=8
   )
   batch = next(dataset.as_numpy_iterator())
-  assert batch["frames"].shape == (4, 3, 24, 24, 3) and batch["label"].shape == (4,)
+  assert batch["frames"].shape == (4, 5, 24, 24, 3) and batch["label"].shape == (4,)  # a < b < c < d < e
   np.testing.assert_array_equal(batch["frames"][..., 0], batch["frames"][..., 2])

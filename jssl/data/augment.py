@@ -184,16 +184,20 @@ def to_float_rgb(image: tf.Tensor, *, grayscale_to_rgb: bool = True) -> tf.Tenso
   return tf.ensure_shape(image, [None] * (image.shape.rank - 1) + [3])
 
 
-def center_resize(image: tf.Tensor, *, image_size: int) -> tf.Tensor:
+def center_resize(image: tf.Tensor, *, image_size: int, crop_fraction: float = 1.0) -> tf.Tensor:
   """Deterministic eval transform: float ``[H, W, C]`` -> float32 ``[S, S, C]`` in [0, 1].
 
   Non-square inputs are first cropped to their central ``min(H, W)`` square so the
   content is not stretched; the square is then resized (bicubic, as the train views).
+  ``crop_fraction`` < 1 keeps only the central square of that share of ``min(H, W)``
+  (0.875: the ImageNet evaluation's resize to S / 0.875 and centre crop S, in one resize).
   """
   image = tf.convert_to_tensor(image, tf.float32)
   shape = tf.shape(image)
   height, width = shape[0], shape[1]
   side = tf.minimum(height, width)
+  if crop_fraction < 1.0:
+    side = tf.cast(tf.round(tf.cast(side, tf.float32) * crop_fraction), tf.int32)
   top, left = (height - side) // 2, (width - side) // 2
   cropped = tf.slice(image, [top, left, 0], [side, side, -1])
   cropped.set_shape([None, None, image.shape[-1]])  # a -1 slice size loses the static C in graph mode

@@ -114,14 +114,17 @@ def eval_dataset(
   grayscale_to_rgb: bool = True,
   process_index: int = 0,
   process_count: int = 1,
+  crop_fraction: float = 1.0,
 ) -> tf.data.Dataset:
   """One pass of ``{"image": float32 [b, S, S, C] in [0, 1], "label": int32 [b]}``, no
-  augmentation (whole image resized), the last batch possibly smaller."""
+  augmentation (whole image resized; ``crop_fraction`` < 1: its central part, see
+  ``augment.center_resize``), the last batch possibly smaller."""
   ds = source.dataset(split, process_index=process_index, process_count=process_count)
 
   def make(example):
     image = augment.to_float_rgb(example["image"], grayscale_to_rgb=grayscale_to_rgb)
-    return {"image": augment.center_resize(image, image_size=image_size), "label": tf.cast(example["label"], tf.int32)}
+    image = augment.center_resize(image, image_size=image_size, crop_fraction=crop_fraction)
+    return {"image": image, "label": tf.cast(example["label"], tf.int32)}
 
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())

@@ -68,6 +68,20 @@ def bouncing_positions(
   return np.rint(np.minimum(folded, room)).astype(np.int64)
 
 
+def _scaled(images: np.ndarray, ids: np.ndarray, sides: np.ndarray) -> np.ndarray:
+  """``images[ids]`` shrunk to ``sides`` pixels (nearest neighbour), each centred in a zero box
+  of the images' own size: uint8 ``[n, T, h, w]`` for ``ids [n]`` and ``sides [n, T]``."""
+  height, width = images.shape[1:]
+  boxes = np.zeros((*sides.shape, height, width), np.uint8)
+  for side in np.unique(sides):
+    where = np.nonzero(sides == side)
+    rows = (np.arange(side) * height) // side
+    cols = (np.arange(side) * width) // side
+    top, left = (height - side) // 2, (width - side) // 2
+    boxes[where[0], where[1], top : top + side, left : left + side] = images[ids[where[0]]][:, rows][:, :, cols]
+  return boxes
+
+
 def moving_fashion_mnist(
   images: np.ndarray,
   *,
@@ -77,6 +91,7 @@ def moving_fashion_mnist(
   objects: int = 2,
   seed: int | Sequence[int] = 0,
   speed: tuple[float, float] = (2.0, 4.0),
+  scale: tuple[float, float] | None = None,
   return_tracks: bool = False,
 ):
   """Moving-MNIST-style clips of the given objects (Fashion-MNIST images, or any others).
@@ -94,6 +109,11 @@ def moving_fashion_mnist(
     objects: K objects per clip, drawn uniformly with replacement from ``images``.
     seed: the numpy Generator's seed (an int or a sequence of ints).
     speed: (low, high) pixels per frame.
+    scale: None, or (low, high): each object then changes size steadily through the clip,
+      from a side of ``s0 * h`` to ``s1 * h`` (``s0``, ``s1`` uniform in ``scale``, each its
+      own, so some grow and some shrink), resampled nearest-neighbour and centred where the
+      whole-size object would be: a cue to the order of frames that a pooled feature sees,
+      where position is one it mostly loses.
     return_tracks: also return the object ids and positions.
 
   Returns:
@@ -117,6 +137,14 @@ def moving_fashion_mnist(
   positions = bouncing_positions(
     rng, num_clips=num_clips, frames=frames, objects=objects, room=(canvas - height, canvas - width), speed=speed
   )
+  sides = None
+  if scale is not None:
+    if not 0 < scale[0] <= scale[1] <= 1:
+      raise ConfigError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale}.")
+    ends = rng.uniform(scale[0], scale[1], (num_clips, objects, 2))
+    t = np.linspace(0.0, 1.0, frames)[None, :, None]
+    factor = ends[:, None, :, 0] * (1 - t) + ends[:, None, :, 1] * t  # [N, T, K]
+    sides = np.maximum(np.rint(factor * min(height, width)), 1).astype(np.int64)
   clips = np.zeros((num_clips, frames, canvas, canvas), np.uint8)
   # Paste by flat indices into the clips' buffer: the pixel (r, c) of an object with corner
   # (y, x) in frame f lands at f * S * S + (y + r) * S + x + c. One object's pixels never
@@ -132,7 +160,11 @@ def moving_fashion_mnist(
     for k in range(objects):
       corner = positions[first : first + n, :, k]
       index = (frame_base + (corner[..., 0] * canvas + corner[..., 1]).astype(np.int32))[..., None] + patch
-      pixels = images[object_ids[first : first + n, k]].reshape(n, 1, -1)
+      if sides is None:
+        pixels = images[object_ids[first : first + n, k]].reshape(n, 1, -1)
+      else:
+        pixels = _scaled(images, object_ids[first : first + n, k], sides[first : first + n, :, k])
+        pixels = pixels.reshape(n, frames, -1)
       flat[index] = np.maximum(flat[index], pixels)
   clips = clips[..., None]
   return (clips, object_ids, positions) if return_tracks else clips

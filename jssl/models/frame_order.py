@@ -6,6 +6,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jssl.models.resnet import BN
+
 
 class OrderHead(nn.Module):
   """MLP on the concatenated per-frame features: ``[B, n * F]`` -> logits ``[B, K]`` float32."""
@@ -22,13 +24,29 @@ class OrderHead(nn.Module):
 
 class FrameOrderModel(nn.Module):
   """Shared per-frame encoder and the order head: frames ``[B, n, S, S, C]`` -> (features
-  ``[B, n, F]`` float32, logits ``[B, K]``)."""
+  ``[B, n, F]`` float32, logits ``[B, K]``).
+
+  ``spatial_channels`` > 0: the head reads each frame's last feature map (``[h, w, C]``, a
+  ResNet's, before its global pooling) squeezed to that many channels by a 1x1 convolution,
+  batch norm and ReLU, and flattened: features that keep where things are, which an order
+  of moving objects is about (the paper's fc7 features keep spatial layout too). 0: the
+  pooled features (``[F]``), which keep little of it.
+  """
 
   encoder: nn.Module
   head: nn.Module
+  spatial_channels: int = 0
+  dtype: Any = jnp.float32
 
+  @nn.compact
   def __call__(self, frames, *, train: bool):
     b, n = frames.shape[:2]
     # One encoder batch of all B * n frames: shared weights, and batch norm statistics over all of them.
-    features = self.encoder(frames.reshape(b * n, *frames.shape[2:]), train=train).reshape(b, n, -1)
-    return features, self.head(features.reshape(b, -1))
+    flat = frames.reshape(b * n, *frames.shape[2:])
+    if not self.spatial_channels:
+      features = self.encoder(flat, train=train)
+      return features.reshape(b, n, -1), self.head(features.reshape(b, -1))
+    features, maps = self.encoder(flat, train=train, return_maps=True)
+    x = nn.Conv(self.spatial_channels, (1, 1), use_bias=False, dtype=self.dtype, name="squeeze")(maps[-1])
+    x = nn.relu(BN(use_running_average=not train, dtype=self.dtype, name="squeeze_bn")(x))
+    return features.reshape(b, n, -1), self.head(x.reshape(b, -1))

@@ -4,24 +4,29 @@ Unsupervised Learning using Temporal Order Verification", ECCV 2016).
 A tuple of ``n`` frames from one clip is shown either in its temporal order or shuffled,
 and the network tells which. Every frame goes through the same (shared) per-frame image
 encoder; the frames' features are concatenated in the order shown (the paper concatenates
-fc7 features) and a small MLP classifies them. To solve this the encoder has to notice
-what moves and how, so its features describe objects and pose rather than pixels; the
-exported encoder is a plain image encoder, evaluated on images like every other.
+fc7 features) and a small MLP classifies them. The features the head reads keep the frame's
+spatial layout (``spatial_channels``: the encoder's last feature map, squeezed by a 1x1
+convolution; ``jssl.models.frame_order``), as fc7 does: globally pooled features keep little
+of where an object is, and where it is, frame after frame, is what an order is about. To
+solve this the encoder has to notice what moves and how, so its features describe objects
+and pose rather than pixels; the exported encoder is a plain image encoder, evaluated on
+images like every other.
 
 Two targets (``frame_order.mode``):
 
 * ``binary``: the paper's order verification. A tuple counts as in order when shown in its
   temporal order or reversed (a motion played backwards is as plausible, and the paper
   labels both positive); ``positive_fraction`` of the tuples are shown so (either way
-  round with equal probability), the others in one of the remaining permutations,
-  uniformly. Unlike the paper, whose negatives swap the middle frame for one from outside
-  the tuple's span, the negatives here are shuffles of the same ``n`` frames, so the
-  appearance of the frames never gives the answer away.
+  round with equal probability). The negatives (``negatives``): ``outside``, the paper's,
+  from five frames a < b < c < d < e the tuples (b, a, d) and (b, e, d) (or reversed), whose
+  middle frame lies outside the span of the other two; ``shuffle``, one of the other orders
+  of the same ``n`` frames, uniformly, so that no frame's appearance gives the answer away.
 * ``permutation``: which permutation was applied, with each permutation merged with its
   reverse into one of ``n!/2`` classes, as in Lee et al., "Unsupervised Representation
   Learning by Sorting Sequences" (ICCV 2017); uniform over all ``n!`` permutations.
 
-Host side (``host_example``): the tuple's frames are evenly spaced, ``frame_gap`` apart
+Host side (``host_example``): the tuple's frames (five, a < b < c < d < e, for the paper's
+negatives) are evenly spaced, ``frame_gap`` apart
 (0: as far apart as the clip allows), from a uniformly random start. The paper picks
 high-motion windows by optical flow; on moving Fashion-MNIST everything moves all the
 time, so uniform sampling loses nothing there. One random resized crop and flip is
@@ -50,11 +55,16 @@ from jssl.data import augment
 from jssl.data.tf_host import tf
 from jssl.data.video import is_video
 from jssl.errors import ConfigError
-from jssl.models import build_encoder
+from jssl.models import build_encoder, encoder_family
 from jssl.models.frame_order import FrameOrderModel, OrderHead
 from jssl.tasks.base import Task, global_indices
 
 MODES = ("binary", "permutation")
+NEGATIVES = ("outside", "shuffle")
+# negatives=outside: the rows of the 5 host frames (a, b, c, d, e) shown, and their labels:
+# (b, c, d) either way round is in order; (b, a, d), (b, e, d) either way round are not.
+OUTSIDE_ORDERS = np.asarray([[1, 2, 3], [3, 2, 1], [1, 0, 3], [3, 0, 1], [1, 4, 3], [3, 4, 1]], np.int32)
+OUTSIDE_LABELS = np.asarray([1, 1, 0, 0, 0, 0], np.int32)
 MAX_TUPLE_FRAMES = 6  # permutation mode: 6!/2 = 360 classes already
 
 
@@ -110,6 +120,10 @@ class FrameOrder(Task):
     c.crop_aspect = (3 / 4, 4 / 3)
     c.flip_prob = 0.5
     c.head_hidden_dim = 512  # MLP on the concatenated per-frame features
+    c.negatives = "outside"  # binary: outside (the paper's (b, a, d), (b, e, d)) | shuffle (needs any tuple_frames)
+    # > 0: the head reads each frame's last feature map squeezed to this many channels (keeps
+    # where things are); 0: the pooled features. ResNet encoders only.
+    c.spatial_channels = 16
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, **kwargs):
@@ -136,26 +150,55 @@ class FrameOrder(Task):
       raise ConfigError(f"frame_order.flip_prob={settings.flip_prob}: need a probability in [0, 1].")
     if settings.head_hidden_dim < 1:
       raise ConfigError(f"frame_order.head_hidden_dim={settings.head_hidden_dim}: need a positive width.")
+    self.negatives = settings.negatives
+    if self.negatives not in NEGATIVES:
+      raise ConfigError(f"frame_order.negatives={self.negatives!r}: choose one of {', '.join(NEGATIVES)}.")
+    self.outside = self.mode == "binary" and self.negatives == "outside"
+    if self.outside:
+      if self.tuple_frames != 3:
+        raise ConfigError(
+          f"frame_order.negatives=outside makes tuples of 3 frames from 5 (the paper's); got "
+          f"tuple_frames={self.tuple_frames}. Use 3, or negatives=shuffle."
+        )
+      self.perms, self.labels = OUTSIDE_ORDERS, OUTSIDE_LABELS
+    self.spatial_channels = int(settings.spatial_channels)
+    if self.spatial_channels < 0:
+      raise ConfigError(f"frame_order.spatial_channels={settings.spatial_channels}: use 0 (pooled) or more.")
+    if self.spatial_channels and encoder_family(config.model.encoder) != "resnet":
+      raise ConfigError(
+        f"frame_order.spatial_channels={self.spatial_channels} reads a ResNet's last feature map; "
+        f"{config.model.encoder} has none. Use frame_order.spatial_channels=0 (pooled features)."
+      )
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     head = OrderHead(
       hidden_dim=int(settings.head_hidden_dim),
       num_classes=num_classes(self.tuple_frames, self.mode),
       dtype=jnp.dtype(config.model.dtype),
     )
-    self.model = FrameOrderModel(encoder=build_encoder(config), head=head)
+    self.model = FrameOrderModel(
+      encoder=build_encoder(config),
+      head=head,
+      spatial_channels=self.spatial_channels,
+      dtype=jnp.dtype(config.model.dtype),
+    )
 
   # --- host side
 
+  @property
+  def host_frames(self) -> int:
+    """Frames per example the host ships: 5 for the paper's negatives (a < b < c < d < e), else ``n``."""
+    return 5 if self.outside else self.tuple_frames
+
   def gap(self, clip_frames):
-    """Frames between consecutive tuple frames in a clip of ``clip_frames`` (int or tensor)."""
-    return self.frame_gap or (clip_frames - 1) // (self.tuple_frames - 1)
+    """Frames between consecutive shipped frames in a clip of ``clip_frames`` (int or tensor)."""
+    return self.frame_gap or (clip_frames - 1) // (self.host_frames - 1)
 
   def host_example(self, clip, seed):
     """float32 clip ``[T, H, W, C]`` in [0, 1] and an int64 ``[2]`` seed -> ``{"frames": uint8
     [n, S, S, C]}``: evenly spaced frames from a random start, in temporal order, all
     cropped and flipped alike."""
     start_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    n, length = self.tuple_frames, tf.shape(clip)[0]
+    n, length = self.host_frames, tf.shape(clip)[0]
     gap = self.gap(length)
     start = tf.random.stateless_uniform([], start_seed, minval=0, maxval=length - gap * (n - 1), dtype=tf.int32)
     frames = tf.gather(clip, start + gap * tf.range(n))
@@ -179,10 +222,10 @@ class FrameOrder(Task):
         f"task=frame_order needs clips: data.source={source.name!r} yields images. Use "
         "moving_fashion_mnist or video_folder:PATH (and eval.source for the probes' images)."
       )
-    length, n = source.clip_frames, self.tuple_frames
+    length, n = source.clip_frames, self.host_frames
     if length < n or self.gap(length) * (n - 1) > length - 1:
       raise ConfigError(
-        f"frame_order: tuples of {n} frames {self.gap(length)} apart (frame_gap={self.frame_gap}) "
+        f"frame_order: {n} frames {self.gap(length)} apart (frame_gap={self.frame_gap}) "
         f"do not fit in clips of data.clip_frames={length}; use longer clips, fewer tuple_frames "
         "or a smaller frame_gap."
       )
@@ -193,13 +236,14 @@ class FrameOrder(Task):
   # --- device side
 
   def init(self, rng: jax.Array, batch: dict) -> dict:
-    return self.model.init(rng, jnp.zeros(batch["frames"].shape, jnp.float32), train=False)
+    shown = batch["frames"].shape[:1] + (self.tuple_frames,) + batch["frames"].shape[2:]
+    return self.model.init(rng, jnp.zeros(shown, jnp.float32), train=False)
 
   def shuffle(self, frames: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Shows each tuple in an order drawn from ``fold_in(rng, global index)``.
 
     Args:
-      frames: ``[B, n, ...]`` in temporal order.
+      frames: ``[B, n, ...]`` in temporal order (``[B, 5, ...]`` for the paper's negatives).
 
     Returns:
       ``(shown [B, n, ...], order int32 [B, n], label int32 [B])``: ``shown[b, j] =
@@ -245,5 +289,5 @@ class FrameOrder(Task):
     """The tuples in temporal order, then as the model is shown them."""
     frames = self.frames_of(batch)
     shown, _, _ = self.shuffle(frames, rng)
-    rows = {f"frame {j + 1} in time": frames[:, j] for j in range(self.tuple_frames)}
+    rows = {f"frame {j + 1} in time": frames[:, j] for j in range(frames.shape[1])}
     return {**rows, **{f"shown {j + 1}": shown[:, j] for j in range(self.tuple_frames)}}

@@ -2,8 +2,10 @@
 
 Procedural clips in the manner of Moving MNIST with Fashion-MNIST garments instead of
 digits (``jssl.data.video.moving_fashion_mnist``): ``video_objects`` objects per clip,
-each moving with a constant velocity and bouncing off the canvas edges, composited with a
-pixel-wise max. "train" clips use the objects of the Fashion-MNIST train split, "test"
+each moving with a constant velocity and bouncing off the canvas edges, and growing or
+shrinking steadily through the clip (``video_scale``: each object's side goes from ``s0``
+to ``s1`` of 28 pixels, both uniform in that range; (1, 1) keeps them whole), composited
+with a pixel-wise max. "train" clips use the objects of the Fashion-MNIST train split, "test"
 clips those of its test split; a clip's label is the class of its first object. The clips
 are generated when a split is first read (a second or two per 10k clips of 8 frames at
 48 px), from ``[seed, split]``.
@@ -37,6 +39,7 @@ def moving_fashion_mnist_source(
   clip_size: int = 48,
   video_objects: int = 2,
   video_clips: int = 10_000,
+  video_scale: tuple[float, float] = (1.0, 1.0),
   seed: int = 0,
 ) -> Source:
   """Moving Fashion-MNIST clips uint8 ``[clip_frames, clip_size, clip_size, 1]`` (see the module
@@ -67,6 +70,7 @@ def moving_fashion_mnist_source(
       canvas=int(clip_size),
       objects=int(video_objects),
       seed=[seed, ("train", "test").index(split)],
+      scale=None if tuple(video_scale) == (1.0, 1.0) else tuple(video_scale),
       return_tracks=True,
     )
     return clips, labels[object_ids[:, 0]].astype(np.int32)

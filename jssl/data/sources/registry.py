@@ -70,7 +70,7 @@ class SourceKind:
 
 
 def _video_folder(path: str, options: SourceOptions) -> Source:
-  # moving_fashion_mnist's video_objects / video_clips mean nothing to a folder.
+  # moving_fashion_mnist's video_objects / video_clips / video_scale mean nothing to a folder.
   folder_options = {k: v for k, v in options.video.items() if k in ("clip_frames", "clip_size")}
   return video_folder_source(path, **folder_options)
 
@@ -135,7 +135,8 @@ def make_source(
     seed: seed of the synthetic images and labels, of the sample_photos crops and of
       the moving_fashion_mnist clips.
     video_options: video sources' settings (``clip_frames``, ``clip_size``, and for
-      moving_fashion_mnist ``video_objects``, ``video_clips``; the ``data`` fields of those names).
+      moving_fashion_mnist ``video_objects``, ``video_clips``, ``video_scale``; the ``data`` fields
+      of those names).
 
   Raises:
     ValueError: unknown spec, or a folder without images.
@@ -162,9 +163,10 @@ def make_source(
 
 def source_from_config(data, *, seed: int = 0) -> Source:
   """The source a config's ``data`` section names (``source``, ``dir``, ``synthetic_*``, ``photo_*``,
-  and the video fields ``clip_frames``, ``clip_size``, ``video_objects``, ``video_clips``)."""
+  and the video fields ``clip_frames``, ``clip_size``, ``video_objects``, ``video_clips``, ``video_scale``)."""
   # .get: configs saved before the sample_photos fields existed still load.
-  video_options = {k: data[k] for k in ("clip_frames", "clip_size", "video_objects", "video_clips") if k in data}
+  video_keys = ("clip_frames", "clip_size", "video_objects", "video_clips", "video_scale")
+  video_options = {k: data[k] for k in video_keys if k in data}
   return make_source(
     data.source,
     data_dir=data.dir or None,
