@@ -306,12 +306,36 @@ def test_the_head_reads_the_frames_feature_maps_unless_told_otherwise():
   assert set(shapes["s"]) == {"encoder", "head", "squeeze", "squeeze_bn"} and set(shapes["p"]) == {"encoder", "head"}
   features = spatial.model.encoder.num_features
   # resnet_tiny at 24 px (CIFAR stem): a 3 x 3 last map; 16 channels each, 3 frames.
-  assert shapes["s"]["head"]["hidden"]["kernel"].shape[0] == 3 * 3 * 3 * 16
-  assert shapes["p"]["head"]["hidden"]["kernel"].shape[0] == 3 * features
+  # The default head reads the 2 differences of consecutive shown frames.
+  assert shapes["s"]["head"]["hidden"]["kernel"].shape[0] == 2 * 3 * 3 * 16
+  assert shapes["p"]["head"]["hidden"]["kernel"].shape[0] == 2 * features
+  concat = _task(head_input="concat")
+  hidden = jax.eval_shape(lambda: concat.init(jax.random.key(0), example))["params"]["head"]["hidden"]["kernel"]
+  assert hidden.shape[0] == 3 * 3 * 3 * 16
   config = load_config(SMOKE)
   config.model.encoder, config.model.patch_size = "vit_tiny", 4
   with pytest.raises(ValueError, match="spatial_channels"):
     FrameOrder(config)
+
+
+@pytest.mark.parametrize("head_input", ["differences", "concat"])
+def test_the_difference_head_sees_only_what_changed_between_frames(head_input):
+  """With differences, a tuple of three identical frames gives the head zeros whatever the
+  frame shows (the logits are the same for any still picture); the concatenating head sees
+  the picture itself."""
+  task = _task(head_input=head_input, spatial_channels=0)
+  variables = task.init(jax.random.key(0), {"frames": jnp.zeros((2, 5, 24, 24, 3), jnp.uint8)})
+  pictures = jax.random.uniform(jax.random.key(1), (4, 1, 24, 24, 3))
+  still = jnp.broadcast_to(pictures, (4, 3, 24, 24, 3))
+  _, logits = task.model.apply(variables, still, train=False)
+  spread = float(jnp.max(jnp.abs(logits - logits[:1])))
+  if head_input == "differences":
+    assert spread == 0.0
+  else:
+    assert spread > 1e-3
+  moving = still.at[:, 2].set(jnp.roll(still[:, 2], 3, axis=1))
+  _, logits = task.model.apply(variables, moving, train=False)
+  assert float(jnp.max(jnp.abs(logits - logits[:1]))) > 1e-4, "what moves does reach the head"
 
 
 def test_config_errors_are_clear(fmnist_dir):
@@ -324,7 +348,13 @@ def test_config_errors_are_clear(fmnist_dir):
   config.data.dir, config.data.clip_frames, config.frame_order.frame_gap = fmnist_dir, 4, 2
   with pytest.raises(ValueError, match="do not fit"):
     train.make_setup(config)
-  for key, value in (("mode", "sorting"), ("positive_fraction", 1.0), ("frame_gap", -1), ("crop_area", (0.0, 1.0))):
+  for key, value in (
+    ("mode", "sorting"),
+    ("positive_fraction", 1.0),
+    ("frame_gap", -1),
+    ("crop_area", (0.0, 1.0)),
+    ("head_input", "sum"),
+  ):
     with pytest.raises(ValueError, match=f"frame_order.{key}"):
       _task(**{key: value})
 

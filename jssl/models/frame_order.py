@@ -31,11 +31,17 @@ class FrameOrderModel(nn.Module):
   batch norm and ReLU, and flattened: features that keep where things are, which an order
   of moving objects is about (the paper's fc7 features keep spatial layout too). 0: the
   pooled features (``[F]``), which keep little of it.
+
+  ``differences``: the head reads the differences of consecutive shown frames' features
+  (``n - 1`` of them) instead of the features themselves: what the frames share (the
+  object, its texture) cancels, and what changed between them is left, as in the
+  pairwise feature differences of Lee et al.'s order prediction network (ICCV 2017).
   """
 
   encoder: nn.Module
   head: nn.Module
   spatial_channels: int = 0
+  differences: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -44,9 +50,12 @@ class FrameOrderModel(nn.Module):
     # One encoder batch of all B * n frames: shared weights, and batch norm statistics over all of them.
     flat = frames.reshape(b * n, *frames.shape[2:])
     if not self.spatial_channels:
-      features = self.encoder(flat, train=train)
-      return features.reshape(b, n, -1), self.head(features.reshape(b, -1))
-    features, maps = self.encoder(flat, train=train, return_maps=True)
-    x = nn.Conv(self.spatial_channels, (1, 1), use_bias=False, dtype=self.dtype, name="squeeze")(maps[-1])
-    x = nn.relu(BN(use_running_average=not train, dtype=self.dtype, name="squeeze_bn")(x))
+      features = x = self.encoder(flat, train=train)
+    else:
+      features, maps = self.encoder(flat, train=train, return_maps=True)
+      x = nn.Conv(self.spatial_channels, (1, 1), use_bias=False, dtype=self.dtype, name="squeeze")(maps[-1])
+      x = nn.relu(BN(use_running_average=not train, dtype=self.dtype, name="squeeze_bn")(x))
+    x = x.reshape(b, n, -1)
+    if self.differences:
+      x = x[:, 1:] - x[:, :-1]
     return features.reshape(b, n, -1), self.head(x.reshape(b, -1))

@@ -7,7 +7,17 @@ encoder; the frames' features are concatenated in the order shown (the paper con
 fc7 features) and a small MLP classifies them. The features the head reads keep the frame's
 spatial layout (``spatial_channels``: the encoder's last feature map, squeezed by a 1x1
 convolution; ``jssl.models.frame_order``), as fc7 does: globally pooled features keep little
-of where an object is, and where it is, frame after frame, is what an order is about. To
+of where an object is, and where it is, frame after frame, is what an order is about.
+
+**Where jssl differs from the paper, and why.** The head reads the *differences* of
+consecutive shown frames' features (``head_input=differences``, as the pairwise feature
+differences of Lee et al. 2017's order prediction network) rather than the concatenated
+features (``concat``, the paper's). On moving Fashion-MNIST at the CPU table's budget
+(``configs/pretext_cpu.py:frame_order``, 300 steps) the concatenating head stayed at chance
+(training loss ln 2 throughout, held-out order accuracy 0.499), while with differences the
+training accuracy passed 0.85 by step 75 and the held-out order accuracy reached 0.89: the
+differences cancel what the frames share (which garment, its texture) and leave what
+moved, which the concatenating head has to learn to subtract before it sees any signal. To
 solve this the encoder has to notice what moves and how, so its features describe objects
 and pose rather than pixels; the exported encoder is a plain image encoder, evaluated on
 images like every other.
@@ -61,6 +71,7 @@ from jssl.tasks.base import Task, global_indices
 
 MODES = ("binary", "permutation")
 NEGATIVES = ("outside", "shuffle")
+HEAD_INPUTS = ("concat", "differences")
 # negatives=outside: the rows of the 5 host frames (a, b, c, d, e) shown, and their labels:
 # (b, c, d) either way round is in order; (b, a, d), (b, e, d) either way round are not.
 OUTSIDE_ORDERS = np.asarray([[1, 2, 3], [3, 2, 1], [1, 0, 3], [3, 0, 1], [1, 4, 3], [3, 4, 1]], np.int32)
@@ -124,6 +135,10 @@ class FrameOrder(Task):
     # > 0: the head reads each frame's last feature map squeezed to this many channels (keeps
     # where things are); 0: the pooled features. ResNet encoders only.
     c.spatial_channels = 16
+    # differences: the head reads the differences of consecutive shown frames' features (Lee et
+    # al. 2017's pairwise differences; the default, see the module docstring) | concat: the
+    # features side by side (the paper's fc7 concatenation)
+    c.head_input = "differences"
     return c
 
   def __init__(self, config: ml_collections.ConfigDict, **kwargs):
@@ -169,6 +184,8 @@ class FrameOrder(Task):
         f"frame_order.spatial_channels={self.spatial_channels} reads a ResNet's last feature map; "
         f"{config.model.encoder} has none. Use frame_order.spatial_channels=0 (pooled features)."
       )
+    if settings.head_input not in HEAD_INPUTS:
+      raise ConfigError(f"frame_order.head_input={settings.head_input!r}: choose one of {', '.join(HEAD_INPUTS)}.")
     self.image_size, self.grayscale_to_rgb = config.data.image_size, config.data.grayscale_to_rgb
     head = OrderHead(
       hidden_dim=int(settings.head_hidden_dim),
@@ -179,6 +196,7 @@ class FrameOrder(Task):
       encoder=build_encoder(config),
       head=head,
       spatial_channels=self.spatial_channels,
+      differences=settings.head_input == "differences",
       dtype=jnp.dtype(config.model.dtype),
     )
 
