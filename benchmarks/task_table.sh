@@ -2,9 +2,13 @@
 # The runs behind the README's table of every pretext task at one CPU budget: pretrain,
 # then `jssl eval` with one probe protocol for all (probes fit on the first
 # EVAL_TRAIN_EXAMPLES training images, the linear probe's L2 chosen on 10% of those,
-# tested on the whole test split). Writes
-# runs/table/<row>/ and prints one JSON line per row (wall and CPU time of the pretraining,
-# held-out scores, probes). CPU time (user + system) is the budget that stays comparable
+# tested on the whole test split), then the fine-tune column: the exported encoder trained
+# end to end with configs/finetune_fashion_mnist.py:full (one epoch, the same rates for every
+# row). Rows random_resnet_tiny and random_vit_tiny fine-tune the same architectures from
+# random init (they reuse the exports of the frame_order and mae rows, run those first), and
+# random_resnet_tiny_photos on the photos (the simclr_photos row's export).
+# Writes runs/table/<row>/ and prints one JSON line per row (wall and CPU time of the
+# pretraining, held-out scores, probes, fine-tune top-1). CPU time (user + system) is the budget that stays comparable
 # when other work shares the machine; wall time is what one user waits on an idle one.
 #   bash benchmarks/task_table.sh [ROW ...]      (default: every row; see `rows` below)
 #   FASHION_MNIST_DIR=/path bash benchmarks/task_table.sh rotation mae
@@ -29,7 +33,29 @@ args_for() {  # the pretrain arguments of a row
   esac
 }
 
+finetune() {  # workdir of a finished run, init (pretrained | random), fine-tune workdir
+  local data=()  # the photo rows fine-tune on the photos they were probed on
+  case "$(basename "$1")" in colorization|simclr_photos) data=(--config.data.source=sample_photos) ;; esac
+  [ -f "$1/encoder/jssl_encoder.json" ] || "$jssl" export --workdir "$1" --out "$1/encoder" --overwrite > /dev/null
+  [ -f "$3/eval.json" ] || "$jssl" finetune --encoder "$1/encoder" --config configs/finetune_fashion_mnist.py:full \
+    --workdir "$3" --config.finetune.init="$2" "${data[@]}" > /dev/null
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(json.dumps({"finetune_top1": round(r["top1"], 4), "finetune_init": r["init"], "finetune_s": r["seconds"]}))' "$3/eval.json"
+}
+
+random_row() {  # random_resnet_tiny | random_vit_tiny: the fine-tune column of random init
+  local from
+  case "$1" in
+    random_resnet_tiny) from="$root/frame_order" ;;
+    random_vit_tiny) from="$root/mae" ;;
+    random_resnet_tiny_photos) from="$root/simclr_photos" ;;
+    *) echo "unknown row $1" >&2; return 1 ;;
+  esac
+  [ -d "$from/checkpoints" ] || { echo "$1 reuses the export of $from: run that row first" >&2; return 1; }
+  finetune "$from" random "$root/$1" | sed "s/^{/{\"run\": \"$1\", /"
+}
+
 run() {  # row name
+  case "$1" in random_*) random_row "$1"; return ;; esac
   local name="$1" workdir="$root/$1" args
   args="$(args_for "$name")"
   mkdir -p "$workdir"
@@ -42,6 +68,7 @@ run() {  # row name
   if [ "$name" = frame_order ]; then  # the order accuracy on tuples of the test clips
     "$(dirname "$jssl")/python" benchmarks/frame_order_holdout.py "$workdir" | tail -1 > "$workdir/holdout.json"
   fi
+  finetune "$workdir" pretrained "$workdir/finetune" > "$workdir/finetune.json"
   python3 - "$workdir" <<'PY'
 import json, pathlib, sys
 workdir = pathlib.Path(sys.argv[1])
@@ -54,6 +81,7 @@ summary = {"run": workdir.name, "steps": last["step"], "pretrain_wall_s": round(
            **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
               if k.endswith("top1") or k == "num_train"},
            **{k: v for k, v in json.loads((workdir / "eval.json").read_text()).items() if k.endswith("linear_l2")}}
+summary.update(json.loads((workdir / "finetune.json").read_text()))
 if (workdir / "holdout.json").exists():
     summary["holdout_order_accuracy"] = round(json.loads((workdir / "holdout.json").read_text())["order_accuracy"], 4)
 print(json.dumps(summary), flush=True)
@@ -62,6 +90,7 @@ PY
 
 rows=("$@")
 if [ ${#rows[@]} -eq 0 ]; then
-  rows=(simclr_fmnist byol simsiam moco_v3 barlow_twins vicreg dino rotation deepcluster swav frame_order superres inpainting mae simclr_vit colorization simclr_photos)
+  rows=(frame_order mae random_resnet_tiny random_vit_tiny simclr_fmnist byol simsiam moco_v3 barlow_twins vicreg dino
+    rotation deepcluster swav superres inpainting simclr_vit colorization simclr_photos random_resnet_tiny_photos)
 fi
 for row in "${rows[@]}"; do run "$row"; done

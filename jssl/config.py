@@ -282,6 +282,8 @@ RULES = (
   ("frame_order.crop_aspect", _aspect_range, "use (low, high) with 0 < low <= high"),
   ("frame_order.flip_prob", _probability, "use a probability in [0, 1]"),
   ("frame_order.head_hidden_dim", _at_least(1), "use a positive width"),
+  ("frame_order.head_input", _one_of("differences", "concat"), "use differences or concat"),
+  ("finetune.init", _one_of("pretrained", "random"), "use pretrained (the export's weights) or random"),
   ("finetune.epochs", _positive, "use a positive number of epochs"),
   ("finetune.batch_size", _at_least(1), "use a positive batch size, a multiple of the device count"),
   ("finetune.lr", _positive, "use a positive learning rate"),
@@ -529,6 +531,7 @@ def finetune_config() -> ml_collections.ConfigDict:
   )
   c.finetune = ml_collections.ConfigDict()
   c.finetune.mode = "linear"  # linear (frozen encoder) | full
+  c.finetune.init = "pretrained"  # pretrained: the export's weights | random: its architecture, freshly initialised
   c.finetune.epochs = 10.0
   c.finetune.batch_size = 256
   c.finetune.lr = 1e-3  # head; AdamW with cosine decay

@@ -6,6 +6,10 @@ encoder is trained too, with its learning rate scaled by ``encoder_lr_multiplier
 (0.1 by default: the pretrained weights should move less than the fresh head), and
 batch norm in training mode. Training views are a random resized crop and a flip;
 the test split is resized whole. The result goes to ``WORKDIR/eval.json``.
+
+``init="random"`` trains the export's architecture from a fresh random initialisation
+(seeded by ``config.seed``) instead of its weights: the baseline a pretrained encoder's
+fine-tuning has to beat, under the same recipe.
 """
 
 import json
@@ -51,6 +55,22 @@ def _optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
   )
 
 
+INITS = ("pretrained", "random")
+
+
+def starting_variables(encoder, init: str, seed: int) -> tuple[dict, dict]:
+  """The encoder's ``(params, batch_stats)`` to start from: the export's (``pretrained``) or
+  the same architecture's initialisation from ``jax.random.key(seed)`` (``random``)."""
+  if init not in INITS:
+    raise ConfigError(f"finetune.init must be one of {', '.join(INITS)}, got {init!r}.")
+  if init == "pretrained":
+    return encoder.params, encoder.batch_stats
+  inputs = encoder.metadata["input"]
+  shape = (1, int(inputs["image_size"]), int(inputs["image_size"]), int(inputs["channels"]))
+  variables = encoder.model.init(jax.random.key(seed), jnp.zeros(shape), train=False)
+  return variables["params"], variables.get("batch_stats", {})
+
+
 def finetune(
   config: ml_collections.ConfigDict, *, encoder_dir: str | pathlib.Path, workdir: str | pathlib.Path
 ) -> dict:
@@ -59,6 +79,7 @@ def finetune(
   if ft.mode not in ("linear", "full"):
     raise ConfigError(f"finetune.mode must be 'linear' or 'full', got {ft.mode!r}.")
   encoder = load_encoder(encoder_dir)
+  encoder_params, encoder_stats = starting_variables(encoder, ft.init, config.seed)
   workdir = pathlib.Path(workdir).resolve()
   workdir.mkdir(parents=True, exist_ok=True)
   size = int(encoder.metadata["input"]["image_size"])
@@ -74,8 +95,8 @@ def finetune(
   model, num_classes = encoder.model, source.num_classes
 
   head = {"kernel": jnp.zeros((encoder.num_features, num_classes)), "bias": jnp.zeros((num_classes,))}
-  params = {"encoder": encoder.params, "head": head}
-  state = FinetuneState(params=params, batch_stats=encoder.batch_stats, opt_state=tx.init(params))
+  params = {"encoder": encoder_params, "head": head}
+  state = FinetuneState(params=params, batch_stats=encoder_stats, opt_state=tx.init(params))
   state = jax.device_put(state, parallel.replicated(mesh))
 
   def logits_fn(params, batch_stats, images, *, train: bool):
@@ -148,6 +169,7 @@ def finetune(
     total += len(batch["label"])
   results = {
     "mode": ft.mode,
+    "init": ft.init,
     "top1": correct / total,
     "num_test": total,
     "steps": total_steps,
@@ -156,8 +178,9 @@ def finetune(
     "seconds": round(time.perf_counter() - started, 1),
   }
   (workdir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+  start = " from random init" if ft.init == "random" else ""
   print(
-    f"{ft.mode} fine-tuning of {encoder_dir}: top-1 {results['top1']:.4f} on {total} test examples "
+    f"{ft.mode} fine-tuning of {encoder_dir}{start}: top-1 {results['top1']:.4f} on {total} test examples "
     f"after {total_steps} steps"
   )
   return results

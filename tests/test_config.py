@@ -207,6 +207,8 @@ BAD_VALUES = {
   "frame_order.crop_aspect": "(1.5, 0.5)",
   "frame_order.flip_prob": "2.0",
   "frame_order.head_hidden_dim": "0",
+  "frame_order.head_input": "'sum'",
+  "finetune.init": "'imagenet'",
   "finetune.epochs": "0.0",
   "finetune.batch_size": "0",
   "finetune.lr": "-1e-3",

@@ -422,6 +422,26 @@ def test_export_main_prints_what_it_wrote(run, tmp_path, capsys):
 # --------------------------------------------------------------------------- finetune
 
 
+def test_finetune_starts_from_the_export_or_from_a_fresh_init_of_its_architecture(exported):
+  from jssl.finetune import starting_variables  # noqa: PLC0415
+
+  encoder = export.load_encoder(exported["orbax"])
+  params, stats = starting_variables(encoder, "pretrained", seed=0)
+  assert params is encoder.params and stats is encoder.batch_stats
+  fresh, fresh_stats = starting_variables(encoder, "random", seed=0)
+  assert jax.tree.structure(fresh) == jax.tree.structure(encoder.params)
+  assert jax.tree.map(np.shape, fresh) == jax.tree.map(np.shape, encoder.params)
+  assert jax.tree.map(np.shape, fresh_stats) == jax.tree.map(np.shape, encoder.batch_stats)
+  differs = jax.tree.leaves(jax.tree.map(lambda a, b: not np.allclose(a, b), fresh, encoder.params))
+  assert sum(differs) > len(differs) // 2, "the random start is not the pretrained weights"
+  again, _ = starting_variables(encoder, "random", seed=0)
+  other, _ = starting_variables(encoder, "random", seed=1)
+  assert all(jax.tree.leaves(jax.tree.map(np.array_equal, fresh, again)))
+  assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, fresh, other)))
+  with pytest.raises(ValueError, match="finetune.init"):
+    starting_variables(encoder, "imagenet", seed=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["linear", "full"])
 def test_finetune_trains_a_classifier_on_an_exported_encoder(exported, tmp_path, mode):
