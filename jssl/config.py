@@ -283,6 +283,7 @@ RULES = (
   ("frame_order.flip_prob", _probability, "use a probability in [0, 1]"),
   ("frame_order.head_hidden_dim", _at_least(1), "use a positive width"),
   ("frame_order.head_input", _one_of("differences", "concat"), "use differences or concat"),
+  ("frame_order.window", _one_of("motion", "uniform"), "use motion (high-motion windows) or uniform"),
   ("finetune.init", _one_of("pretrained", "random"), "use pretrained (the export's weights) or random"),
   ("finetune.epochs", _positive, "use a positive number of epochs"),
   ("finetune.batch_size", _at_least(1), "use a positive batch size, a multiple of the device count"),

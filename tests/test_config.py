@@ -208,6 +208,7 @@ BAD_VALUES = {
   "frame_order.flip_prob": "2.0",
   "frame_order.head_hidden_dim": "0",
   "frame_order.head_input": "'sum'",
+  "frame_order.window": "'random'",
   "finetune.init": "'imagenet'",
   "finetune.epochs": "0.0",
   "finetune.batch_size": "0",

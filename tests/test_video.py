@@ -251,6 +251,29 @@ def test_host_example_keeps_temporal_order_and_one_crop_per_tuple():
   np.testing.assert_allclose(np.diff(five[:, 0, 0, 0].astype(np.float64) / 255 * 10), [1, 1, 1, 1], atol=0.05)
 
 
+def test_motion_windows_skip_the_static_part_of_a_clip():
+  """Frames 0-4 identical, 5-7 changing: with window=motion a 3-frame tuple 1 apart starts at
+  3, 4 or 5 (windows that hold a change, in proportion to how much); uniform also starts at
+  0-2 (all-static tuples)."""
+  values = np.array([0, 0, 0, 0, 0, 0.3, 0.6, 0.9], np.float32)
+  clip = tf.constant(np.broadcast_to(values[:, None, None, None], (8, 40, 40, 3)), tf.float32)
+  seen = {}
+  for window in ("motion", "uniform"):
+    task = _task(negatives="shuffle", frame_gap=1, window=window, flip_prob=0.0)
+    firsts = []
+    for seed in range(60):
+      frames = task.host_example(clip, tf.constant([seed, 1], tf.int64))["frames"].numpy()
+      firsts.append(tuple(np.round(frames[:, 0, 0, 0] / 255 * 10).astype(int)))
+    seen[window] = firsts
+  static = (0, 0, 0)
+  assert static not in seen["motion"] and seen["uniform"].count(static) > 15
+  assert set(seen["motion"]) == {(0, 0, 3), (0, 3, 6), (3, 6, 9)}
+  # Window motions: starts 0-2 -> 0, 3 -> 0.3, 4 -> 0.6, 5 -> 0.6, so 0.2 / 0.4 / 0.4 of draws.
+  draws = [int(FrameOrder.motion_weighted_start(clip, 2, tf.constant([seed, 2], tf.int64))) for seed in range(1500)]
+  shares = np.bincount(draws, minlength=6) / len(draws)
+  np.testing.assert_allclose(shares, [0, 0, 0, 0.2, 0.4, 0.4], atol=0.04)
+
+
 @pytest.mark.parametrize("mode", ["binary", "permutation"])
 def test_shuffle_permutes_each_tuple_by_its_global_index(mode):
   task = _task(mode=mode, negatives="shuffle")

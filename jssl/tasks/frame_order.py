@@ -36,12 +36,17 @@ Two targets (``frame_order.mode``):
   Learning by Sorting Sequences" (ICCV 2017); uniform over all ``n!`` permutations.
 
 Host side (``host_example``): the tuple's frames (five, a < b < c < d < e, for the paper's
-negatives) are evenly spaced, ``frame_gap`` apart
-(0: as far apart as the clip allows), from a uniformly random start. The paper picks
-high-motion windows by optical flow; on moving Fashion-MNIST everything moves all the
-time, so uniform sampling loses nothing there. One random resized crop and flip is
-shared by all frames of a tuple, so that the order is the only thing that differs
-between the classes. Frames are shipped as uint8 in temporal order.
+negatives) are evenly spaced, ``frame_gap`` apart (0: as far apart as the clip allows),
+from a random start. The paper samples its tuples from high-motion windows (by the
+magnitude of optical flow); ``window=motion`` (the default) draws the start with
+probability proportional to the window's motion, the mean absolute difference between
+consecutive frames summed over the frames it spans (a cheap stand-in for flow magnitude:
+static stretches of a real video, where no order can be seen, are then rarely drawn, and
+a clip with no motion at all falls back to uniform). ``uniform``: every start equally
+likely (moving Fashion-MNIST moves everywhere all the time, so the CPU recipe uses it).
+One random resized crop and flip is shared by all frames of a tuple, so that the order is
+the only thing that differs between the classes. Frames are shipped as uint8 in temporal
+order.
 
 Device side (``loss``): each example's permutation is drawn from ``fold_in(rng, global
 index)`` (the same on any number of devices), the frames are permuted, and all ``B * n``
@@ -72,6 +77,7 @@ from jssl.tasks.base import Task, global_indices
 MODES = ("binary", "permutation")
 NEGATIVES = ("outside", "shuffle")
 HEAD_INPUTS = ("concat", "differences")
+WINDOWS = ("motion", "uniform")
 # negatives=outside: the rows of the 5 host frames (a, b, c, d, e) shown, and their labels:
 # (b, c, d) either way round is in order; (b, a, d), (b, e, d) either way round are not.
 OUTSIDE_ORDERS = np.asarray([[1, 2, 3], [3, 2, 1], [1, 0, 3], [3, 0, 1], [1, 4, 3], [3, 4, 1]], np.int32)
@@ -127,6 +133,8 @@ class FrameOrder(Task):
     c.mode = "binary"  # binary: in order (or reversed) vs shuffled | permutation: which of n!/2
     c.positive_fraction = 0.5  # binary: share of tuples shown in order
     c.frame_gap = 0  # frames between a tuple's frames; 0: as far apart as the clip allows
+    # motion: starts drawn in proportion to the window's motion (the paper's high-motion windows) | uniform
+    c.window = "motion"
     c.crop_area = (0.5, 1.0)  # one random resized crop (and flip) for all frames of a tuple
     c.crop_aspect = (3 / 4, 4 / 3)
     c.flip_prob = 0.5
@@ -155,6 +163,9 @@ class FrameOrder(Task):
     self.frame_gap = int(settings.frame_gap)
     if self.frame_gap < 0:
       raise ConfigError(f"frame_order.frame_gap={settings.frame_gap}: use 0 (widest) or a positive frame count.")
+    self.window = settings.window
+    if self.window not in WINDOWS:
+      raise ConfigError(f"frame_order.window={self.window!r}: choose one of {', '.join(WINDOWS)}.")
     self.crop_area, self.crop_aspect = tuple(settings.crop_area), tuple(settings.crop_aspect)
     if not (len(self.crop_area) == 2 and 0.0 < self.crop_area[0] <= self.crop_area[1] <= 1.0):
       raise ConfigError(f"frame_order.crop_area={settings.crop_area}: need 0 < low <= high <= 1.")
@@ -218,7 +229,11 @@ class FrameOrder(Task):
     start_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     n, length = self.host_frames, tf.shape(clip)[0]
     gap = self.gap(length)
-    start = tf.random.stateless_uniform([], start_seed, minval=0, maxval=length - gap * (n - 1), dtype=tf.int32)
+    starts = length - gap * (n - 1)
+    if self.window == "uniform":
+      start = tf.random.stateless_uniform([], start_seed, minval=0, maxval=starts, dtype=tf.int32)
+    else:
+      start = self.motion_weighted_start(clip, gap * (n - 1), start_seed)
     frames = tf.gather(clip, start + gap * tf.range(n))
     begin, size = augment.sample_crop_box(
       tf.shape(frames)[1:], crop_seed, area_range=self.crop_area, aspect_range=self.crop_aspect
@@ -231,6 +246,18 @@ class FrameOrder(Task):
       flip = tf.random.stateless_uniform([], flip_seed) < self.flip_prob
       frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
     return {"frames": tf.image.convert_image_dtype(frames, tf.uint8, saturate=True)}
+
+  @staticmethod
+  def motion_weighted_start(clip, span, seed):
+    """A start ``s`` in ``[0, T - span)`` drawn with probability proportional to the motion
+    of frames ``s .. s + span``: the sum of the mean absolute differences of consecutive
+    frames in that window (uniform when the clip never changes)."""
+    steps = tf.reduce_mean(tf.abs(clip[1:] - clip[:-1]), axis=[1, 2, 3])  # [T - 1]
+    totals = tf.concat([[0.0], tf.cumsum(steps)], 0)  # totals[t]: motion of frames 0 .. t
+    motion = totals[span:] - totals[: tf.shape(totals)[0] - span]  # [T - span]
+    # log(0 + tiny) for static windows: drawn only when the whole clip is static (all equal).
+    logits = tf.math.log(motion + 1e-12)[None]
+    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[0, 0], tf.int32)
 
   def batch_spec(self, batch_size: int, source) -> dict:
     """Global shapes of the batches; checks that the source is a video source with clips
