@@ -20,6 +20,11 @@ it ran); ``eval.json``'s ``"protocol"`` names the one used. kNN is cosine with
 temperature 0.1 (InstDisc) on the features as they are, at k=200 (InstDisc, solo-learn) and k=20
 (lightly's choice for small sets).
 
+With ``eval.pictures`` (the default) it also draws ``neighbours.png``, ``embedding.png`` and
+``summary.png`` in the workdir (``jssl.eval_pictures``), and every evaluation appends its
+scores to ``eval_history.jsonl``, whose several steps ``summary.png`` plots against
+pretraining time.
+
 The encoder comes from the checkpoint alone: the run's state is rebuilt from the data facts
 its ``config.json`` recorded (``jssl.workdir.run_setup``), so the training data need not be
 on this machine. The probes need labelled images: those of ``eval.source`` or ``data.source``,
@@ -45,7 +50,7 @@ from jssl.data.video import is_video
 from jssl.errors import ConfigError, MissingError
 from jssl.models import build_encoder
 from jssl.train import Setup, TrainState, to_host
-from jssl.workdir import read_run_config, restore_run, run_setup
+from jssl.workdir import read_metrics, read_run_config, restore_run, run_setup
 
 log = logging.getLogger("jssl")
 
@@ -237,6 +242,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       desc=f"{name or 'pretrained_'}linear (paper)",
     )
 
+  kept = {}  # the pretrained encoder's and the raw pixels' (train, test) for the pictures
   for name, variables in (("", pretrained), ("random_init_", random_init)):
     train = extract_features(
       encoder,
@@ -255,6 +261,8 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       desc=f"{name or 'pretrained_'}test",
       forward=forward,
     )
+    if not name:
+      kept["features"] = (train, test)
     scores = probe_scores(train, test, num_classes=num_classes, config=ev, linear=not paper)
     if paper:
       scores.update(paper_probe(name, lambda x, v=variables: encoder.apply(v, x, train=False)))
@@ -263,6 +271,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   if source.image_shape is not None:
     train = raw_pixels(source, train_split, limit=limit)
     test = raw_pixels(source, test_split)
+    kept["raw pixels"] = (train, test)
     scores = probe_scores(train, test, num_classes=num_classes, config=ev, linear=not paper)
     if paper:  # the same crops and flips, of the run's image size, flattened
       scores.update(paper_probe("raw_pixels_", lambda x: x.reshape(x.shape[0], -1)))
@@ -272,8 +281,77 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     num_train=int(len(train[1])), num_test=int(len(test[1])), eval_seconds=round(time.perf_counter() - started, 1)
   )
   (workdir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+  with open(workdir / HISTORY_FILE, "a") as history:
+    history.write(json.dumps({k: v for k, v in results.items() if k in HISTORY_KEYS or k.endswith("_top1")}) + "\n")
   print(format_table(results))
+  if ev.pictures:
+    drawn = draw_pictures(workdir, config, source, kept, results, dataset=dataset, splits=(train_split, test_split))
+    print("pictures: " + ", ".join(str(p) for p in drawn))
   return results
+
+
+HISTORY_FILE = "eval_history.jsonl"
+HISTORY_KEYS = ("step", "protocol", "num_train", "num_test")
+NEIGHBOUR_QUERIES, NEIGHBOURS = 12, 6
+
+
+def images_at(dataset, indices) -> np.ndarray:
+  """The images of ``dataset`` (batches of ``{"image"}``, in order) at ``indices`` (any shape),
+  float in [0, 1], shaped ``indices.shape + [H, W, C]``; reads only as far as the largest index."""
+  indices = np.asarray(indices)
+  wanted, found, offset = set(indices.reshape(-1).tolist()), {}, 0
+  for batch in dataset.as_numpy_iterator():
+    for i in wanted & set(range(offset, offset + len(batch["image"]))):
+      found[i] = batch["image"][i - offset]
+    offset += len(batch["image"])
+    if len(found) == len(wanted):
+      break
+  flat = np.stack([found[i] for i in indices.reshape(-1).tolist()]).astype(np.float32) / 255
+  return flat.reshape(indices.shape + flat.shape[1:])
+
+
+def draw_pictures(workdir, config, source, kept, results, *, dataset, splits) -> list[pathlib.Path]:
+  """``neighbours.png`` (and ``neighbours.json``: the indices it shows), ``embedding.png`` and
+  ``summary.png`` of an evaluation (see ``jssl.eval_pictures``); returns the pictures' paths.
+
+  ``kept``: ``{"features": ((train [N, F], labels [N]), (test [M, F], labels [M])), "raw
+  pixels": (the same for the pixels, when the source has a fixed image shape)}``;
+  ``dataset(split)``: that split's images in the order the features were extracted.
+  """
+  from jssl import eval_pictures  # noqa: PLC0415  (matplotlib only when drawing)
+
+  train_split, test_split = splits
+  (train_x, train_y), (test_x, test_y) = kept["features"]
+  names = eval_pictures.class_names(source.name, source.num_classes)
+  queries = eval_pictures.pick_queries(test_y, NEIGHBOUR_QUERIES, seed=config.seed)
+  columns, shown_indices = {}, {"test_queries": queries.tolist()}
+  for title, ((bank, bank_y), (tests, _)) in (("by the encoder's features", kept["features"]),) + (
+    (("by raw pixels", kept["raw pixels"]),) if "raw pixels" in kept else ()
+  ):
+    found = eval_pictures.nearest(bank, tests[queries], NEIGHBOURS)
+    columns[f"nearest training images {title}"] = (images_at(dataset(train_split), found), bank_y[found])
+    shown_indices[f"train_neighbours {title}"] = found.tolist()
+  paths = [workdir / "neighbours.png", workdir / "embedding.png", workdir / "summary.png"]
+  # Which images neighbours.png shows (indices into the splits, in the source's order).
+  (workdir / "neighbours.json").write_text(json.dumps(shown_indices) + "\n")
+  query_images = images_at(dataset(test_split), queries)
+  eval_pictures.save_neighbours(paths[0], query_images, test_y[queries], columns, names)
+  shown = np.random.default_rng(config.seed).permutation(len(test_y))[: eval_pictures.EMBEDDING_POINTS]
+  panels = {"encoder features": test_x[shown]}
+  if "raw pixels" in kept:
+    panels["raw pixels"] = kept["raw pixels"][1][0][shown]
+  eval_pictures.save_embedding(paths[1], panels, test_y[shown], names)
+  history = [json.loads(line) for line in (workdir / HISTORY_FILE).read_text().splitlines() if line.strip()]
+  history = [h for h in history if h.get("protocol") == results["protocol"]]
+  eval_pictures.save_summary(
+    paths[2],
+    read_metrics(workdir),
+    results,
+    history,
+    batch_size=config.train.batch_size,
+    knn_k=min(config.eval.knn_ks),
+  )
+  return paths
 
 
 def format_table(results: dict) -> str:

@@ -55,7 +55,12 @@ def test_eval_writes_probe_results(smoke_run, capsys):
     assert 1 <= results[prefix + "linear_iterations"] <= 200
     assert results[prefix + "linear_loss"] > 0 and isinstance(results[prefix + "linear_converged"], bool)
   assert results["step"] == 24 and results["num_test"] == 64
-  assert "random init" in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert "random init" in printed and "neighbours.png" in printed
+  for name in ("neighbours.png", "embedding.png", "summary.png"):  # eval.pictures, on by default
+    assert (smoke_run / name).stat().st_size > 10_000, name
+  history = [json.loads(line) for line in (smoke_run / "eval_history.jsonl").read_text().splitlines()]
+  assert history[-1]["step"] == 24 and history[-1]["linear_top1"] == results["linear_top1"]
 
 
 def test_eval_with_the_papers_protocol_says_so(smoke_run, tmp_path, capsys):
