@@ -18,21 +18,40 @@ import ml_collections
 
 from jssl.errors import ConfigError, MissingError, UnknownKeyError
 
+RECIPE_DIRS = (
+  pathlib.Path(__file__).parent / "configs",  # an installed wheel: configs/ ships as jssl/configs/
+  pathlib.Path(__file__).parents[1] / "configs",  # a source checkout
+)
+
+
+def packaged_recipe(path: pathlib.Path) -> pathlib.Path:
+  """A shipped recipe named without its folder (``smoke``, ``smoke.py``, ``configs/smoke.py``),
+  from wherever jssl is installed; MissingError, listing the recipes, when there is none."""
+  name = path.name if path.suffix == ".py" else path.name + ".py"
+  if len(path.parts) == 1 or path.parent.name == "configs":
+    for folder in RECIPE_DIRS:
+      if (folder / name).is_file():
+        return folder / name
+  shipped = sorted({p.stem for folder in RECIPE_DIRS if folder.is_dir() for p in folder.glob("*.py")})
+  raise MissingError(
+    f"Config file {path} not found; pass a file, or one of the recipes jssl ships by name "
+    f"(e.g. --config smoke): {', '.join(shipped) or 'none found'}."
+  )
+
 
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Imports ``path`` and returns its ``get_config()``, locked so that typos fail loudly.
 
   ``file.py:ARG`` calls ``get_config("ARG")`` (ml_collections' convention), for files that
-  hold one recipe per task, e.g. ``configs/smoke.py:inpainting``. A ``:ARG`` that the file's
+  hold one recipe per task, e.g. ``configs/smoke.py:inpainting``. A recipe jssl ships may be
+  named without its folder, from any directory: ``smoke``, ``pretext_cpu.py:mae``. A ``:ARG`` that the file's
   ``get_config`` does not take (or one missing that it needs) and a ``get_config`` that returns
   anything but a ``ConfigDict`` are ``ConfigError`` s.
   """
   path, colon, argument = str(path).partition(".py:")
   path = pathlib.Path(path + ".py" if colon else path)
   if not path.is_file():
-    raise MissingError(
-      f"Config file {path} not found; pass one of the files in configs/, e.g. --config configs/smoke.py."
-    )
+    path = packaged_recipe(path)
   spec = importlib.util.spec_from_file_location(f"jssl_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
