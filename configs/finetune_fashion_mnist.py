@@ -6,10 +6,14 @@
       --config.finetune.mode=full
 
 ``:full`` is the fine-tune column of the README's side-by-side table (``bash
-benchmarks/task_table.sh``): every layer trained for one epoch with AdamW at 1e-3 for the
+benchmarks/task_table.sh``): every layer trained for one epoch with AdamW at 3e-3 for the
 head and the encoder alike (``encoder_lr_multiplier`` 1, where the default 0.1 would hold a
-randomly initialised encoder back), so that an encoder and the same architecture from random
-init (``--config.finetune.init=random``) get the same recipe, rates included.
+randomly initialised encoder back), warmed up over the first 10% of the steps, so that an
+encoder and the same architecture from random init (``--config.finetune.init=random``) get the
+same recipe, rates included. Measured on resnet_tiny from random init (2026-12-04): 1e-3 left
+the zero-initialised head far behind (train top-1 0.56 after the epoch, test 0.42 after half
+of it); 3e-3 reached 0.783 test and 1e-2 0.802 without warm-up; 3e-3 with a warm-up is the
+rate a ViT from random init also takes.
 """
 
 from jssl.config import finetune_config
@@ -27,6 +31,7 @@ def get_config(variant="linear"):
   if variant == "full":
     config.finetune.mode = "full"
     config.finetune.epochs = 1.0
-    config.finetune.lr = 1e-3
+    config.finetune.lr = 3e-3
+    config.finetune.warmup_fraction = 0.1
     config.finetune.encoder_lr_multiplier = 1.0
   return config

@@ -34,8 +34,8 @@ def packaged_recipe(path: pathlib.Path) -> pathlib.Path:
         return folder / name
   shipped = sorted({p.stem for folder in RECIPE_DIRS if folder.is_dir() for p in folder.glob("*.py")})
   raise MissingError(
-    f"Config file {path} not found; pass a file, or one of the recipes jssl ships by name "
-    f"(e.g. --config smoke): {', '.join(shipped) or 'none found'}."
+    f"Config file {path} not found; pass a file (e.g. --config configs/smoke.py) or one of the "
+    f"recipes jssl ships, by name (e.g. --config smoke): {', '.join(shipped) or 'none found'}."
   )
 
 
@@ -308,6 +308,7 @@ RULES = (
   ("finetune.batch_size", _at_least(1), "use a positive batch size, a multiple of the device count"),
   ("finetune.lr", _positive, "use a positive learning rate"),
   ("finetune.encoder_lr_multiplier", _nonnegative, "use a factor >= 0"),
+  ("finetune.warmup_fraction", lambda value, config: 0 <= value < 1, "use a fraction in [0, 1) of the steps"),
   ("finetune.weight_decay", _nonnegative, "use 0 (none) or a positive weight decay"),
   ("finetune.crop_area", _area_range, "use (low, high) with 0 < low <= high <= 1"),
   ("finetune.log_every", _at_least(1), "log every 1 or more steps"),
@@ -556,6 +557,7 @@ def finetune_config() -> ml_collections.ConfigDict:
   c.finetune.epochs = 10.0
   c.finetune.batch_size = 256
   c.finetune.lr = 1e-3  # head; AdamW with cosine decay
+  c.finetune.warmup_fraction = 0.0  # of the steps, a linear warm-up from 0 before the cosine
   c.finetune.encoder_lr_multiplier = 0.1  # full mode: encoder lr = lr * this
   c.finetune.weight_decay = 1e-4
   c.finetune.crop_area = (0.5, 1.0)  # training views: random resized crop + flip

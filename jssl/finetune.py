@@ -42,8 +42,19 @@ class FinetuneState:
   opt_state: optax.OptState
 
 
+def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The head's rate by step: ``lr`` with a linear warm-up from 0 over ``warmup_fraction`` of
+  the steps, then a cosine decay to 0 at ``total_steps``."""
+  warmup = min(int(round(config.warmup_fraction * total_steps)), total_steps - 1)
+  if warmup > 0:  # linear from 0, then cosine to 0 over the rest
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, max(total_steps, 1))
+  else:
+    schedule = optax.cosine_decay_schedule(config.lr, max(total_steps, 1))
+  return schedule
+
+
 def _optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  schedule = optax.cosine_decay_schedule(config.lr, max(total_steps, 1))
+  schedule = learning_rate(config, total_steps)
 
   def scaled(step):
     return schedule(step) * config.encoder_lr_multiplier

@@ -211,6 +211,7 @@ BAD_VALUES = {
   "frame_order.window": "'random'",
   "finetune.init": "'imagenet'",
   "finetune.epochs": "0.0",
+  "finetune.warmup_fraction": "1.0",
   "finetune.batch_size": "0",
   "finetune.lr": "-1e-3",
   "finetune.encoder_lr_multiplier": "-0.1",

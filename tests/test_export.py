@@ -422,6 +422,22 @@ def test_export_main_prints_what_it_wrote(run, tmp_path, capsys):
 # --------------------------------------------------------------------------- finetune
 
 
+@pytest.mark.parametrize("warmup", [0.0, 0.1])
+def test_finetune_learning_rate_warms_up_then_follows_a_cosine(warmup):
+  from jssl.finetune import learning_rate  # noqa: PLC0415
+
+  ft = config_lib.finetune_config().finetune
+  ft.lr, ft.warmup_fraction = 0.5, warmup
+  schedule, total = learning_rate(ft, 100), 100
+  w = round(warmup * total)
+  for step in (0, 3, 9, 10, 11, 50, 99, 100):
+    if step < w:
+      expected = 0.5 * step / w
+    else:
+      expected = 0.5 * 0.5 * (1 + np.cos(np.pi * (step - w) / (total - w)))
+    assert float(schedule(step)) == pytest.approx(expected, abs=1e-6), step
+
+
 def test_finetune_starts_from_the_export_or_from_a_fresh_init_of_its_architecture(exported):
   from jssl.finetune import starting_variables  # noqa: PLC0415
 

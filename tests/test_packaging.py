@@ -29,7 +29,7 @@ def test_shipped_recipes_load_by_name_from_any_directory(tmp_path, monkeypatch):
   (tmp_path / "smoke.py").write_text((REPO / "configs" / "smoke.py").read_text().replace('"simclr"', '"rotation"'))
   if config_lib.load_config("smoke.py").task != "rotation":
     pytest.fail("a file in the working directory comes before the shipped recipe of that name")
-  with pytest.raises(MissingError, match="recipes jssl ships by name.*pretext_cpu.*smoke"):
+  with pytest.raises(MissingError, match="recipes jssl ships, by name.*pretext_cpu.*smoke"):
     config_lib.load_config("no_such_recipe")
   with pytest.raises(MissingError):
     config_lib.load_config("elsewhere/smoke.py")  # a path that names a folder is taken as given
