@@ -268,10 +268,12 @@ def test_motion_windows_skip_the_static_part_of_a_clip():
   static = (0, 0, 0)
   assert static not in seen["motion"] and seen["uniform"].count(static) > 15
   assert set(seen["motion"]) == {(0, 0, 3), (0, 3, 6), (3, 6, 9)}
-  # Window motions: starts 0-2 -> 0, 3 -> 0.3, 4 -> 0.6, 5 -> 0.6, so 0.2 / 0.4 / 0.4 of draws.
-  draws = [int(FrameOrder.motion_weighted_start(clip, 2, tf.constant([seed, 2], tf.int64))) for seed in range(1500)]
-  shares = np.bincount(draws, minlength=6) / len(draws)
-  np.testing.assert_allclose(shares, [0, 0, 0, 0.2, 0.4, 0.4], atol=0.04)
+  # The weights: each start's window motion, against a float64 NumPy reference.
+  frames = np.random.default_rng(3).random((9, 5, 5, 2))
+  steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+  expected = [steps[s : s + 4].sum() for s in range(9 - 4)]
+  np.testing.assert_allclose(FrameOrder.window_motion(tf.constant(frames, tf.float32), 4), expected, rtol=1e-5)
+  np.testing.assert_allclose(FrameOrder.window_motion(clip, 2), [0, 0, 0, 0.3, 0.6, 0.6], atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["binary", "permutation"])
@@ -347,17 +349,18 @@ def test_the_difference_head_sees_only_what_changed_between_frames(head_input):
   frame shows (the logits are the same for any still picture); the concatenating head sees
   the picture itself."""
   task = _task(head_input=head_input, spatial_channels=0)
-  variables = task.init(jax.random.key(0), {"frames": jnp.zeros((2, 5, 24, 24, 3), jnp.uint8)})
-  pictures = jax.random.uniform(jax.random.key(1), (4, 1, 24, 24, 3))
-  still = jnp.broadcast_to(pictures, (4, 3, 24, 24, 3))
-  _, logits = task.model.apply(variables, still, train=False)
+  variables = jax.jit(task.init)(jax.random.key(0), {"frames": jnp.zeros((2, 5, 16, 16, 3), jnp.uint8)})
+  logits_of = jax.jit(lambda frames: task.model.apply(variables, frames, train=False)[1])
+  pictures = jax.random.uniform(jax.random.key(1), (4, 1, 16, 16, 3))
+  still = jnp.broadcast_to(pictures, (4, 3, 16, 16, 3))
+  logits = logits_of(still)
   spread = float(jnp.max(jnp.abs(logits - logits[:1])))
   if head_input == "differences":
     assert spread == 0.0
   else:
     assert spread > 1e-3
   moving = still.at[:, 2].set(jnp.roll(still[:, 2], 3, axis=1))
-  _, logits = task.model.apply(variables, moving, train=False)
+  logits = logits_of(moving)
   assert float(jnp.max(jnp.abs(logits - logits[:1]))) > 1e-4, "what moves does reach the head"
 
 

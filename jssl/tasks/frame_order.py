@@ -248,15 +248,19 @@ class FrameOrder(Task):
     return {"frames": tf.image.convert_image_dtype(frames, tf.uint8, saturate=True)}
 
   @staticmethod
-  def motion_weighted_start(clip, span, seed):
-    """A start ``s`` in ``[0, T - span)`` drawn with probability proportional to the motion
-    of frames ``s .. s + span``: the sum of the mean absolute differences of consecutive
-    frames in that window (uniform when the clip never changes)."""
+  def window_motion(clip, span):
+    """float32 ``[T - span]``: for each start ``s``, the motion of frames ``s .. s + span`` of
+    the clip ``[T, H, W, C]``, the sum of the mean absolute differences of consecutive frames."""
     steps = tf.reduce_mean(tf.abs(clip[1:] - clip[:-1]), axis=[1, 2, 3])  # [T - 1]
     totals = tf.concat([[0.0], tf.cumsum(steps)], 0)  # totals[t]: motion of frames 0 .. t
-    motion = totals[span:] - totals[: tf.shape(totals)[0] - span]  # [T - span]
+    return totals[span:] - totals[: tf.shape(totals)[0] - span]
+
+  @classmethod
+  def motion_weighted_start(cls, clip, span, seed):
+    """A start ``s`` in ``[0, T - span)`` drawn with probability proportional to
+    ``window_motion`` (uniform when the clip never changes)."""
     # log(0 + tiny) for static windows: drawn only when the whole clip is static (all equal).
-    logits = tf.math.log(motion + 1e-12)[None]
+    logits = tf.math.log(cls.window_motion(clip, span) + 1e-12)[None]
     return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[0, 0], tf.int32)
 
   def batch_spec(self, batch_size: int, source) -> dict:
