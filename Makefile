@@ -40,10 +40,13 @@ test: setup data
 test-all: setup data
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=25
 
+# Ends with the scores (pretrained, random init, raw pixels), the pictures' paths and the wall time.
 demo: setup data
+	@start=$$(date +%s); \
 	$(VENV)/bin/jssl pretrain --config configs/simclr_fashion_mnist_cpu.py --workdir $(DEMO_WORKDIR) \
-	  --config.data.dir=$(FASHION_MNIST_DIR)
-	$(VENV)/bin/jssl eval --workdir $(DEMO_WORKDIR)
+	  --config.data.dir=$(FASHION_MNIST_DIR) && \
+	$(VENV)/bin/jssl eval --workdir $(DEMO_WORKDIR) && \
+	echo "make demo: pretraining and evaluation took $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s; workdir $(DEMO_WORKDIR)"
 
 clean:
 	rm -rf $(VENV) runs
