@@ -37,7 +37,7 @@ def test_pretraining_lowers_the_loss(smoke_run):
 
 
 def test_eval_writes_probe_results(smoke_run, capsys):
-  assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
+  assert cli.main(["eval", "--workdir", str(smoke_run), "--config.eval.pictures=True"]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
   for key in (
     "linear_top1",
@@ -57,7 +57,7 @@ def test_eval_writes_probe_results(smoke_run, capsys):
   assert results["step"] == 24 and results["num_test"] == 64
   printed = capsys.readouterr().out
   assert "random init" in printed and "neighbours.png" in printed
-  for name in ("neighbours.png", "embedding.png", "summary.png"):  # eval.pictures, on by default
+  for name in ("neighbours.png", "embedding.png", "summary.png"):  # eval.pictures (on by default; off in smoke.py)
     assert (smoke_run / name).stat().st_size > 10_000, name
   history = [json.loads(line) for line in (smoke_run / "eval_history.jsonl").read_text().splitlines()]
   assert history[-1]["step"] == 24 and history[-1]["linear_top1"] == results["linear_top1"]

@@ -97,3 +97,9 @@ def test_draw_pictures_shows_the_true_nearest_images(tmp_path):
   np.testing.assert_allclose(
     images_at(dataset("train"), np.array([[3, 70]]))[0, 1], images["train"][70] / 255, rtol=1e-6
   )
+
+
+def test_pictures_are_on_by_default_and_off_only_in_the_test_recipe():
+  assert config_lib.default_config().eval.pictures is True
+  assert config_lib.load_config("configs/simclr_fashion_mnist_cpu.py").eval.pictures is True
+  assert config_lib.load_config("configs/smoke.py").eval.pictures is False
