@@ -37,7 +37,7 @@ def test_pretraining_lowers_the_loss(smoke_run):
 
 
 def test_eval_writes_probe_results(smoke_run, capsys):
-  assert cli.main(["eval", "--workdir", str(smoke_run), "--config.eval.pictures=True"]) == 0
+  assert cli.main(["eval", "--workdir", str(smoke_run)]) == 0
   results = json.loads((smoke_run / "eval.json").read_text())
   for key in (
     "linear_top1",
@@ -55,14 +55,22 @@ def test_eval_writes_probe_results(smoke_run, capsys):
     assert 1 <= results[prefix + "linear_iterations"] <= 200
     assert results[prefix + "linear_loss"] > 0 and isinstance(results[prefix + "linear_converged"], bool)
   assert results["step"] == 24 and results["num_test"] == 64
-  printed = capsys.readouterr().out
-  assert "random init" in printed and "neighbours.png" in printed
-  for name in ("neighbours.png", "embedding.png", "summary.png"):  # eval.pictures (on by default; off in smoke.py)
-    assert (smoke_run / name).stat().st_size > 10_000, name
+  assert "random init" in capsys.readouterr().out
   history = [json.loads(line) for line in (smoke_run / "eval_history.jsonl").read_text().splitlines()]
   assert history[-1]["step"] == 24 and history[-1]["linear_top1"] == results["linear_top1"]
 
 
+@pytest.mark.slow  # fast cover: tests/test_eval_pictures.py draws the same pictures from given features
+def test_eval_draws_its_pictures_through_the_cli(smoke_run, tmp_path, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(smoke_run, workdir)
+  assert cli.main(["eval", "--workdir", str(workdir), "--config.eval.pictures=True"]) == 0
+  assert "neighbours.png" in capsys.readouterr().out
+  for name in ("neighbours.png", "embedding.png", "summary.png"):  # eval.pictures (on by default; off in smoke.py)
+    assert (workdir / name).stat().st_size > 10_000, name
+
+
+@pytest.mark.slow  # fast cover: tests/test_linear_eval.py (optimizer steps, crops, learns synthetic classes)
 def test_eval_with_the_papers_protocol_says_so(smoke_run, tmp_path, capsys):
   """``--config.eval.protocol=paper``: the linear scores come from SGD on augmented images
   (jssl.linear_eval; one epoch here), eval.json names the protocol and how the probe ran."""
