@@ -324,13 +324,17 @@ def draw_pictures(workdir, config, source, kept, results, *, dataset, splits) ->
   (train_x, train_y), (test_x, test_y) = kept["features"]
   names = eval_pictures.class_names(source.name, source.num_classes)
   queries = eval_pictures.pick_queries(test_y, NEIGHBOUR_QUERIES, seed=config.seed)
-  columns, shown_indices = {}, {"test_queries": queries.tolist()}
+  shown_indices = {"test_queries": queries.tolist()}
+  found, labels = {}, {}
   for title, ((bank, bank_y), (tests, _)) in (("by the encoder's features", kept["features"]),) + (
     (("by raw pixels", kept["raw pixels"]),) if "raw pixels" in kept else ()
   ):
-    found = eval_pictures.nearest(bank, tests[queries], NEIGHBOURS)
-    columns[f"nearest training images {title}"] = (images_at(dataset(train_split), found), bank_y[found])
-    shown_indices[f"train_neighbours {title}"] = found.tolist()
+    found[title] = eval_pictures.nearest(bank, tests[queries], NEIGHBOURS)
+    labels[title] = bank_y[found[title]]
+    shown_indices[f"train_neighbours {title}"] = found[title].tolist()
+  # One pass over the training split for every column's neighbours.
+  images = images_at(dataset(train_split), np.stack(list(found.values())))
+  columns = {f"nearest training images {title}": (images[i], labels[title]) for i, title in enumerate(found)}
   paths = [workdir / "neighbours.png", workdir / "embedding.png", workdir / "summary.png"]
   # Which images neighbours.png shows (indices into the splits, in the source's order).
   (workdir / "neighbours.json").write_text(json.dumps(shown_indices) + "\n")
