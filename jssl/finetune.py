@@ -4,7 +4,8 @@
 linear layer on its features is trained: linear evaluation. ``mode="full"``: the
 encoder is trained too, with its learning rate scaled by ``encoder_lr_multiplier``
 (0.1 by default: the pretrained weights should move less than the fresh head), and
-batch norm in training mode. Training views are a random resized crop and a flip;
+batch norm in training mode; ``layer_decay`` < 1 scales a ViT's rates down block by block
+from the top (MAE's fine-tuning recipe). Training views are a random resized crop and a flip;
 the test split is resized whole. The result goes to ``WORKDIR/eval.json``.
 
 ``init="random"`` trains the export's architecture from a fresh random initialisation
@@ -15,6 +16,7 @@ fine-tuning has to beat, under the same recipe.
 import json
 import logging
 import pathlib
+import re
 import time
 
 import flax.struct
@@ -53,17 +55,57 @@ def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.
   return schedule
 
 
-def _optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+_BLOCK = re.compile(r"blocks_(\d+)$")
+
+
+def layer_decay_scales(encoder_params: dict, decay: float) -> dict:
+  """Per-parameter learning-rate factors for layer-wise decay (BEiT's, as MAE fine-tunes):
+  a ViT's ``blocks_i`` gets ``decay ** (depth - i)``, the patch embedding and [CLS] token
+  (layer 0) ``decay ** (depth + 1)``, the final norm 1 (the head is never scaled). ``decay`` 1
+  gives all ones for any encoder; below 1 it needs a ViT's ``blocks_i`` parameters."""
+  if decay == 1.0:
+    return jax.tree.map(lambda _: 1.0, encoder_params)
+  depth = sum(1 for name in encoder_params if _BLOCK.match(name))
+  if not depth:
+    raise ConfigError(
+      f"finetune.layer_decay={decay} needs a ViT encoder (blocks_0 ... blocks_N); this one has "
+      f"{sorted(encoder_params)}. Use finetune.layer_decay=1."
+    )
+
+  def layer(name: str) -> int:
+    block = _BLOCK.match(name)
+    if block:
+      return int(block.group(1)) + 1
+    return 0 if name in ("patch_embed", "cls_token") else depth + 1
+
+  return {
+    name: jax.tree.map(lambda _, n=name: decay ** (depth + 1 - layer(n)), tree) for name, tree in encoder_params.items()
+  }
+
+
+def _scale_by_tree(scales: dict) -> optax.GradientTransformation:
+  """Multiplies each update by its fixed factor in ``scales`` (same tree structure)."""
+  return optax.stateless(lambda updates, params: jax.tree.map(lambda u, s: u * s, updates, scales))
+
+
+def _optimizer(
+  config: ml_collections.ConfigDict, total_steps: int, encoder_params: dict
+) -> optax.GradientTransformation:
   schedule = learning_rate(config, total_steps)
 
   def scaled(step):
     return schedule(step) * config.encoder_lr_multiplier
 
   encoder_tx = optax.set_to_zero() if config.mode == "linear" else optax.adamw(scaled, weight_decay=config.weight_decay)
-  return optax.multi_transform(
+  by_part = optax.multi_transform(
     {"encoder": encoder_tx, "head": optax.adamw(schedule, weight_decay=config.weight_decay)},
     {"encoder": "encoder", "head": "head"},
   )
+  if config.layer_decay == 1.0:
+    return by_part
+  # AdamW's whole update (rate and decay) scaled per layer, as timm's per-group lr_scale does.
+  scales = {"encoder": layer_decay_scales(encoder_params, config.layer_decay), "head": {"kernel": 1.0, "bias": 1.0}}
+  return optax.chain(by_part, _scale_by_tree(scales))
 
 
 INITS = ("pretrained", "random")
@@ -102,7 +144,7 @@ def finetune(
   local_batch = parallel.check_global_batch(ft.batch_size, mesh)
   steps_per_epoch = max(1, source.num_examples(config.data.train_split) // ft.batch_size)
   total_steps = max(1, round(ft.epochs * steps_per_epoch))
-  tx = _optimizer(ft, total_steps)
+  tx = _optimizer(ft, total_steps, encoder_params)
   model, num_classes = encoder.model, source.num_classes
 
   head = {"kernel": jnp.zeros((encoder.num_features, num_classes)), "bias": jnp.zeros((num_classes,))}

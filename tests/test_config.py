@@ -216,6 +216,7 @@ BAD_VALUES = {
   "finetune.lr": "-1e-3",
   "finetune.encoder_lr_multiplier": "-0.1",
   "finetune.weight_decay": "-1.0",
+  "finetune.layer_decay": "1.5",
   "finetune.crop_area": "(0.0, 1.0)",
   "finetune.log_every": "0",
   "finetune.eval_batch_size": "0",

@@ -458,6 +458,55 @@ def test_finetune_starts_from_the_export_or_from_a_fresh_init_of_its_architectur
     starting_variables(encoder, "imagenet", seed=0)
 
 
+def test_layer_decay_scales_a_vits_updates_block_by_block_from_the_top():
+  from jssl.finetune import _optimizer, layer_decay_scales  # noqa: PLC0415
+  from jssl.models.vit import vit  # noqa: PLC0415
+
+  model = vit("vit_tiny", patch_size=4, depth=3)
+  params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), train=False))["params"]
+  params = jax.tree.map(lambda leaf: jnp.ones(leaf.shape), params)
+  scales = layer_decay_scales(params, 0.5)
+  # BEiT / MAE: layer 0 = patch embedding and [CLS], block i = layer i + 1, final norm = layer 4 (scale 1).
+  expected = {
+    "patch_embed": 0.5**4,
+    "cls_token": 0.5**4,
+    "blocks_0": 0.5**3,
+    "blocks_1": 0.5**2,
+    "blocks_2": 0.5,
+    "norm": 1.0,
+  }
+  assert set(scales) == set(expected)
+  for name, factor in expected.items():
+    assert all(value == factor for value in jax.tree.leaves(scales[name])), name
+  assert all(value == 1.0 for value in jax.tree.leaves(layer_decay_scales(params, 1.0)))
+
+  # The optimizer's updates with decay are those without, times the factor (the head untouched).
+  ft = config_lib.finetune_config().finetune
+  ft.mode, ft.lr, ft.encoder_lr_multiplier, ft.weight_decay = "full", 0.1, 1.0, 0.05
+  full = {"encoder": params, "head": {"kernel": jnp.ones((192, 4)), "bias": jnp.ones((4,))}}
+  grads = jax.tree.map(lambda leaf: jnp.full(leaf.shape, 0.3), full)
+  plain = _optimizer(ft, 10, params)
+  plain_updates, _ = plain.update(grads, plain.init(full), full)
+  ft.layer_decay = 0.5
+  decayed = _optimizer(ft, 10, params)
+  updates, _ = decayed.update(grads, decayed.init(full), full)
+  for name, factor in expected.items():
+    for got, plain_update in zip(
+      jax.tree.leaves(updates["encoder"][name]), jax.tree.leaves(plain_updates["encoder"][name])
+    ):
+      np.testing.assert_allclose(got, np.asarray(plain_update) * factor, rtol=1e-6)
+  np.testing.assert_array_equal(updates["head"]["kernel"], plain_updates["head"]["kernel"])
+  assert float(jnp.abs(plain_updates["encoder"]["blocks_0"]["mlp"]["fc1"]["kernel"]).max()) > 0
+
+
+def test_layer_decay_refuses_an_encoder_without_transformer_blocks(exported):
+  from jssl.finetune import layer_decay_scales  # noqa: PLC0415
+
+  params = export.load_encoder(exported["orbax"]).params
+  with pytest.raises(ValueError, match="finetune.layer_decay=0.75 needs a ViT"):
+    layer_decay_scales(params, 0.75)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["linear", "full"])
 def test_finetune_trains_a_classifier_on_an_exported_encoder(exported, tmp_path, mode):
