@@ -529,6 +529,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.source = ""  # non-empty: probe on this image source instead of data.source (e.g.
   # fashion_mnist for an encoder pretrained on moving_fashion_mnist clips)
   c.eval.split = ""  # the split jssl eval scores the probes on ("" = data.eval_split); they fit on data.train_split
+  c.eval.baselines = True  # also probe the random-init encoder and the raw pixels (off: the pretrained encoder only)
   c.eval.pictures = True  # jssl eval also draws neighbours.png, embedding.png and summary.png (jssl.eval_pictures)
   c.eval.holdout_examples = 256  # reconstruction tasks: eval-split images scored during training
   c.eval.sample_images = 8  # ... of which this many are shown in samples.png

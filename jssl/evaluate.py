@@ -243,7 +243,9 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     )
 
   kept = {}  # the pretrained encoder's and the raw pixels' (train, test) for the pictures
-  for name, variables in (("", pretrained), ("random_init_", random_init)):
+  # Baselines off: only the pretrained encoder (e.g. a run's earlier checkpoints, whose
+  # random-init and raw-pixel scores would be the same each time).
+  for name, variables in (("", pretrained), ("random_init_", random_init))[: 2 if ev.baselines else 1]:
     train = extract_features(
       encoder,
       variables,
@@ -268,7 +270,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       scores.update(paper_probe(name, lambda x, v=variables: encoder.apply(v, x, train=False)))
     for key, value in scores.items():
       results[name + key] = value
-  if source.image_shape is not None:
+  if source.image_shape is not None and ev.baselines:
     train = raw_pixels(source, train_split, limit=limit)
     test = raw_pixels(source, test_split)
     kept["raw pixels"] = (train, test)
@@ -277,6 +279,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
       scores.update(paper_probe("raw_pixels_", lambda x: x.reshape(x.shape[0], -1)))
     for key, value in scores.items():
       results["raw_pixels_" + key] = value
+  train, test = kept["features"]
   results.update(
     num_train=int(len(train[1])), num_test=int(len(test[1])), eval_seconds=round(time.perf_counter() - started, 1)
   )

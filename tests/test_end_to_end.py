@@ -59,6 +59,15 @@ def test_eval_writes_probe_results(smoke_run, capsys):
   history = [json.loads(line) for line in (smoke_run / "eval_history.jsonl").read_text().splitlines()]
   assert history[-1]["step"] == 24 and history[-1]["linear_top1"] == results["linear_top1"]
 
+  # Baselines off (an earlier checkpoint, say): the pretrained encoder's scores alone, the same ones.
+  assert cli.main(["eval", "--workdir", str(smoke_run), "--step=16", "--config.eval.baselines=False"]) == 0
+  earlier = json.loads((smoke_run / "eval.json").read_text())
+  assert earlier["step"] == 16 and earlier["num_test"] == 64 and "linear_top1" in earlier
+  assert not [key for key in earlier if key.startswith(("random_init_", "raw_pixels_"))], sorted(earlier)
+  history = [json.loads(line) for line in (smoke_run / "eval_history.jsonl").read_text().splitlines()]
+  assert [h["step"] for h in history[-2:]] == [24, 16]
+  assert "random init" not in capsys.readouterr().out
+
 
 @pytest.mark.slow  # fast cover: tests/test_eval_pictures.py draws the same pictures from given features
 def test_eval_draws_its_pictures_through_the_cli(smoke_run, tmp_path, capsys):
