@@ -38,7 +38,6 @@ import pathlib
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -48,7 +47,7 @@ from jssl.data import pipeline
 from jssl.data.sources import source_from_config
 from jssl.data.video import is_video
 from jssl.errors import ConfigError, MissingError
-from jssl.models import build_encoder
+from jssl.models import build_encoder, random_init
 from jssl.train import Setup, TrainState, to_host
 from jssl.workdir import read_metrics, read_run_config, restore_run, run_setup
 
@@ -217,10 +216,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
 
   pretrained = setup.task.encoder_variables(state.params, state.batch_stats, state.extra)
   channels = 3 if config.data.grayscale_to_rgb else source.channels
-  # Jitted: a ViT initialised op by op took seconds.
-  random_init = jax.jit(lambda key: encoder.init(key, jnp.zeros((1, size, size, channels)), train=False))(
-    jax.random.key(config.seed + 1)
-  )
+  random_variables = random_init(encoder, image_size=size, channels=channels, seed=config.seed + 1)
   forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   paper = ev.protocol == "paper"
   results = {"step": int(step), "protocol": ev.protocol}
@@ -245,7 +241,7 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
   kept = {}  # the pretrained encoder's and the raw pixels' (train, test) for the pictures
   # Baselines off: only the pretrained encoder (e.g. a run's earlier checkpoints, whose
   # random-init and raw-pixel scores would be the same each time).
-  for name, variables in (("", pretrained), ("random_init_", random_init))[: 2 if ev.baselines else 1]:
+  for name, variables in (("", pretrained), ("random_init_", random_variables))[: 2 if ev.baselines else 1]:
     train = extract_features(
       encoder,
       variables,

@@ -32,6 +32,7 @@ from jssl.data import augment, pipeline
 from jssl.data.sources import source_from_config
 from jssl.errors import ConfigError
 from jssl.export import load_encoder
+from jssl.models import random_init
 from jssl.workdir import MetricsWriter
 
 log = logging.getLogger("jssl")
@@ -118,9 +119,8 @@ def starting_variables(encoder, init: str, seed: int) -> tuple[dict, dict]:
     raise ConfigError(f"finetune.init must be one of {', '.join(INITS)}, got {init!r}.")
   if init == "pretrained":
     return encoder.params, encoder.batch_stats
-  inputs = encoder.metadata["input"]
-  shape = (1, int(inputs["image_size"]), int(inputs["image_size"]), int(inputs["channels"]))
-  variables = encoder.model.init(jax.random.key(seed), jnp.zeros(shape), train=False)
+  size, channels = (int(encoder.metadata["input"][key]) for key in ("image_size", "channels"))
+  variables = random_init(encoder.model, image_size=size, channels=channels, seed=seed)
   return variables["params"], variables.get("batch_stats", {})
 
 

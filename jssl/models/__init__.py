@@ -7,6 +7,7 @@ from jssl.models.factory import (
   encoder_kwarg_names,
   encoder_kwargs,
   make_encoder,
+  random_init,
 )
 from jssl.models.heads import EncoderWithHead, MLPHead, ProjectionHead
 from jssl.models.resnet import ResNet, resnet
@@ -25,6 +26,7 @@ __all__ = [
   "encoder_kwarg_names",
   "encoder_kwargs",
   "make_encoder",
+  "random_init",
   "resnet",
   "vit",
 ]

@@ -2,6 +2,7 @@
 (every task, evaluation and export build their encoder with it)."""
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -83,3 +84,11 @@ def build_encoder(config: ml_collections.ConfigDict) -> nn.Module:
   """The encoder described by ``config.model`` (shared by every task and by evaluation)."""
   kwargs = encoder_kwargs(config)
   return make_encoder(config.model.encoder, **{**kwargs, "dtype": jnp.dtype(kwargs["dtype"])})
+
+
+def random_init(encoder: nn.Module, *, image_size: int, channels: int, seed: int) -> dict:
+  """``encoder``'s variables (``params``, and ``batch_stats`` for a ResNet) initialised from
+  ``jax.random.key(seed)`` for ``[1, image_size, image_size, channels]`` inputs: the random-init
+  baseline of evaluation and fine-tuning. Jitted: a ViT initialised op by op takes seconds."""
+  inputs = jnp.zeros((1, image_size, image_size, channels))
+  return jax.jit(lambda key: encoder.init(key, inputs, train=False))(jax.random.key(seed))
