@@ -203,8 +203,11 @@ def finetune(
   writer = MetricsWriter(workdir, resume_step=0, enabled=jax.process_index() == 0)
   started = time.perf_counter()
   batches = dataset.as_numpy_iterator()
-  for i in tqdm(range(1, total_steps + 1), desc=f"finetune ({ft.mode})", unit="step"):
+  # miniters=1: the bar redraws on time, not on a step count learned from the first steps.
+  for i in tqdm(range(1, total_steps + 1), desc=f"finetune ({ft.mode})", unit="step", miniters=1):
     state, metrics = step(state, parallel.global_batch(next(batches), mesh))
+    # Wait for the step, so that the bar's rate and ETA are the steps' (dispatch runs ahead).
+    jax.block_until_ready(metrics["loss"])
     if i % ft.log_every == 0 or i == total_steps:
       writer.write(i, jax.device_get(metrics))
   writer.close()
