@@ -310,6 +310,8 @@ RULES = (
   ("finetune.encoder_lr_multiplier", _nonnegative, "use a factor >= 0"),
   ("finetune.warmup_fraction", lambda value, config: 0 <= value < 1, "use a fraction in [0, 1) of the steps"),
   ("finetune.weight_decay", _nonnegative, "use 0 (none) or a positive weight decay"),
+  ("finetune.head_init", _one_of("zeros", "linear_probe"), "use zeros or linear_probe (LP-FT)"),
+  ("finetune.probe_examples", _at_least(0), "use 0 (every train image) or a positive count"),
   ("finetune.layer_decay", lambda value, config: 0 < value <= 1, "use a factor in (0, 1]; 1 is no layer decay"),
   ("finetune.crop_area", _area_range, "use (low, high) with 0 < low <= high <= 1"),
   ("finetune.log_every", _at_least(1), "log every 1 or more steps"),
@@ -562,6 +564,8 @@ def finetune_config() -> ml_collections.ConfigDict:
   c.finetune.warmup_fraction = 0.0  # of the steps, a linear warm-up from 0 before the cosine
   c.finetune.encoder_lr_multiplier = 0.1  # full mode: encoder lr = lr * this
   c.finetune.weight_decay = 1e-4
+  c.finetune.head_init = "zeros"  # zeros | linear_probe: the converged probe of the starting features (LP-FT)
+  c.finetune.probe_examples = 10_000  # linear_probe: train images it is fit on (0: all)
   c.finetune.layer_decay = 1.0  # full mode, ViT: block i's rate * layer_decay ** (depth - i) (MAE: 0.75)
   c.finetune.crop_area = (0.5, 1.0)  # training views: random resized crop + flip
   c.finetune.log_every = 50

@@ -6,7 +6,9 @@ encoder is trained too, with its learning rate scaled by ``encoder_lr_multiplier
 (0.1 by default: the pretrained weights should move less than the fresh head), and
 batch norm in training mode; ``layer_decay`` < 1 scales a ViT's rates down block by block
 from the top (MAE's fine-tuning recipe). Training views are a random resized crop and a flip;
-the test split is resized whole. The result goes to ``WORKDIR/eval.json``.
+the test split is resized whole. ``head_init="linear_probe"`` starts the head from the
+converged linear probe of the starting encoder's features instead of zeros (LP-FT). The
+result goes to ``WORKDIR/eval.json``.
 
 ``init="random"`` trains the export's architecture from a fresh random initialisation
 (seeded by ``config.seed``) instead of its weights: the baseline a pretrained encoder's
@@ -27,10 +29,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jssl import parallel
+from jssl import parallel, probes
 from jssl.data import augment, pipeline
 from jssl.data.sources import source_from_config
 from jssl.errors import ConfigError
+from jssl.evaluate import extract_features
 from jssl.export import load_encoder
 from jssl.models import random_init
 from jssl.workdir import MetricsWriter
@@ -110,6 +113,30 @@ def _optimizer(
 
 
 INITS = ("pretrained", "random")
+HEAD_INITS = ("zeros", "linear_probe")
+
+
+def probe_head(model, variables, dataset, *, num_classes: int, batch_size: int, examples: int, seed: int) -> dict:
+  """The head that LP-FT starts from (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+  Features"): the converged linear probe (``probes.fit_linear``) of the starting encoder's
+  features of the first ``examples`` images of ``dataset`` (0: all), fit on standardised
+  features and folded back to raw ones: ``z = (x - m) * s``, ``z @ w + b = x @ (s * w) + (b - (m * s) @ w)``.
+  Returns ``{"kernel": [F, C], "bias": [C]}`` float32."""
+  features, labels = extract_features(
+    model, variables, dataset, batch_size=batch_size, limit=examples, desc="probe head"
+  )
+  mean = features.mean(axis=0, dtype=np.float64)
+  scale = 1.0 / (features.std(axis=0, dtype=np.float64) + 1e-6)  # as probes.standardize
+  standardised = ((features - mean) * scale).astype(np.float32)
+  fit, _ = probes.fit_linear(standardised, labels, num_classes=num_classes, seed=seed)
+  kernel = scale[:, None] * fit.w.astype(np.float64)
+  bias = fit.b.astype(np.float64) - (mean * scale) @ fit.w.astype(np.float64)
+  log.info("Head from a linear probe: l2 %g, train top-1 %.4f", fit.l2, _top1(features, labels, kernel, bias))
+  return {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+
+
+def _top1(features, labels, kernel, bias) -> float:
+  return float(np.mean(np.argmax(features @ kernel + bias, axis=-1) == labels))
 
 
 def starting_variables(encoder, init: str, seed: int) -> tuple[dict, dict]:
@@ -147,7 +174,24 @@ def finetune(
   tx = _optimizer(ft, total_steps, encoder_params)
   model, num_classes = encoder.model, source.num_classes
 
-  head = {"kernel": jnp.zeros((encoder.num_features, num_classes)), "bias": jnp.zeros((num_classes,))}
+  if ft.head_init == "linear_probe":
+    head = probe_head(
+      model,
+      {"params": encoder_params, "batch_stats": encoder_stats},
+      pipeline.eval_dataset(
+        source,
+        split=config.data.train_split,
+        batch_size=ft.eval_batch_size,
+        image_size=size,
+        grayscale_to_rgb=grayscale_to_rgb,
+      ),
+      num_classes=num_classes,
+      batch_size=ft.eval_batch_size,
+      examples=ft.probe_examples,
+      seed=config.seed,
+    )
+  else:
+    head = {"kernel": jnp.zeros((encoder.num_features, num_classes)), "bias": jnp.zeros((num_classes,))}
   params = {"encoder": encoder_params, "head": head}
   state = FinetuneState(params=params, batch_stats=encoder_stats, opt_state=tx.init(params))
   state = jax.device_put(state, parallel.replicated(mesh))

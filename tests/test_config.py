@@ -217,6 +217,8 @@ BAD_VALUES = {
   "finetune.encoder_lr_multiplier": "-0.1",
   "finetune.weight_decay": "-1.0",
   "finetune.layer_decay": "1.5",
+  "finetune.head_init": "'random'",
+  "finetune.probe_examples": "-1",
   "finetune.crop_area": "(0.0, 1.0)",
   "finetune.log_every": "0",
   "finetune.eval_batch_size": "0",

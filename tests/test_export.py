@@ -499,6 +499,39 @@ def test_layer_decay_scales_a_vits_updates_block_by_block_from_the_top():
   assert float(jnp.abs(plain_updates["encoder"]["blocks_0"]["mlp"]["fc1"]["kernel"]).max()) > 0
 
 
+def test_lp_ft_head_is_the_converged_probe_folded_back_to_raw_features():
+  import flax.linen as nn  # noqa: PLC0415
+  import tensorflow as tf  # noqa: PLC0415
+
+  from jssl import probes  # noqa: PLC0415
+  from jssl.finetune import probe_head  # noqa: PLC0415
+
+  class Features(nn.Module):  # features far from zero mean and unit scale, as an encoder's are
+    @nn.compact
+    def __call__(self, x, train):
+      return x.reshape(x.shape[0], -1) * 3.0 + 5.0
+
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 3, 96).astype(np.int32)
+  images = (rng.normal(size=(96, 2, 2, 1)) + labels[:, None, None, None] * [[[1.0], [0.0]], [[-1.0], [0.5]]]).astype(
+    np.float32
+  )
+  dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}).batch(32)
+  head = probe_head(Features(), {}, dataset, num_classes=3, batch_size=32, examples=64, seed=0)
+  assert head["kernel"].shape == (4, 3) and head["bias"].shape == (3,)
+
+  # Reference: the probe fit on the standardised features of the same first 64 images, in float64.
+  features = images.reshape(96, -1).astype(np.float64) * 3.0 + 5.0
+  train = features[:64]
+  standardised, _ = probes.standardize(train.astype(np.float32), train.astype(np.float32))
+  fit, _ = probes.fit_linear(standardised, labels[:64], num_classes=3, seed=0)
+  z = (features - train.mean(0)) / (train.std(0) + 1e-6)
+  expected = z @ fit.w.astype(np.float64) + fit.b
+  got = features @ np.asarray(head["kernel"], np.float64) + np.asarray(head["bias"], np.float64)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+  assert np.mean(np.argmax(got, -1) == labels) > 0.6  # the classes are separable: the head is not zeros
+
+
 def test_layer_decay_refuses_an_encoder_without_transformer_blocks(exported):
   from jssl.finetune import layer_decay_scales  # noqa: PLC0415
 
