@@ -1,10 +1,15 @@
-"""The demo: SimCLR on real Fashion-MNIST, sized to finish in about 12 minutes on 2 CPU cores.
+"""The demo: SimCLR on real Fashion-MNIST, long enough to beat the raw pixels (12 minutes on 2 CPU cores).
 
   jssl pretrain --config configs/simclr_fashion_mnist_cpu.py --workdir runs/demo
   jssl eval --workdir runs/demo
 
 A ResNet with one basic block per stage at width 16 (128 features), 28 px views
-(CIFAR stem), batch 256, AdamW, temperature 0.2, 1300 steps (5.5 epochs). `make demo` runs exactly this.
+(CIFAR stem), batch 256, AdamW, temperature 0.2, 400 steps (1.7 epochs). `make demo` runs
+exactly this: 12 min 19 s on a quiet 2-core VM (2026-12-04; pretraining 8 min at a median 214
+images/s, `jssl eval` 3.4 min with its pictures), linear 0.8569 against 0.8471 for the raw pixels.
+Shorter does not pay: 280 steps (to fit 10 minutes) probed at 0.8398, below the raw pixels.
+`--config.train.steps=800` (the best linear probe of the README's frontier, 0.869, ~16 min) or
+more runs it longer.
 """
 
 from jssl.config import default_config
@@ -29,7 +34,7 @@ def get_config():
   config.optim.weight_decay = 1e-4
   config.optim.warmup_epochs = 0.1
   config.train.batch_size = 256
-  config.train.steps = 1300
+  config.train.steps = 400
   config.train.log_every = 25
   config.train.checkpoint_every_steps = 200
   config.eval.batch_size = 1000
