@@ -4,8 +4,7 @@
 # EVAL_TRAIN_EXAMPLES training images, the linear probe's L2 chosen on 10% of those,
 # tested on the whole test split), then the fine-tune column: the exported encoder trained
 # end to end with configs/finetune_fashion_mnist.py:full (one epoch, the same rates for every
-# ResNet row; the ViT rows mae, simclr_vit and random_vit_tiny take :full_vit, MAE's layer
-# decay and weight decay). Rows random_resnet_tiny and random_vit_tiny fine-tune the same architectures from
+# row; FINETUNE_RECIPE=full_vit picks another variant of that file). Rows random_resnet_tiny and random_vit_tiny fine-tune the same architectures from
 # random init (they reuse the exports of the frame_order and mae rows, run those first), and
 # random_resnet_tiny_photos on the photos (the simclr_photos row's export).
 # Writes runs/table/<row>/ and prints one JSON line per row (wall and CPU time of the
@@ -35,9 +34,8 @@ args_for() {  # the pretrain arguments of a row
 }
 
 finetune() {  # workdir of a finished run, init (pretrained | random), fine-tune workdir
-  local data=() recipe=full  # the photo rows fine-tune on the photos they were probed on
+  local data=() recipe="${FINETUNE_RECIPE:-full}"  # the photo rows fine-tune on the photos they were probed on
   case "$(basename "$1")" in colorization|simclr_photos) data=(--config.data.source=sample_photos) ;; esac
-  case "$(basename "$1")" in mae|simclr_vit) recipe=full_vit ;; esac  # ViT encoders: MAE's layer decay
   [ -f "$1/encoder/jssl_encoder.json" ] || "$jssl" export --workdir "$1" --out "$1/encoder" --overwrite > /dev/null
   [ -f "$3/eval.json" ] || "$jssl" finetune --encoder "$1/encoder" --config "configs/finetune_fashion_mnist.py:$recipe" \
     --workdir "$3" --config.finetune.init="$2" "${data[@]}" > /dev/null
