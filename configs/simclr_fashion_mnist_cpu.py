@@ -7,7 +7,8 @@ A ResNet with one basic block per stage at width 16 (128 features), 28 px views
 (CIFAR stem), batch 256, AdamW, temperature 0.2, 400 steps (1.7 epochs). `make demo` runs
 exactly this: 12 min 19 s on a quiet 2-core VM (2026-12-04; pretraining 8 min at a median 214
 images/s, `jssl eval` 3.4 min with its pictures), linear 0.8569 against 0.8471 for the raw pixels.
-Shorter does not pay: 280 steps (to fit 10 minutes) probed at 0.8398, below the raw pixels.
+Shorter does not pay: 280 steps (meant to fit 10 minutes) probed at 0.8398, below the raw
+pixels.
 `--config.train.steps=800` (the best linear probe of the README's frontier, 0.869, ~16 min) or
 more runs it longer.
 """
