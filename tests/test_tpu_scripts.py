@@ -10,7 +10,12 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "tpu" / "tpu.sh"
-SHELL_SCRIPTS = [SCRIPT, REPO / "benchmarks" / "accelerator.sh", REPO / "benchmarks" / "task_table.sh"]
+SHELL_SCRIPTS = [
+  SCRIPT,
+  REPO / "benchmarks" / "accelerator.sh",
+  REPO / "benchmarks" / "task_table.sh",
+  REPO / "benchmarks" / "demo_frontier.sh",
+]
 
 
 def _dry_run(*args):
