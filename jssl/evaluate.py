@@ -216,7 +216,6 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
 
   pretrained = setup.task.encoder_variables(state.params, state.batch_stats, state.extra)
   channels = 3 if config.data.grayscale_to_rgb else source.channels
-  random_variables = random_init(encoder, image_size=size, channels=channels, seed=config.seed + 1)
   forward = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   paper = ev.protocol == "paper"
   results = {"step": int(step), "protocol": ev.protocol}
@@ -239,9 +238,12 @@ def evaluate(workdir: str | pathlib.Path, *, step: int | None = None, overrides:
     )
 
   kept = {}  # the pretrained encoder's and the raw pixels' (train, test) for the pictures
+  encoders = [("", pretrained)]
   # Baselines off: only the pretrained encoder (e.g. a run's earlier checkpoints, whose
   # random-init and raw-pixel scores would be the same each time).
-  for name, variables in (("", pretrained), ("random_init_", random_variables))[: 2 if ev.baselines else 1]:
+  if ev.baselines:
+    encoders.append(("random_init_", random_init(encoder, image_size=size, channels=channels, seed=config.seed + 1)))
+  for name, variables in encoders:
     train = extract_features(
       encoder,
       variables,

@@ -119,7 +119,6 @@ def _optimizer(
 
 
 INITS = ("pretrained", "random")
-HEAD_INITS = ("zeros", "linear_probe")
 
 
 def probe_head(model, variables, dataset, *, num_classes: int, batch_size: int, examples: int, seed: int) -> dict:
@@ -131,8 +130,7 @@ def probe_head(model, variables, dataset, *, num_classes: int, batch_size: int, 
   features, labels = extract_features(
     model, variables, dataset, batch_size=batch_size, limit=examples, desc="probe head"
   )
-  mean = features.mean(axis=0, dtype=np.float64)
-  scale = 1.0 / (features.std(axis=0, dtype=np.float64) + 1e-6)  # as probes.standardize
+  mean, scale = probes.standardization(features)
   standardised = ((features - mean) * scale).astype(np.float32)
   fit, _ = probes.fit_linear(standardised, labels, num_classes=num_classes, seed=seed)
   kernel = scale[:, None] * fit.w.astype(np.float64)
@@ -254,10 +252,14 @@ def finetune(
   started = time.perf_counter()
   batches = dataset.as_numpy_iterator()
   # miniters=1: the bar redraws on time, not on a step count learned from the first steps.
+  pending = None
   for i in tqdm(range(1, total_steps + 1), desc=f"finetune ({ft.mode})", unit="step", miniters=1):
     state, metrics = step(state, parallel.global_batch(next(batches), mesh))
-    # Wait for the step, so that the bar's rate and ETA are the steps' (dispatch runs ahead).
-    jax.block_until_ready(metrics["loss"])
+    # Wait for the step before, as the trainer does: the bar counts finished steps while one
+    # step stays queued behind the running one (dispatch otherwise races ahead of the bar).
+    if pending is not None:
+      jax.block_until_ready(pending)
+    pending = metrics["loss"]
     if i % ft.log_every == 0 or i == total_steps:
       writer.write(i, jax.device_get(metrics))
   writer.close()

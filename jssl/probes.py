@@ -110,12 +110,18 @@ def standardize(train_x, test_x, *, eps: float = 1e-6) -> tuple[np.ndarray, np.n
   test_x = _features(test_x, name="test_x", fn=fn)
   if train_x.shape[1] != test_x.shape[1]:
     raise ConfigError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
-  # Statistics accumulated in float64: a float32 sum over ~10^6 rows loses digits.
-  mean = train_x.mean(axis=0, dtype=np.float64)
-  std = train_x.std(axis=0, dtype=np.float64)
-  scale = (1.0 / (std + eps)).astype(np.float32)
-  mean = mean.astype(np.float32)
+  mean, scale = standardization(train_x, eps=eps)
+  mean, scale = mean.astype(np.float32), scale.astype(np.float32)
   return (train_x - mean) * scale, (test_x - mean) * scale
+
+
+def standardization(train_x: np.ndarray, *, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+  """``standardize``'s map as float64 ``(mean [F], scale [F])``: ``z = (x - mean) * scale``
+  with ``scale = 1 / (std + eps)`` (population std of ``train_x [N, F]``); for folding a
+  probe fit on ``z`` back onto raw features."""
+  # Accumulated in float64: a float32 sum over ~10^6 rows loses digits.
+  mean = train_x.mean(axis=0, dtype=np.float64)
+  return mean, 1.0 / (train_x.std(axis=0, dtype=np.float64) + eps)
 
 
 # ----------------------------------------------------------------------------------
