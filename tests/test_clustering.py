@@ -239,14 +239,17 @@ def test_swav_head_is_the_references_and_runs_once_on_every_crop():
   rng, step = jax.random.key(3), jnp.asarray(5, jnp.int32)
   loss, _ = jax.jit(task.loss)(state.params, state.batch_stats, state.extra, batch, rng, step)
 
-  large, small = task.resolutions(batch, rng)
   encoder, projector = task.model.encoder, task.model.head
   mutable = {"train": True, "mutable": ["batch_stats"]}
-  f_large, enc = encoder.apply({"params": params["encoder"], "batch_stats": stats["encoder"]}, large, **mutable)
-  f_small, _ = encoder.apply({"params": params["encoder"], "batch_stats": enc["batch_stats"]}, small, **mutable)
-  every = jnp.concatenate([f_large, f_small])
-  z, _ = projector.apply({"params": head, "batch_stats": stats["head"]}, every, **mutable)
-  z = np.asarray(z, np.float64)
+
+  @jax.jit  # one compile rather than every layer's ops one by one
+  def by_hand(batch):
+    large, small = task.resolutions(batch, rng)
+    f_large, enc = encoder.apply({"params": params["encoder"], "batch_stats": stats["encoder"]}, large, **mutable)
+    f_small, _ = encoder.apply({"params": params["encoder"], "batch_stats": enc["batch_stats"]}, small, **mutable)
+    return projector.apply({"params": head, "batch_stats": stats["head"]}, jnp.concatenate([f_large, f_small]), **mutable)[0]
+
+  z = np.asarray(by_hand(batch), np.float64)
   z /= np.linalg.norm(z, axis=1, keepdims=True)
   kernel = np.asarray(params["prototypes"]["kernel"], np.float64)
   scores = z @ (kernel / np.linalg.norm(kernel, axis=0))
@@ -258,7 +261,8 @@ def test_swav_head_is_the_references_and_runs_once_on_every_crop():
   np.testing.assert_allclose(loss, _swav_loss64(views, s.temperature, s.epsilon, s.sinkhorn_iterations), rtol=1e-4)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+# sgd slow: adamw runs the same reset (its moments), fast
+@pytest.mark.parametrize("optimizer", [pytest.param("sgd", marks=pytest.mark.slow), "adamw"])
 def test_deepcluster_refresh_gives_the_new_classifier_a_new_optimizer_state(optimizer):
   """After a clustering the classifier is new, and so is its optimizer state (the reference
   makes a new optimizer for its new top layer): its momentum / Adam moments restart at zero,

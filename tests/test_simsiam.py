@@ -167,6 +167,7 @@ def _train_tiny(stop_gradient: bool, *, steps=300, batch=64, lr=0.03):
 
 # 11 s in a session on the shared 2-core machine (two small compiles, 2 x 300 steps).
 # The faster check of the same switch: test_stop_gradient_setting_decides_whether_the_gradient_flows_through_z.
+@pytest.mark.slow  # fast cover: the stop-gradient tests above (the gradient through z is cut or not)
 def test_without_stop_gradient_simsiam_collapses_and_with_it_it_does_not():
   """The paper's ablation (Sec. 4.1, Fig. 2) at toy scale. Healthy L2-normalised outputs have
   ``embedding_std`` ~ 1/sqrt(D); without the stop-gradient the outputs collapse onto one
