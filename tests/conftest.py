@@ -21,10 +21,6 @@ import shutil
 import sys
 import tempfile
 
-# As jssl.data.tf_host does when it imports TensorFlow: TF's eager import of Keras (2-4 s in
-# every worker; test modules import TF directly) fails quietly. No test uses Keras.
-sys.modules.setdefault("keras.src.optimizers", None)
-
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 if "xla_backend_optimization_level" not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
@@ -40,6 +36,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import pathlib
 
 import pytest
+
+# As jssl.data.tf_host does when it imports TensorFlow: TF's eager import of Keras (2-4 s in
+# every worker; test modules import TF directly) fails quietly. No test uses Keras.
+sys.modules.setdefault("keras.src.optimizers", None)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

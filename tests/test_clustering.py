@@ -247,7 +247,8 @@ def test_swav_head_is_the_references_and_runs_once_on_every_crop():
     large, small = task.resolutions(batch, rng)
     f_large, enc = encoder.apply({"params": params["encoder"], "batch_stats": stats["encoder"]}, large, **mutable)
     f_small, _ = encoder.apply({"params": params["encoder"], "batch_stats": enc["batch_stats"]}, small, **mutable)
-    return projector.apply({"params": head, "batch_stats": stats["head"]}, jnp.concatenate([f_large, f_small]), **mutable)[0]
+    every = jnp.concatenate([f_large, f_small])
+    return projector.apply({"params": head, "batch_stats": stats["head"]}, every, **mutable)[0]
 
   z = np.asarray(by_hand(batch), np.float64)
   z /= np.linalg.norm(z, axis=1, keepdims=True)
