@@ -74,8 +74,11 @@ import json, pathlib, sys
 workdir = pathlib.Path(sys.argv[1])
 records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 last = records[-1]
-timing = json.loads((workdir / "pretrain_time").read_text().strip().splitlines()[-1])
-summary = {"run": workdir.name, "steps": last["step"], "pretrain_wall_s": round(timing["wall_s"]),
+# Empty when the first pretraining process was killed (/usr/bin/time wrote nothing): no timing then.
+lines = (workdir / "pretrain_time").read_text().strip().splitlines()
+timing = json.loads(lines[-1]) if lines else {"wall_s": None, "cpu_s": None}
+summary = {"run": workdir.name, "steps": last["step"],
+           "pretrain_wall_s": None if timing["wall_s"] is None else round(timing["wall_s"]),
            "pretrain_cpu_s": None if timing["cpu_s"] is None else round(timing["cpu_s"] + timing["sys_s"]),
            **{k: round(v, 4) for k, v in last.items() if k.startswith("holdout_") or k.endswith("accuracy")},
            **{k: round(v, 4) for k, v in json.loads((workdir / "eval.json").read_text()).items()
