@@ -37,11 +37,21 @@ import pathlib
 
 import pytest
 
+from jssl.data.tf_host import KERAS_EAGER_IMPORT  # importing tf_host does not import TF
+
 # As jssl.data.tf_host does when it imports TensorFlow: TF's eager import of Keras (2-4 s in
 # every worker; test modules import TF directly) fails quietly. No test uses Keras.
-sys.modules.setdefault("keras.src.optimizers", None)
+sys.modules.setdefault(KERAS_EAGER_IMPORT, None)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def first_updates(tx, grads, params):
+  """The updates of optimizer ``tx``'s first step from ``grads`` at ``params``, jitted: one
+  compile instead of the optimizer chain's ops compiled one by one (seconds on 2 cores)."""
+  import jax  # noqa: PLC0415  (conftest stays light: JAX's flags are set above)
+
+  return jax.jit(lambda g, p: tx.update(g, tx.init(p), p)[0])(grads, params)
 
 
 @pytest.fixture

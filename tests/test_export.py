@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, first_updates
 from PIL import Image
 from random_runs import write_random_run
 
@@ -485,13 +485,9 @@ def test_layer_decay_scales_a_vits_updates_block_by_block_from_the_top():
   ft.mode, ft.lr, ft.encoder_lr_multiplier, ft.weight_decay = "full", 0.1, 1.0, 0.05
   full = {"encoder": params, "head": {"kernel": jnp.ones((192, 4)), "bias": jnp.ones((4,))}}
   grads = jax.tree.map(lambda leaf: jnp.full(leaf.shape, 0.3), full)
-
-  def first_updates(tx):  # jitted: one compile, not the optimizer chain's ops one by one
-    return jax.jit(lambda g, p: tx.update(g, tx.init(p), p)[0])(grads, full)
-
-  plain_updates = first_updates(_optimizer(ft, 10, params))
+  plain_updates = first_updates(_optimizer(ft, 10, params), grads, full)
   ft.layer_decay = 0.5
-  updates = first_updates(_optimizer(ft, 10, params))
+  updates = first_updates(_optimizer(ft, 10, params), grads, full)
   for name, factor in expected.items():
     for got, plain_update in zip(
       jax.tree.leaves(updates["encoder"][name]), jax.tree.leaves(plain_updates["encoder"][name])

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, first_updates
 
 from jssl import cli, parallel, train
 from jssl.config import load_config
@@ -197,8 +197,7 @@ def test_encoder_position_embeddings_start_as_sine_cosine_and_stay_fixed(kind):
   table = sincos_2d(pos_embed.shape[-1], (4, 4))[None]  # 16 px images in 4 px patches
   assert np.array_equal(pos_embed, table) == (kind == "sincos")
   grads = jax.tree.map(np.ones_like, params)
-  # Jitted: one compile instead of the optimizer chain's ops one by one (seconds on 2 cores).
-  updates = jax.jit(lambda g, p: setup.tx.update(g, setup.tx.init(p), p)[0])(grads, params)
+  updates = first_updates(setup.tx, grads, params)
   leaves = jax.tree_util.tree_leaves_with_path(updates)
   moved = {"/".join(k.key for k in path): bool(np.any(leaf != 0)) for path, leaf in leaves}
   assert moved.pop("encoder/patch_embed/pos_embed") == (kind == "learned")

@@ -38,7 +38,7 @@ def _options() -> tf.data.Options:
   return options
 
 
-def _traced(fn):
+def _without_autograph(fn):
   """``fn`` for ``Dataset.map`` without AutoGraph: the augmentations and tasks branch with
   explicit ``tf.cond``/``tf.switch_case`` (Python ``if`` only on static values), so AutoGraph's
   source rewriting of every function they call (~4 s per pipeline) buys nothing."""
@@ -108,7 +108,7 @@ def pretrain_dataset(
       out["index"] = tf.cast(example["index"], tf.int32)
     return out
 
-  ds = ds.map(_traced(make), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(_without_autograph(make), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
@@ -133,5 +133,5 @@ def eval_dataset(
     image = augment.center_resize(image, image_size=image_size, crop_fraction=crop_fraction)
     return {"image": image, "label": tf.cast(example["label"], tf.int32)}
 
-  ds = ds.map(_traced(make), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(_without_autograph(make), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())

@@ -38,20 +38,20 @@ def load() -> types.ModuleType:
 # TensorFlow's __init__ imports this eagerly (to register Keras optimizers for SavedModel),
 # pulling in all of Keras and, through its wrappers, scikit-learn: 2-4 s of every start-up,
 # none of it used by tf.data or summaries. TF skips it on ImportError.
-_KERAS_EAGER_IMPORT = "keras.src.optimizers"
+KERAS_EAGER_IMPORT = "keras.src.optimizers"
 
 
 def _import_tensorflow_without_keras() -> types.ModuleType:
   """``import tensorflow`` with its eager Keras import made to fail, then unblocked, so that a
   program that uses Keras later imports it as usual."""
-  blocked = _KERAS_EAGER_IMPORT not in sys.modules
+  blocked = KERAS_EAGER_IMPORT not in sys.modules
   if blocked:
-    sys.modules[_KERAS_EAGER_IMPORT] = None  # an import of a None entry raises ImportError
+    sys.modules[KERAS_EAGER_IMPORT] = None  # an import of a None entry raises ImportError
   try:
     import tensorflow  # noqa: PLC0415  (the one place jssl imports it)
   finally:
-    if blocked and sys.modules.get(_KERAS_EAGER_IMPORT, False) is None:
-      del sys.modules[_KERAS_EAGER_IMPORT]
+    if blocked and sys.modules.get(KERAS_EAGER_IMPORT, False) is None:
+      del sys.modules[KERAS_EAGER_IMPORT]
   return tensorflow
 
 
