@@ -99,10 +99,10 @@ def probe_scores(train, test, *, num_classes: int, config, linear: bool = True) 
   scores = {}
   if linear:
     scores = _converged_linear(train, test, num_classes=num_classes, config=config)
-  for k in config.knn_ks:
-    scores[f"knn_k{k}_top1"] = probes.knn_top1(
-      train[0], train[1], test[0], test[1], num_classes=num_classes, k=k, temperature=config.knn_temperature
-    )
+  knn = probes.knn_top1s(
+    *train, *test, num_classes=num_classes, ks=tuple(config.knn_ks), temperature=config.knn_temperature
+  )
+  scores.update({f"knn_k{k}_top1": top1 for k, top1 in knn.items()})
   return scores
 
 

@@ -518,29 +518,38 @@ def _l2_normalize(x):
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-24))
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "k", "chunk_size"))
-def _knn_predict(train_x, train_y, test_x, temperature, *, num_classes, k, chunk_size):
-  """Predicted classes ``[N_test]`` int32; ``N_test`` must be a multiple of chunk_size."""
+@functools.partial(jax.jit, static_argnames=("num_classes", "ks", "chunk_size"))
+def _knn_predict(train_x, train_y, test_x, temperature, *, num_classes, ks, chunk_size):
+  """Predicted classes ``[len(ks), N_test]`` int32, one row per k in ``ks`` (each at most
+  N_train); ``N_test`` must be a multiple of chunk_size. The similarities and the top
+  ``max(ks)`` neighbours are computed once for every k."""
   train_n = _l2_normalize(train_x)  # [N_train, F]
   chunks = test_x.reshape(-1, chunk_size, test_x.shape[1])  # [num_chunks, chunk, F]
+  k_max = max(ks)
 
   def predict_chunk(chunk):
     # Only [chunk, N_train] similarities exist at a time: lax.map runs chunks in sequence.
     sims = _l2_normalize(chunk) @ train_n.T  # [chunk, N_train]
-    top_sims, top_idx = jax.lax.top_k(sims, k)  # [chunk, k] each
+    top_sims, top_idx = jax.lax.top_k(sims, k_max)  # [chunk, k_max] each, most similar first
     # exp(s / T) overflows float32 once s / T > ~88 (e.g. T = 0.01). Subtracting each
     # row's best similarity rescales that row's votes by a positive constant, which
     # leaves the argmax unchanged. Take it with max(), not top_sims[:, :1]: on XLA:CPU
-    # a slice of the top_k output turns top_k back into a full sort (~20x slower).
+    # a slice of the top_k output turns top_k back into a full sort (~20x slower); a
+    # smaller k likewise masks the votes past its k-th place rather than slicing.
     best = jnp.max(top_sims, axis=-1, keepdims=True)
     weights = jnp.exp((top_sims - best) / temperature)
     rows = jnp.arange(chunk_size)[:, None]
-    # Scatter-add rather than one_hot: [chunk, k, C] would be ~800 MB at k=200, C=1000.
-    votes = jnp.zeros((chunk_size, num_classes), jnp.float32)
-    votes = votes.at[rows, train_y[top_idx]].add(weights)
-    return jnp.argmax(votes, axis=-1).astype(jnp.int32)
+    rank = jnp.arange(k_max)
+    predictions = []
+    for k in ks:
+      # Scatter-add rather than one_hot: [chunk, k, C] would be ~800 MB at k=200, C=1000.
+      votes = jnp.zeros((chunk_size, num_classes), jnp.float32)
+      votes = votes.at[rows, train_y[top_idx]].add(jnp.where(rank < k, weights, 0.0))
+      predictions.append(jnp.argmax(votes, axis=-1).astype(jnp.int32))
+    return jnp.stack(predictions)  # [len(ks), chunk]
 
-  return jax.lax.map(predict_chunk, chunks).reshape(-1)
+  per_chunk = jax.lax.map(predict_chunk, chunks)  # [num_chunks, len(ks), chunk]
+  return jnp.moveaxis(per_chunk, 1, 0).reshape(len(ks), -1)
 
 
 def _check_knn_hparams(*, num_classes, k, temperature, chunk_size, fn):
@@ -554,10 +563,10 @@ def _check_knn_hparams(*, num_classes, k, temperature, chunk_size, fn):
     raise ConfigError(f"{fn}: chunk_size must be a positive integer, got {chunk_size}.")
 
 
-def _knn(train_x, train_y, test_x, *, num_classes, k, temperature, chunk_size):
-  """Predictions on already-validated float32 / int32 NumPy arrays."""
+def _knn(train_x, train_y, test_x, *, num_classes, ks, temperature, chunk_size):
+  """Predictions ``[len(ks), N_test]`` on already-validated float32 / int32 NumPy arrays."""
   num_test = test_x.shape[0]
-  k = min(int(k), train_x.shape[0])
+  ks = tuple(min(int(k), train_x.shape[0]) for k in ks)
   chunk_size = min(int(chunk_size), num_test)  # a small test set needs no padding
   # Pad with zero rows to whole chunks so every chunk has one static shape; the
   # padded rows' predictions are dropped below.
@@ -569,10 +578,10 @@ def _knn(train_x, train_y, test_x, *, num_classes, k, temperature, chunk_size):
     jnp.asarray(test_x),
     jnp.float32(temperature),
     num_classes=int(num_classes),
-    k=k,
+    ks=ks,
     chunk_size=chunk_size,
   )
-  return np.asarray(pred)[:num_test]
+  return np.asarray(pred)[:, :num_test]
 
 
 def knn_predict(
@@ -590,7 +599,10 @@ def knn_predict(
   if train_x.shape[1] != test_x.shape[1]:
     raise ConfigError(f"{fn}: train_x has {train_x.shape[1]} features but test_x has {test_x.shape[1]}.")
   train_y = _labels(train_y, name="train_y", n=train_x.shape[0], num_classes=int(num_classes), fn=fn)
-  return _knn(train_x, train_y, test_x, num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size)
+  pred = _knn(
+    train_x, train_y, test_x, num_classes=num_classes, ks=(k,), temperature=temperature, chunk_size=chunk_size
+  )
+  return pred[0]
 
 
 def knn_top1(
@@ -622,8 +634,42 @@ def knn_top1(
     ValueError: on empty or mismatched arrays, non-integer or out-of-range labels,
       non-finite features, k < 1, temperature <= 0 or chunk_size < 1.
   """
-  fn = "knn_top1"
-  _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size, fn=fn)
+  return _knn_top1s(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    num_classes=num_classes,
+    ks=(k,),
+    temperature=temperature,
+    chunk_size=chunk_size,
+    fn="knn_top1",
+  )[k]
+
+
+def knn_top1s(
+  train_x, train_y, test_x, test_y, *, num_classes: int, ks=(200, 20), temperature: float = 0.1, chunk_size: int = 1024
+) -> dict[int, float]:
+  """``{k: knn_top1(..., k=k)}`` for every k in ``ks``, with the similarities and the
+  top ``max(ks)`` neighbours computed once (a pass over ``[N_test, N_train]`` per call, not per k)."""
+  return _knn_top1s(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    num_classes=num_classes,
+    ks=tuple(ks),
+    temperature=temperature,
+    chunk_size=chunk_size,
+    fn="knn_top1s",
+  )
+
+
+def _knn_top1s(train_x, train_y, test_x, test_y, *, num_classes, ks, temperature, chunk_size, fn) -> dict[int, float]:
+  if not ks:
+    raise ConfigError(f"{fn}: ks must name at least one k.")
+  for k in ks:
+    _check_knn_hparams(num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size, fn=fn)
   train_x, train_y, test_x, test_y = _check_pair(train_x, train_y, test_x, test_y, num_classes=num_classes, fn=fn)
-  pred = _knn(train_x, train_y, test_x, num_classes=num_classes, k=k, temperature=temperature, chunk_size=chunk_size)
-  return float(np.mean(pred == test_y))
+  pred = _knn(train_x, train_y, test_x, num_classes=num_classes, ks=ks, temperature=temperature, chunk_size=chunk_size)
+  return {k: float(np.mean(row == test_y)) for k, row in zip(ks, pred, strict=True)}

@@ -12,7 +12,7 @@ from jssl import probes
 from jssl.config import default_config
 from jssl.data import sources
 from jssl.data.sources import make_source
-from jssl.probes import fit_linear, knn_predict, knn_top1, linear_probe, standardize
+from jssl.probes import fit_linear, knn_predict, knn_top1, knn_top1s, linear_probe, standardize
 
 
 def _clusters(rng, *, n, num_classes, dim, spread, noise=1.0):
@@ -128,6 +128,18 @@ def test_knn_matches_float64_reference(knn_data, k, temperature, chunk_size):
   assert 0.3 < top1 < 1.0  # the data make the comparison non-trivial
 
 
+def test_several_ks_in_one_pass_match_the_reference_for_each_k(knn_data):
+  # One top-max(ks) pass serves every k: each k's votes stop at its own k-th neighbour.
+  train_x, train_y, test_x, test_y = knn_data
+  ks = (200, 3, 20, 500)  # unsorted, and 500 > N_train = 300 (clipped)
+  top1 = knn_top1s(train_x, train_y, test_x, test_y, num_classes=5, ks=ks, temperature=0.2, chunk_size=40)
+  assert list(top1) == list(ks)
+  for k in ks:
+    expected = _knn_reference(train_x, train_y, test_x, num_classes=5, k=k, temperature=0.2)
+    assert top1[k] == pytest.approx(np.mean(expected == test_y), abs=1e-12), k
+  assert len({top1[k] for k in ks}) > 1  # the ks disagree on these data: no k borrows another's votes
+
+
 def test_knn_is_invariant_to_rescaling_features(knn_data):
   train_x, train_y, test_x, test_y = knn_data
   rng = np.random.default_rng(2)
@@ -187,7 +199,7 @@ def test_knn_top_k_is_not_lowered_to_a_full_sort():
   # On XLA:CPU, slicing the top_k output makes XLA sort every [chunk, N_train] row
   # (~25x slower at 60k train points). Guard the fast TopK lowering.
   args = (jnp.zeros((64, 8)), jnp.zeros((64,), jnp.int32), jnp.zeros((32, 8)), 0.1)
-  hlo = probes._knn_predict.lower(*args, num_classes=3, k=5, chunk_size=16).compile().as_text()
+  hlo = probes._knn_predict.lower(*args, num_classes=3, ks=(5, 2), chunk_size=16).compile().as_text()
   assert " sort(" not in hlo
 
 
