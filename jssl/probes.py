@@ -634,17 +634,7 @@ def knn_top1(
     ValueError: on empty or mismatched arrays, non-integer or out-of-range labels,
       non-finite features, k < 1, temperature <= 0 or chunk_size < 1.
   """
-  return _knn_top1s(
-    train_x,
-    train_y,
-    test_x,
-    test_y,
-    num_classes=num_classes,
-    ks=(k,),
-    temperature=temperature,
-    chunk_size=chunk_size,
-    fn="knn_top1",
-  )[k]
+  return _knn_top1s(train_x, train_y, test_x, test_y, num_classes, (k,), temperature, chunk_size, "knn_top1")[k]
 
 
 def knn_top1s(
@@ -652,20 +642,11 @@ def knn_top1s(
 ) -> dict[int, float]:
   """``{k: knn_top1(..., k=k)}`` for every k in ``ks``, with the similarities and the
   top ``max(ks)`` neighbours computed once (a pass over ``[N_test, N_train]`` per call, not per k)."""
-  return _knn_top1s(
-    train_x,
-    train_y,
-    test_x,
-    test_y,
-    num_classes=num_classes,
-    ks=tuple(ks),
-    temperature=temperature,
-    chunk_size=chunk_size,
-    fn="knn_top1s",
-  )
+  return _knn_top1s(train_x, train_y, test_x, test_y, num_classes, tuple(ks), temperature, chunk_size, "knn_top1s")
 
 
-def _knn_top1s(train_x, train_y, test_x, test_y, *, num_classes, ks, temperature, chunk_size, fn) -> dict[int, float]:
+def _knn_top1s(train_x, train_y, test_x, test_y, num_classes, ks, temperature, chunk_size, fn) -> dict[int, float]:
+  """``knn_top1s`` with ``fn``, the public name that errors carry."""
   if not ks:
     raise ConfigError(f"{fn}: ks must name at least one k.")
   for k in ks:
